@@ -1,0 +1,87 @@
+"""Model plumbing shared by the compression techniques: cloning and walking.
+
+Every public entry point that rewrites a model (`prune_low_magnitude`,
+`strip_pruning`, ...) clones it with `keras.models.clone_model` and a
+`clone_function`, so the user's model is never modified. `clone_model` alone
+re-initializes weights; `clone_layer` copies them.
+"""
+
+import keras
+# Keras does not export the Functional class; it is the only reliable way to
+# tell a graph-built model from a subclassed one.
+from keras.src.models.functional import Functional
+
+
+def is_graph_model(model):
+    """Whether `model` is a Sequential or functional model (clonable)."""
+    return isinstance(model, (keras.Sequential, Functional))
+
+
+def iter_layers(model):
+    """All layers of `model`, nested sub-models flattened, depth first."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from iter_layers(layer)
+
+
+def clone_layer(layer, weights=None):
+    """A new layer with `layer`'s config, built the same, holding its weights.
+
+    Args:
+        layer: a Keras layer.
+        weights: optional list of numpy arrays to load instead of the layer's
+            own weights (same order as `layer.get_weights()`).
+    """
+    new = layer.__class__.from_config(layer.get_config())
+    build_config = layer.get_build_config()
+    if layer.built and build_config:
+        new.build_from_config(build_config)
+    values = layer.get_weights() if weights is None else weights
+    if values:
+        new.set_weights(values)
+    return new
+
+
+def _subclassed_error(model, verb, per_layer_hint):
+    return ValueError(
+        f"Received: a subclassed model '{model.name}' of type "
+        f"{type(model).__name__}. Expected a Sequential or functional model: "
+        f"{verb} rewrites a model by cloning it, and Keras cannot clone a "
+        f"subclassed model. Instead, {per_layer_hint}"
+    )
+
+
+def check_model_argument(obj, argument, verb, per_layer_hint):
+    """Raises a named error unless `obj` is a layer, list of layers or model."""
+    if isinstance(obj, keras.Model) and not is_graph_model(obj):
+        raise _subclassed_error(obj, verb, per_layer_hint)
+    if not isinstance(obj, (keras.layers.Layer, list, tuple)):
+        raise ValueError(
+            f"Received: {argument}={obj!r} of type {type(obj).__name__}. "
+            "Expected a keras.layers.Layer, a list of layers, or a Sequential "
+            "or functional keras.Model."
+        )
+
+
+def transform_model(model, layer_fn):
+    """Clones `model`, nested models included, replacing each layer.
+
+    Args:
+        model: a Sequential or functional model. It is not modified.
+        layer_fn: `layer -> new layer`. It must return a new object (use
+            `clone_layer` for layers it leaves alone).
+
+    Returns:
+        The new model, with the same name.
+    """
+
+    def clone_function(layer):
+        if isinstance(layer, keras.Model):
+            return transform_model(layer, layer_fn)
+        return layer_fn(layer)
+
+    new = keras.models.clone_model(model, clone_function=clone_function)
+    # clone_model builds a new graph; the names stay the user's.
+    new.name = model.name
+    return new

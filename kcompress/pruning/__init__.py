@@ -1,0 +1,36 @@
+"""Magnitude pruning during `fit`, with TFMOT's names and semantics.
+
+Typical use::
+
+    import kcompress as kc
+
+    pruned = kc.pruning.prune_low_magnitude(
+        model, kc.pruning.PolynomialDecay(0.0, 0.8, begin_step=0, end_step=400))
+    pruned.compile(...)
+    pruned.fit(x, y, callbacks=[kc.pruning.UpdatePruningStep()])
+    final = kc.pruning.strip_pruning(pruned)
+"""
+
+from kcompress.pruning.prunable_layer import PrunableLayer
+from kcompress.pruning.prune import prune_low_magnitude
+from kcompress.pruning.prune import pruning_wrappers
+from kcompress.pruning.prune import strip_pruning
+from kcompress.pruning.pruning_callbacks import PruningSummaries
+from kcompress.pruning.pruning_callbacks import UpdatePruningStep
+from kcompress.pruning.pruning_schedule import ConstantSparsity
+from kcompress.pruning.pruning_schedule import PolynomialDecay
+from kcompress.pruning.pruning_schedule import PruningSchedule
+from kcompress.pruning.pruning_wrapper import PruneLowMagnitude
+
+__all__ = [
+    "ConstantSparsity",
+    "PolynomialDecay",
+    "PrunableLayer",
+    "PruneLowMagnitude",
+    "PruningSchedule",
+    "PruningSummaries",
+    "UpdatePruningStep",
+    "prune_low_magnitude",
+    "pruning_wrappers",
+    "strip_pruning",
+]

@@ -1,0 +1,154 @@
+"""Pure mask functions: weight tensor in, 0/1 mask of the same shape out.
+
+Every function here is written in `keras.ops`, has no state and is safe to
+trace under XLA (`jit_compile=True`): the number of weights to prune may be a
+traced tensor, so the masks are built from ranks (a double `argsort`) rather
+than from `top_k` with a dynamic `k`. Ranking also makes the zero count exact,
+whatever the ties between magnitudes.
+"""
+
+import math
+
+from keras import ops
+
+BLOCK_POOLING_TYPES = ("AVG", "MAX")
+
+
+def _rank_mask(scores, num_zeros):
+    """1 where an entry of the last axis is not among its `num_zeros` smallest.
+
+    Args:
+        scores: tensor whose last axis holds the candidates.
+        num_zeros: scalar (Python or tensor) count of entries to zero per row.
+
+    Returns:
+        A tensor of `scores.dtype`, 0 for pruned entries and 1 for kept ones.
+    """
+    order = ops.argsort(scores, axis=-1)
+    ranks = ops.argsort(order, axis=-1)
+    num_zeros = ops.cast(num_zeros, ranks.dtype)
+    return ops.cast(ops.greater_equal(ranks, num_zeros), scores.dtype)
+
+
+def num_zeros_for(size, sparsity):
+    """The number of weights to zero so that `size` weights reach `sparsity`.
+
+    Follows TFMOT: keep `round(size * (1 - sparsity))` weights.
+    """
+    sparsity = ops.cast(sparsity, "float32")
+    keep = ops.round(ops.multiply(float(size), ops.subtract(1.0, sparsity)))
+    return ops.subtract(size, ops.cast(keep, "int32"))
+
+
+def magnitude_mask(weight, sparsity):
+    """Zeroes the `sparsity` fraction of `weight` with the smallest magnitude.
+
+    Args:
+        weight: a tensor of any shape.
+        sparsity: scalar in [0, 1), a float or a tensor.
+
+    Returns:
+        A mask of the shape and dtype of `weight`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> w = np.array([[0.1, -3.0], [2.0, -0.2]], "float32")
+    >>> ops.convert_to_numpy(magnitude_mask(w, 0.5)).tolist()
+    [[0.0, 1.0], [1.0, 0.0]]
+    """
+    size = math.prod(weight.shape)
+    flat = ops.reshape(ops.abs(weight), (size,))
+    mask = _rank_mask(flat, num_zeros_for(size, sparsity))
+    return ops.reshape(mask, weight.shape)
+
+
+def block_mask(weight, sparsity, block_size=(1, 1), pooling_type="AVG"):
+    """Magnitude mask over blocks of a 2D view of `weight`.
+
+    The weight is viewed as `(prod(shape[:-1]), shape[-1])` (inputs by output
+    channels), padded to whole blocks, and each `block_size` block is scored by
+    the average (or maximum) magnitude of its entries. Whole blocks are pruned.
+
+    Args:
+        weight: a tensor of rank 1 or more.
+        sparsity: scalar in [0, 1): the fraction of blocks to zero.
+        block_size: `(rows, cols)` of one block.
+        pooling_type: `"AVG"` or `"MAX"`.
+
+    Returns:
+        A mask of the shape and dtype of `weight`.
+    """
+    block_rows, block_cols = block_size
+    if (block_rows, block_cols) == (1, 1):
+        return magnitude_mask(weight, sparsity)
+    shape = tuple(weight.shape)
+    cols = shape[-1]
+    rows = math.prod(shape[:-1])
+    padded_rows = -(-rows // block_rows) * block_rows
+    padded_cols = -(-cols // block_cols) * block_cols
+    view = ops.reshape(ops.abs(weight), (rows, cols))
+    view = ops.pad(view, ((0, padded_rows - rows), (0, padded_cols - cols)))
+    blocks = ops.reshape(
+        view,
+        (padded_rows // block_rows, block_rows, padded_cols // block_cols,
+         block_cols),
+    )
+    pool = ops.mean if pooling_type == "AVG" else ops.max
+    scores = pool(blocks, axis=(1, 3))
+    grid = scores.shape
+    num_blocks = grid[0] * grid[1]
+    flat = ops.reshape(scores, (num_blocks,))
+    kept = ops.reshape(_rank_mask(flat, num_zeros_for(num_blocks, sparsity)),
+                       grid)
+    kept = ops.repeat(ops.repeat(kept, block_rows, axis=0), block_cols, axis=1)
+    return ops.reshape(kept[:rows, :cols], shape)
+
+
+def m_by_n_mask(weight, m_by_n=(2, 4), axis=-2):
+    """Zeroes the `m` smallest of every `n` consecutive weights along `axis`.
+
+    `axis` is the reduction (input-channel) axis, the one sparse kernels group
+    along. Like TFMOT, a trailing partial group is padded: the padding counts
+    among the zeros, so such a group keeps at most `n - m` real weights.
+
+    Args:
+        weight: a tensor of rank 2 or more.
+        m_by_n: `(m, n)` with `0 < m < n`: `m` zeros in every `n` weights.
+        axis: the axis the groups run along.
+
+    Returns:
+        A mask of the shape and dtype of `weight`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> w = np.array([[1.0], [-4.0], [0.5], [3.0]], "float32")
+    >>> ops.convert_to_numpy(m_by_n_mask(w, (2, 4), axis=0)).ravel().tolist()
+    [0.0, 1.0, 0.0, 1.0]
+    """
+    num_zeros, group = m_by_n
+    rank = len(weight.shape)
+    axis = axis % rank
+    perm = [i for i in range(rank) if i != axis] + [axis]
+    moved = ops.transpose(ops.abs(weight), perm)
+    moved_shape = tuple(moved.shape)
+    channels = moved_shape[-1]
+    padded = -(-channels // group) * group
+    rows = math.prod(moved_shape[:-1])
+    flat = ops.reshape(moved, (rows, channels))
+    # Padding scores below any magnitude, so it is always pruned first.
+    flat = ops.pad(flat, ((0, 0), (0, padded - channels)), constant_values=-1)
+    groups = ops.reshape(flat, (rows, padded // group, group))
+    mask = ops.reshape(_rank_mask(groups, num_zeros), (rows, padded))
+    mask = ops.reshape(mask[:, :channels], moved_shape)
+    inverse = [perm.index(i) for i in range(rank)]
+    return ops.cast(ops.transpose(mask, inverse), weight.dtype)
+
+
+def sparsity_of(mask):
+    """The fraction of zeros in a mask or weight, as a Python float."""
+    values = ops.convert_to_numpy(mask)
+    if values.size == 0:
+        return 0.0
+    return float((values == 0).sum() / values.size)

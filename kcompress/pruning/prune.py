@@ -1,0 +1,192 @@
+"""Entry points: `prune_low_magnitude` and `strip_pruning`."""
+
+import logging
+
+import keras
+import numpy as np
+
+from kcompress import _model_utils
+from kcompress.pruning import prunable_layer
+from kcompress.pruning.pruning_wrapper import PruneLowMagnitude
+
+__all__ = ["prune_low_magnitude", "strip_pruning", "pruning_wrappers"]
+
+_PER_LAYER_HINT = (
+    "wrap the prunable layers where your model creates them, e.g. "
+    "`self.dense = kcompress.pruning.prune_low_magnitude(keras.layers.Dense("
+    "64), pruning_schedule=...)` in `__init__`, and train with "
+    "`kcompress.pruning.UpdatePruningStep()`."
+)
+
+
+def pruning_wrappers(model):
+    """All `PruneLowMagnitude` layers in `model`, nested models included."""
+    if isinstance(model, PruneLowMagnitude):
+        return [model]
+    if not isinstance(model, keras.Model):
+        return []
+    return [layer for layer in _model_utils.iter_layers(model)
+            if isinstance(layer, PruneLowMagnitude)]
+
+
+def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1),
+                        block_pooling_type="AVG", sparsity_m_by_n=None,
+                        **kwargs):
+    """Makes a layer or model prune its weights by magnitude during `fit`.
+
+    Accepts what TFMOT's function of the same name accepts:
+
+    - a layer: returns it wrapped in `PruneLowMagnitude` (for building models);
+    - a list of layers: returns the list, each wrapped;
+    - a Sequential or functional model, nested models included: returns a
+      clone in which every prunable layer (Dense, EinsumDense, Conv1D/2D/3D,
+      the transposed convs, DepthwiseConv1D/2D, SeparableConv1D/2D, Embedding
+      and `PrunableLayer`s) is wrapped, with the trained weights copied. Other
+      layers are copied unchanged. The input model is not modified.
+
+    Train the result with `UpdatePruningStep()` in the callbacks of `fit`,
+    then call `strip_pruning` before export.
+
+    Args:
+        to_prune: a layer, a list of layers, or a Sequential or functional
+            model.
+        pruning_schedule: a `PruningSchedule` or a callable
+            `step -> (should_update, sparsity)`. Defaults to
+            `ConstantSparsity(0.5, begin_step=0)` (a new one per layer).
+        block_size: `(rows, cols)` of blocks pruned together.
+        block_pooling_type: `"AVG"` or `"MAX"`.
+        sparsity_m_by_n: `(m, n)`, e.g. `(2, 4)`, for M:N sparsity along the
+            input-channel axis. On a model, layers whose weights have no such
+            axis (depthwise, embedding, einsum) are left dense with a warning.
+        **kwargs: passed to each `PruneLowMagnitude` (a layer argument only).
+
+    Returns:
+        The wrapped layer, list of layers, or a new model.
+
+    Example:
+
+    >>> import keras
+    >>> from kcompress.pruning import PolynomialDecay
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+    ...                           keras.layers.Dense(2)])
+    >>> pruned = prune_low_magnitude(
+    ...     model, PolynomialDecay(0.0, 0.8, begin_step=0, end_step=100))
+    >>> [type(layer).__name__ for layer in pruned.layers]
+    ['PruneLowMagnitude', 'PruneLowMagnitude']
+    """
+    _model_utils.check_model_argument(to_prune, "to_prune",
+                                      "prune_low_magnitude", _PER_LAYER_HINT)
+    options = dict(block_size=block_size,
+                   block_pooling_type=block_pooling_type,
+                   sparsity_m_by_n=sparsity_m_by_n)
+
+    def wrap(layer):
+        return PruneLowMagnitude(layer, pruning_schedule=pruning_schedule,
+                                 **options, **kwargs)
+
+    if isinstance(to_prune, (list, tuple)):
+        return [wrap(layer) for layer in to_prune]
+    if not isinstance(to_prune, keras.Model):
+        return wrap(to_prune)
+
+    model = to_prune
+    if kwargs:
+        raise ValueError(
+            f"Received: {sorted(kwargs)} with a model. Expected only the "
+            "pruning arguments; layer arguments such as `name` apply to a "
+            "single layer."
+        )
+    if pruning_wrappers(model):
+        raise ValueError(
+            f"Model '{model.name}' is already pruned: it holds "
+            "PruneLowMagnitude layers. Call strip_pruning(model) first to "
+            "prune it again with another schedule."
+        )
+    if not model.built:
+        raise ValueError(
+            f"Model '{model.name}' is not built. Build it (give it an Input "
+            "or call it on data) before pruning, so its weights exist."
+        )
+    wrapped, skipped = [], []
+
+    def clone_function(layer):
+        new = _model_utils.clone_layer(layer)
+        if not prunable_layer.is_prunable(layer):
+            return new
+        if sparsity_m_by_n and not _supports_m_by_n(new):
+            skipped.append(layer.name)
+            return new
+        wrapped.append(layer.name)
+        return PruneLowMagnitude(new, pruning_schedule=pruning_schedule,
+                                 name=f"prune_low_magnitude_{layer.name}",
+                                 **options)
+
+    pruned = _model_utils.transform_model(model, clone_function)
+    if skipped:
+        logging.warning(
+            "sparsity_m_by_n=%s left these layers dense, having no "
+            "input-channel axis to group along: %s", sparsity_m_by_n,
+            ", ".join(skipped))
+    if not wrapped:
+        raise ValueError(
+            f"Model '{model.name}' has no prunable layers. Prunable layers: "
+            f"{', '.join(prunable_layer.SUPPORTED_LAYERS)}, or any layer "
+            "implementing kcompress.pruning.PrunableLayer."
+        )
+    return pruned
+
+
+def _supports_m_by_n(layer):
+    return all(prunable_layer.group_axis(layer, w) is not None
+               for w in prunable_layer.prunable_weights(layer))
+
+
+def _strip_wrapper(wrapper):
+    """A plain copy of the wrapped layer with `weight * mask` baked in."""
+    inner = wrapper.layer
+    masked = {id(w): keras.ops.convert_to_numpy(value)
+              for w, value in wrapper.masked_weights()}
+    values = [masked.get(id(v), np.asarray(keras.ops.convert_to_numpy(v)))
+              for v in inner.weights]
+    return _model_utils.clone_layer(inner, weights=values)
+
+
+def strip_pruning(model):
+    """Removes the pruning wrappers, keeping the zeros they made.
+
+    Args:
+        model: a model (or a single `PruneLowMagnitude` layer) from
+            `prune_low_magnitude`. It is not modified.
+
+    Returns:
+        A new model with the original architecture and plain Keras layers,
+        whose pruned weights are exactly zero. In inference it gives the
+        outputs the wrapped model gives. A model without wrappers is returned
+        as a clone.
+
+    Example:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> stripped = strip_pruning(prune_low_magnitude(model))
+    >>> type(stripped.layers[0]).__name__
+    'Dense'
+    """
+    if isinstance(model, PruneLowMagnitude):
+        return _strip_wrapper(model)
+    _model_utils.check_model_argument(model, "model", "strip_pruning",
+                                      "call strip_pruning on each pruned "
+                                      "layer (it accepts a PruneLowMagnitude "
+                                      "layer) and rebuild the model.")
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Received: model={model!r}. Expected a keras.Model or a "
+            "PruneLowMagnitude layer."
+        )
+
+    def clone_function(layer):
+        if isinstance(layer, PruneLowMagnitude):
+            return _strip_wrapper(layer)
+        return _model_utils.clone_layer(layer)
+
+    return _model_utils.transform_model(model, clone_function)

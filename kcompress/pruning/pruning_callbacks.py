@@ -1,0 +1,173 @@
+"""Callbacks that drive and record pruning during `fit`."""
+
+import csv
+import os
+
+import keras
+from keras import ops
+
+from kcompress.pruning.prune import pruning_wrappers
+
+__all__ = ["UpdatePruningStep", "PruningSummaries"]
+
+
+def _wrappers_or_raise(model, callback_name):
+    wrappers = pruning_wrappers(model)
+    if not wrappers:
+        raise ValueError(
+            f"{callback_name} was given model '{model.name}', which has no "
+            "PruneLowMagnitude layers. Pass the model returned by "
+            "kcompress.pruning.prune_low_magnitude."
+        )
+    return wrappers
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class UpdatePruningStep(keras.callbacks.Callback):
+    """Starts the pruning step counters of a pruned model; required by `fit`.
+
+    The counters then advance inside the compiled train step, one per batch,
+    so the callback costs nothing per batch. Their values are model weights:
+    `keras.callbacks.BackupAndRestore` and `.keras` files keep them, and a
+    resumed `fit` continues the schedule where it stopped.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from kcompress.pruning import prune_low_magnitude
+    >>> model = prune_low_magnitude(keras.Sequential(
+    ...     [keras.Input((4,)), keras.layers.Dense(2)]))
+    >>> model.compile("sgd", "mse")
+    >>> history = model.fit(np.ones((8, 4)), np.ones((8, 2)), verbose=0,
+    ...                     callbacks=[UpdatePruningStep()])
+    """
+
+    def on_train_begin(self, logs=None):
+        for wrapper in _wrappers_or_raise(self.model, "UpdatePruningStep"):
+            wrapper.step_callback_attached = True
+            if int(ops.convert_to_numpy(wrapper.pruning_step)) < 0:
+                wrapper.pruning_step.assign(0)
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _tensorboard_writer(log_dir):
+    """A TensorBoard event writer, or None where TensorFlow is unavailable."""
+    # TensorBoard event files are written by TensorFlow's summary ops; this is
+    # the one place outside tflite_export/ that reaches for TensorFlow.
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    return tf.summary.create_file_writer(log_dir)
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class PruningSummaries(keras.callbacks.Callback):
+    """Records each pruned weight's sparsity, to TensorBoard and to CSV.
+
+    For every `PruneLowMagnitude` layer and pruned weight it logs the actual
+    fraction of zeros in the mask, the schedule's current target, and the
+    step. Scalars go to TensorBoard under `log_dir` as
+    `pruning/<layer>/<weight>/sparsity`; the same rows are appended to
+    `log_dir/pruning_summaries.csv` (columns: epoch, step, layer, weight,
+    sparsity, target) for people without TensorBoard.
+
+    Args:
+        log_dir: directory for the event files and the CSV file.
+        update_freq: `"epoch"` to log at the end of each epoch, or an integer
+            `n` to log every `n` batches as well.
+        tensorboard: whether to write TensorBoard event files.
+    """
+
+    CSV_NAME = "pruning_summaries.csv"
+    FIELDS = ("epoch", "step", "layer", "weight", "sparsity", "target")
+
+    def __init__(self, log_dir, update_freq="epoch", tensorboard=True):
+        super().__init__()
+        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
+            raise ValueError(
+                f"Received: log_dir={log_dir!r}. Expected a directory path."
+            )
+        if update_freq != "epoch" and not (
+                isinstance(update_freq, int) and not isinstance(update_freq,
+                                                                bool)
+                and update_freq > 0):
+            raise ValueError(
+                f"Received: update_freq={update_freq!r}. Expected 'epoch' or "
+                "a positive integer (batches)."
+            )
+        self.log_dir = os.fspath(log_dir)
+        self.update_freq = update_freq
+        self.tensorboard = tensorboard
+        self._epoch = 0
+        self._writer = None
+
+    @property
+    def csv_path(self):
+        return os.path.join(self.log_dir, self.CSV_NAME)
+
+    def on_train_begin(self, logs=None):
+        self._wrappers = _wrappers_or_raise(self.model, "PruningSummaries")
+        os.makedirs(self.log_dir, exist_ok=True)
+        if not os.path.exists(self.csv_path):
+            with open(self.csv_path, "w", newline="") as f:
+                csv.writer(f).writerow(self.FIELDS)
+        if self.tensorboard and self._writer is None:
+            self._writer = _tensorboard_writer(self.log_dir)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.update_freq != "epoch" and (batch + 1) % self.update_freq == 0:
+            self._log()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._log()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.flush()
+
+    def rows(self):
+        """The current `(epoch, step, layer, weight, sparsity, target)` rows."""
+        rows = []
+        for wrapper in self._wrappers:
+            step = int(ops.convert_to_numpy(wrapper.pruning_step))
+            _, target = wrapper.pruning_schedule(max(step - 1, 0))
+            target = float(ops.convert_to_numpy(target))
+            for weight, mask in zip(wrapper.pruned_weights, wrapper.masks):
+                values = ops.convert_to_numpy(mask)
+                sparsity = float((values == 0).mean())
+                rows.append((self._epoch, step, wrapper.layer.name,
+                             weight.name, sparsity, target))
+        return rows
+
+    def _log(self):
+        rows = self.rows()
+        with open(self.csv_path, "a", newline="") as f:
+            csv.writer(f).writerows(rows)
+        if self._writer is None:
+            return
+        import tensorflow as tf  # Only reached when the writer exists.
+
+        with self._writer.as_default():
+            for _, step, layer, weight, sparsity, target in rows:
+                tf.summary.scalar(f"pruning/{layer}/{weight}/sparsity",
+                                  sparsity, step=step)
+                tf.summary.scalar(f"pruning/{layer}/{weight}/target",
+                                  target, step=step)
+
+    def get_config(self):
+        return {"log_dir": self.log_dir, "update_freq": self.update_freq,
+                "tensorboard": self.tensorboard}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,215 @@
+"""Pruning schedules: pure functions `step -> (should_update, sparsity)`.
+
+The names and arguments follow TFMOT (`tfmot.sparsity.keras`), so a TFMOT user
+can switch by changing the import. Steps are training steps (batches), counted
+from 0. Schedules are written in `keras.ops` and take a Python int or a scalar
+tensor, so they run inside a traced (and XLA-compiled) train step.
+
+One deliberate difference from TFMOT: a schedule also updates on `end_step`
+itself, so the final sparsity is reached even when `end_step - begin_step` is
+not a multiple of `frequency`. TFMOT silently stops short in that case.
+"""
+
+import keras
+from keras import ops
+
+__all__ = ["PruningSchedule", "ConstantSparsity", "PolynomialDecay"]
+
+
+def _check_sparsity(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(
+            f"Received: {name}={value!r}. Expected a float in [0, 1)."
+        )
+    if not 0.0 <= value < 1.0:
+        raise ValueError(
+            f"Received: {name}={value}. Expected a float in [0, 1)."
+        )
+
+
+def _check_steps(begin_step, end_step, frequency, allow_open_end):
+    for name, value in (("begin_step", begin_step), ("end_step", end_step),
+                        ("frequency", frequency)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(
+                f"Received: {name}={value!r}. Expected an integer."
+            )
+    if begin_step < 0:
+        raise ValueError(
+            f"Received: begin_step={begin_step}. Expected an integer >= 0."
+        )
+    if frequency <= 0:
+        raise ValueError(
+            f"Received: frequency={frequency}. Expected an integer > 0."
+        )
+    if allow_open_end and end_step == -1:
+        return
+    if end_step < begin_step:
+        accepted = "-1 (never stop) or " if allow_open_end else ""
+        raise ValueError(
+            f"Received: begin_step={begin_step}, end_step={end_step}. "
+            f"Expected end_step to be {accepted}an integer >= begin_step."
+        )
+
+
+class PruningSchedule:
+    """Base class: a callable `step -> (should_update, sparsity)`.
+
+    Subclasses set `begin_step`, `end_step` (`-1` for never) and `frequency`,
+    and implement `sparsity(step)`. Any plain callable with the same contract
+    is accepted wherever a schedule is.
+    """
+
+    begin_step = 0
+    end_step = -1
+    frequency = 100
+
+    def should_update(self, step):
+        """Whether the masks are recomputed at `step` (a boolean tensor)."""
+        step = ops.cast(step, "int64")
+        begin = ops.cast(self.begin_step, "int64")
+        in_range = ops.greater_equal(step, begin)
+        if self.end_step != -1:
+            end = ops.cast(self.end_step, "int64")
+            in_range = ops.logical_and(in_range, ops.less_equal(step, end))
+            on_turn = ops.logical_or(
+                ops.equal(ops.mod(step - begin, self.frequency), 0),
+                ops.equal(step, end),
+            )
+        else:
+            on_turn = ops.equal(ops.mod(step - begin, self.frequency), 0)
+        return ops.logical_and(in_range, on_turn)
+
+    def sparsity(self, step):
+        raise NotImplementedError
+
+    def __call__(self, step):
+        return self.should_update(step), self.sparsity(step)
+
+    def get_config(self):
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and (
+            self.get_config() == other.get_config()
+        )
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class ConstantSparsity(PruningSchedule):
+    """Prunes to one sparsity every `frequency` steps in `[begin, end]`.
+
+    Args:
+        target_sparsity: float in [0, 1).
+        begin_step: first step at which to prune.
+        end_step: last step at which to prune, or -1 to prune until training
+            stops.
+        frequency: prune every `frequency` steps.
+
+    Example:
+
+    >>> schedule = ConstantSparsity(0.5, begin_step=0, frequency=10)
+    >>> [bool(schedule(s)[0]) for s in (0, 5, 10)]
+    [True, False, True]
+    >>> float(schedule(10)[1])
+    0.5
+    """
+
+    def __init__(self, target_sparsity, begin_step, end_step=-1,
+                 frequency=100):
+        _check_sparsity("target_sparsity", target_sparsity)
+        _check_steps(begin_step, end_step, frequency, allow_open_end=True)
+        self.target_sparsity = float(target_sparsity)
+        self.begin_step = begin_step
+        self.end_step = end_step
+        self.frequency = frequency
+
+    def sparsity(self, step):
+        del step
+        return ops.convert_to_tensor(self.target_sparsity, "float32")
+
+    def get_config(self):
+        return {
+            "target_sparsity": self.target_sparsity,
+            "begin_step": self.begin_step,
+            "end_step": self.end_step,
+            "frequency": self.frequency,
+        }
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class PolynomialDecay(PruningSchedule):
+    """Raises sparsity from `initial_sparsity` to `final_sparsity` polynomially.
+
+    At step `s` the sparsity is
+    `final + (initial - final) * (1 - p) ** power` with
+    `p = clip((s - begin_step) / (end_step - begin_step), 0, 1)`, as in TFMOT.
+    Masks are updated every `frequency` steps in `[begin_step, end_step]` and on
+    `end_step` itself.
+
+    Args:
+        initial_sparsity: float in [0, 1), sparsity at `begin_step`.
+        final_sparsity: float in [0, 1), sparsity from `end_step` on.
+        begin_step: first step at which to prune.
+        end_step: step at which `final_sparsity` is reached.
+        power: exponent of the decay; 3 starts fast and ends slowly.
+        frequency: prune every `frequency` steps.
+
+    Example:
+
+    >>> schedule = PolynomialDecay(0.0, 0.8, begin_step=0, end_step=100,
+    ...                            power=1, frequency=10)
+    >>> round(float(schedule(50)[1]), 3)
+    0.4
+    >>> bool(schedule(101)[0])
+    False
+    """
+
+    def __init__(self, initial_sparsity, final_sparsity, begin_step, end_step,
+                 power=3, frequency=100):
+        _check_sparsity("initial_sparsity", initial_sparsity)
+        _check_sparsity("final_sparsity", final_sparsity)
+        _check_steps(begin_step, end_step, frequency, allow_open_end=False)
+        if isinstance(power, bool) or not isinstance(power, (int, float)) or (
+                power <= 0):
+            raise ValueError(
+                f"Received: power={power!r}. Expected a number > 0."
+            )
+        self.initial_sparsity = float(initial_sparsity)
+        self.final_sparsity = float(final_sparsity)
+        self.begin_step = begin_step
+        self.end_step = end_step
+        self.power = power
+        self.frequency = frequency
+
+    def sparsity(self, step):
+        span = max(self.end_step - self.begin_step, 1)
+        progress = ops.divide(
+            ops.cast(ops.cast(step, "int64") - self.begin_step, "float32"),
+            float(span),
+        )
+        progress = ops.clip(progress, 0.0, 1.0)
+        remaining = ops.power(ops.subtract(1.0, progress), float(self.power))
+        return ops.add(
+            self.final_sparsity,
+            ops.multiply(self.initial_sparsity - self.final_sparsity,
+                         remaining),
+        )
+
+    def get_config(self):
+        return {
+            "initial_sparsity": self.initial_sparsity,
+            "final_sparsity": self.final_sparsity,
+            "begin_step": self.begin_step,
+            "end_step": self.end_step,
+            "power": self.power,
+            "frequency": self.frequency,
+        }

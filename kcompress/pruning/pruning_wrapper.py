@@ -1,0 +1,248 @@
+"""`PruneLowMagnitude`: the layer wrapper that prunes during `fit`."""
+
+import keras
+from keras import ops
+# Keras exports `StatelessScope` but not the accessor for the active scope;
+# it is needed to nest our scope correctly inside JAX's stateless train step.
+from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+from kcompress.pruning import masks as masks_lib
+from kcompress.pruning import prunable_layer
+from kcompress.pruning.pruning_schedule import ConstantSparsity
+
+__all__ = ["PruneLowMagnitude"]
+
+MISSING_CALLBACK = (
+    "A model with PruneLowMagnitude layers was trained without the pruning "
+    "step callback, so pruning would silently never happen. Add "
+    "`kcompress.pruning.UpdatePruningStep()` to the callbacks of `fit`. In a "
+    "custom training loop, call `callback.set_model(model)` and "
+    "`callback.on_train_begin()` once before the first step."
+)
+
+
+def _check_m_by_n(value):
+    if value is None:
+        return None
+    ok = (
+        isinstance(value, (tuple, list)) and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        and 0 < value[0] < value[1]
+    )
+    if not ok:
+        raise ValueError(
+            f"Received: sparsity_m_by_n={value!r}. Expected a pair (m, n) of "
+            "integers with 0 < m < n: m zeros in every n weights, e.g. (2, 4)."
+        )
+    return tuple(value)
+
+
+def _check_block(block_size, pooling_type):
+    ok = (
+        isinstance(block_size, (tuple, list)) and len(block_size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                for v in block_size)
+    )
+    if not ok:
+        raise ValueError(
+            f"Received: block_size={block_size!r}. Expected a pair of "
+            "positive integers (rows, cols)."
+        )
+    if pooling_type not in masks_lib.BLOCK_POOLING_TYPES:
+        raise ValueError(
+            f"Received: block_pooling_type={pooling_type!r}. Expected one of "
+            f"{masks_lib.BLOCK_POOLING_TYPES}."
+        )
+    return tuple(block_size)
+
+
+def _check_schedule(schedule):
+    if schedule is None:
+        return ConstantSparsity(0.5, begin_step=0)
+    if isinstance(schedule, dict):
+        schedule = keras.saving.deserialize_keras_object(schedule)
+    if not callable(schedule):
+        raise ValueError(
+            f"Received: pruning_schedule={schedule!r}. Expected a "
+            "kcompress.pruning schedule (ConstantSparsity, PolynomialDecay) or "
+            "a callable step -> (should_update, sparsity)."
+        )
+    return schedule
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class PruneLowMagnitude(keras.layers.Wrapper):
+    """Prunes the weights of `layer` by magnitude while it trains.
+
+    The wrapper holds one 0/1 mask per prunable weight and a step counter. In
+    the forward pass the layer sees `weight * mask`; the stored weight itself is
+    never overwritten, so gradients and optimizer state stay consistent. In a
+    training call, when `pruning_schedule(step)` says so, the masks are
+    recomputed from the magnitudes, and the step counter advances by one.
+    `strip_pruning` bakes the zeros into a plain layer.
+
+    Most users call `kcompress.pruning.prune_low_magnitude` instead, and must
+    pass `UpdatePruningStep()` to `fit`.
+
+    Args:
+        layer: the layer to prune: a built-in prunable layer or one that
+            implements `PrunableLayer`.
+        pruning_schedule: a `PruningSchedule` or any callable
+            `step -> (should_update, sparsity)`. Defaults to
+            `ConstantSparsity(0.5, begin_step=0)`.
+        block_size: `(rows, cols)` of the blocks pruned together, on the
+            `(inputs, outputs)` view of each weight. `(1, 1)` prunes single
+            weights.
+        block_pooling_type: `"AVG"` or `"MAX"`, how a block is scored.
+        sparsity_m_by_n: `(m, n)` to prune `m` of every `n` consecutive
+            weights along the input-channel axis (e.g. `(2, 4)`) whenever the
+            schedule updates, ignoring its sparsity value. `None` for plain
+            magnitude pruning.
+        **kwargs: passed to `keras.layers.Wrapper` (`name`, ...).
+
+    Example:
+
+    >>> import keras
+    >>> dense = PruneLowMagnitude(keras.layers.Dense(4))
+    >>> dense(keras.ops.ones((1, 3))).shape
+    (1, 4)
+    """
+
+    def __init__(self, layer, pruning_schedule=None, block_size=(1, 1),
+                 block_pooling_type="AVG", sparsity_m_by_n=None, **kwargs):
+        if isinstance(layer, PruneLowMagnitude):
+            raise ValueError(
+                f"Layer '{layer.name}' is already wrapped in "
+                "PruneLowMagnitude. Pruning a pruned layer is not supported; "
+                "call kcompress.pruning.strip_pruning first to prune again."
+            )
+        if not isinstance(layer, keras.layers.Layer):
+            raise ValueError(
+                f"Received: layer={layer!r} of type {type(layer).__name__}. "
+                "Expected a keras.layers.Layer."
+            )
+        if not prunable_layer.is_prunable(layer):
+            prunable_layer.prunable_weights(layer)  # Raises a named error.
+        kwargs.setdefault("name", f"prune_low_magnitude_{layer.name}")
+        super().__init__(layer, **kwargs)
+        self.pruning_schedule = _check_schedule(pruning_schedule)
+        self.block_size = _check_block(block_size, block_pooling_type)
+        self.block_pooling_type = block_pooling_type
+        self.sparsity_m_by_n = _check_m_by_n(sparsity_m_by_n)
+        if self.sparsity_m_by_n and self.block_size != (1, 1):
+            raise ValueError(
+                f"Received: sparsity_m_by_n={self.sparsity_m_by_n} and "
+                f"block_size={self.block_size}. Expected at most one of them; "
+                "M:N groups are already blocks."
+            )
+        # Set by UpdatePruningStep; checked when a training step is traced.
+        self.step_callback_attached = False
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        self.pruned_weights = prunable_layer.prunable_weights(self.layer)
+        self._group_axes = [
+            prunable_layer.group_axis(self.layer, w)
+            for w in self.pruned_weights
+        ]
+        if self.sparsity_m_by_n:
+            for weight, axis in zip(self.pruned_weights, self._group_axes):
+                if axis is None:
+                    raise ValueError(
+                        f"Layer '{self.layer.name}' "
+                        f"({type(self.layer).__name__}) cannot take "
+                        f"sparsity_m_by_n={self.sparsity_m_by_n}: its weight "
+                        f"'{weight.name}' has no input-channel axis to group "
+                        "along. Prune it without sparsity_m_by_n."
+                    )
+        self.masks = [
+            self.add_weight(
+                name=f"{weight.name}_mask", shape=weight.shape,
+                dtype=weight.dtype, initializer="ones", trainable=False,
+                aggregation="only_first_replica",
+            )
+            for weight in self.pruned_weights
+        ]
+        self.pruning_step = self.add_weight(
+            name="pruning_step", shape=(), dtype="int64",
+            initializer=keras.initializers.Constant(-1), trainable=False,
+            aggregation="only_first_replica",
+        )
+        self.built = True
+
+    def compute_mask_for(self, weight, sparsity, axis):
+        """The mask this wrapper's settings give `weight` at `sparsity`."""
+        if self.sparsity_m_by_n:
+            return masks_lib.m_by_n_mask(weight, self.sparsity_m_by_n, axis)
+        return masks_lib.block_mask(weight, sparsity, self.block_size,
+                                    self.block_pooling_type)
+
+    def _update_masks(self):
+        step = ops.maximum(ops.convert_to_tensor(self.pruning_step), 0)
+        should_update, sparsity = self.pruning_schedule(step)
+        weights = [ops.convert_to_tensor(w) for w in self.pruned_weights]
+
+        def recompute():
+            return [self.compute_mask_for(w, sparsity, axis)
+                    for w, axis in zip(weights, self._group_axes)]
+
+        def keep():
+            return [ops.convert_to_tensor(m) for m in self.masks]
+
+        new_masks = ops.cond(should_update, recompute, keep)
+        for mask, value in zip(self.masks, new_masks):
+            mask.assign(value)
+        self.pruning_step.assign(ops.add(step, 1))
+
+    def masked_weights(self):
+        """`[(variable, variable * mask)]` for each pruned weight."""
+        return [(w, ops.multiply(w, m))
+                for w, m in zip(self.pruned_weights, self.masks)]
+
+    def call(self, inputs, *args, training=None, **kwargs):
+        if training:
+            if not self.step_callback_attached:
+                raise ValueError(MISSING_CALLBACK)
+            self._update_masks()
+        mapping = self.masked_weights()
+        outer = get_stateless_scope()
+        if outer is not None:
+            # Inside another stateless scope (JAX's train step), variables
+            # read their values from that scope; carry the rest over.
+            pruned = {id(w) for w in self.pruned_weights}
+            mapping += [(v, outer.get_current_value(v))
+                        for v in self.layer.variables
+                        if id(v) not in pruned
+                        and outer.get_current_value(v) is not None]
+        with keras.StatelessScope(state_mapping=mapping,
+                                  collect_losses=True) as scope:
+            outputs = self.layer(inputs, *args, **kwargs)
+        if scope.losses:
+            self.add_loss(scope.losses)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def compute_output_spec(self, *args, **kwargs):
+        return self.layer.compute_output_spec(*args, **kwargs)
+
+    def get_config(self):
+        config = {
+            "pruning_schedule": keras.saving.serialize_keras_object(
+                self.pruning_schedule),
+            "block_size": self.block_size,
+            "block_pooling_type": self.block_pooling_type,
+            "sparsity_m_by_n": self.sparsity_m_by_n,
+        }
+        return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = config.copy()
+        config["pruning_schedule"] = keras.saving.deserialize_keras_object(
+            config["pruning_schedule"], custom_objects=custom_objects)
+        for key in ("block_size", "sparsity_m_by_n"):
+            if config.get(key) is not None:
+                config[key] = tuple(config[key])
+        return super().from_config(config, custom_objects=custom_objects)
