@@ -1,6 +1,7 @@
 """Callbacks that drive and record pruning during `fit`."""
 
 import csv
+import logging
 import os
 
 import keras
@@ -61,8 +62,13 @@ def _tensorboard_writer(log_dir):
     # TensorBoard event files are written by TensorFlow's summary ops; this is
     # the one place outside tflite_export/ that reaches for TensorFlow.
     try:
+        import tensorboard  # noqa: F401  (tf.summary needs it to write)
         import tensorflow as tf
     except ImportError:
+        logging.warning(
+            "PruningSummaries: TensorBoard is not installed, so only %s is "
+            "written. `pip install tensorboard` for event files.",
+            PruningSummaries.CSV_NAME)
         return None
     return tf.summary.create_file_writer(log_dir)
 
