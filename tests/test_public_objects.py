@@ -1,0 +1,91 @@
+"""Checks over every public object, in the spirit of optax's shared tests."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import kcompress as kc
+from kcompress import pruning
+
+SCHEDULES = [
+    pruning.ConstantSparsity(0.4, begin_step=2, end_step=20, frequency=3),
+    pruning.PolynomialDecay(0.1, 0.7, begin_step=0, end_step=30, power=2,
+                            frequency=5),
+]
+
+
+def _wrapper_model(**kwargs):
+    return keras.Sequential([keras.Input((8,)), pruning.PruneLowMagnitude(
+        keras.layers.Dense(4), **kwargs)])
+
+
+@pytest.mark.parametrize("name", pruning.__all__)
+def test_every_public_name_exists_and_is_documented(name):
+    obj = getattr(pruning, name)
+    assert obj.__doc__ and obj.__doc__.strip()
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_registered_schedules_serialize_without_scope(schedule):
+    data = keras.saving.serialize_keras_object(schedule)
+    assert data["registered_name"].startswith("kcompress>")
+    assert keras.saving.deserialize_keras_object(data) == schedule
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(pruning_schedule=SCHEDULES[0]),
+    dict(pruning_schedule=SCHEDULES[1], block_size=(2, 2)),
+    dict(sparsity_m_by_n=(2, 4)),
+])
+def test_wrapper_keras_file_round_trip(kwargs, tmp_path):
+    model = _wrapper_model(**kwargs)
+    model.compile("adam", "mse")
+    x = np.random.default_rng(0).normal(size=(16, 8)).astype("float32")
+    model.fit(x, np.zeros((16, 4)), epochs=2, batch_size=4, verbose=0,
+              callbacks=[pruning.UpdatePruningStep()])
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)  # no custom_objects, no scope
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-6)
+    wrapper = loaded.layers[0]
+    # Compared as JSON, the form .keras stores them in (tuples become lists).
+    assert json.dumps(wrapper.get_config(), sort_keys=True) == json.dumps(
+        model.layers[0].get_config(), sort_keys=True)
+    stripped = pruning.strip_pruning(loaded)
+    np.testing.assert_allclose(stripped.predict(x, verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_no_mutable_defaults():
+    import inspect
+
+    for module in (pruning, kc):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            target = obj.__init__ if inspect.isclass(obj) else obj
+            if not callable(target):
+                continue
+            try:
+                signature = inspect.signature(target)
+            except (TypeError, ValueError):
+                continue
+            for param in signature.parameters.values():
+                assert not isinstance(param.default, (list, dict, set)), (
+                    name, param.name)
+                assert not isinstance(param.default, pruning.PruningSchedule)
+
+
+def test_import_sets_no_environment_variables():
+    code = ("import os, json; before = dict(os.environ); import kcompress; "
+            "print(json.dumps(sorted(set(os.environ.items()) - "
+            "set(before.items()))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True, env=dict(os.environ))
+    assert out.stdout.strip().splitlines()[-1] == "[]"
