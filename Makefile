@@ -20,7 +20,7 @@ $(VENV)/.bench-installed: $(STAMP)
 
 ## demo: the main job: train on digits, prune to 80%, strip, report.
 demo: $(STAMP)
-	$(PY) -m kcompress.demo
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m kcompress.demo
 
 ## test: the whole test suite.
 test: $(STAMP)

@@ -1,0 +1,182 @@
+"""Training overhead of pruning: kcompress (Keras 3) against TFMOT (tf_keras).
+
+For each framework, the reference digits CNN is fitted plain and wrapped for
+pruning (PolynomialDecay to 80%, mask updates every 10 steps). The four fits
+alternate, round after round, in one process, so that drifts in machine load
+hit every configuration alike. Each round runs a few epochs; the first epoch
+of each fit (tracing, XLA compilation) is dropped. The table gives the median
+seconds per epoch and the ratio pruned / plain for each framework.
+
+Run: `make bench` or
+`python benchmarks/training_overhead.py --rounds=12 --epochs_per_round=3`.
+"""
+
+import os
+import statistics
+import sys
+import time
+
+# tf_keras (for TFMOT) is reached through tf.keras only with this set, and it
+# must be set before TensorFlow is imported. Keras 3 is imported as `keras`
+# and is not affected. This is a benchmark script, not the package.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+_ROUNDS = flags.DEFINE_integer("rounds", 12, "Alternating rounds.")
+_EPOCHS = flags.DEFINE_integer("epochs_per_round", 3,
+                               "Epochs per fit per round (first dropped).")
+_SKIP_TFMOT = flags.DEFINE_bool("skip_tfmot", False,
+                                "Measure kcompress only.")
+
+BATCH = 32
+SPARSITY = 0.8
+FREQUENCY = 10
+
+
+class _EpochTimer:
+    """Collects wall-clock seconds per epoch; works for both Keras flavours."""
+
+    def __init__(self, base):
+        timer = self
+
+        class Callback(base):
+            def on_epoch_begin(self, epoch, logs=None):
+                timer._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                timer.times.append(time.perf_counter() - timer._start)
+
+        self.times = []
+        self.callback = Callback()
+
+
+def _kcompress_fits(data, end_step):
+    import keras
+
+    import kcompress as kc
+    from kcompress import reference
+
+    plain = reference.compile_reference(reference.reference_cnn(seed=0))
+    pruned = reference.compile_reference(kc.prune_low_magnitude(
+        reference.reference_cnn(seed=0),
+        kc.pruning.PolynomialDecay(0.0, SPARSITY, 0, end_step,
+                                   frequency=FREQUENCY)))
+    return {
+        "plain": (plain, [], keras.callbacks.Callback),
+        "pruned": (pruned, [kc.pruning.UpdatePruningStep()],
+                   keras.callbacks.Callback),
+    }
+
+
+def _tfmot_fits(data, end_step):
+    import tensorflow as tf
+    import tensorflow_model_optimization as tfmot
+
+    tf_keras = tf.keras
+
+    def build():
+        tf.random.set_seed(0)
+        layers = tf_keras.layers
+        model = tf_keras.Sequential([
+            layers.Conv2D(16, 3, padding="same", activation="relu",
+                          input_shape=(8, 8, 1)),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(10),
+        ])
+        return model
+
+    def compile_(model):
+        model.compile(
+            tf_keras.optimizers.Adam(1e-3),
+            tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"])
+        return model
+
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        0.0, SPARSITY, 0, end_step, frequency=FREQUENCY)
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(
+        build(), pruning_schedule=schedule)
+    return {
+        "plain": (compile_(build()), [], tf_keras.callbacks.Callback),
+        "pruned": (compile_(pruned),
+                   [tfmot.sparsity.keras.UpdatePruningStep()],
+                   tf_keras.callbacks.Callback),
+    }
+
+
+def measure(rounds, epochs_per_round, with_tfmot):
+    from kcompress import reference
+
+    data = reference.load_digits_split()
+    steps = -(-len(data.x_train) // BATCH)
+    end_step = steps * rounds * epochs_per_round
+    fits = {("kcompress", k): v
+            for k, v in _kcompress_fits(data, end_step).items()}
+    if with_tfmot:
+        fits.update({("tfmot", k): v
+                     for k, v in _tfmot_fits(data, end_step).items()})
+    timers = {key: _EpochTimer(base) for key, (_, _, base) in fits.items()}
+    for round_index in range(rounds):
+        for key, (model, callbacks, _) in fits.items():
+            timer = timers[key]
+            before = len(timer.times)
+            model.fit(data.x_train, data.y_train, batch_size=BATCH,
+                      epochs=epochs_per_round, verbose=0,
+                      callbacks=callbacks + [timer.callback])
+            del timer.times[before]  # first epoch of each fit: tracing
+        print(f"round {round_index + 1}/{rounds} done", file=sys.stderr)
+    return {key: timer.times for key, timer in timers.items()}
+
+
+def table(times, frameworks):
+    lines = [
+        "| framework | plain s/epoch (median) | pruned s/epoch (median) "
+        "| ratio pruned/plain | epochs each |",
+        "|---|---|---|---|---|",
+    ]
+    ratios = {}
+    for name in frameworks:
+        plain = statistics.median(times[(name, "plain")])
+        pruned = statistics.median(times[(name, "pruned")])
+        ratios[name] = pruned / plain
+        lines.append(f"| {name} | {plain:.4f} | {pruned:.4f} | "
+                     f"{ratios[name]:.3f} | {len(times[(name, 'plain')])} |")
+    return "\n".join(lines), ratios
+
+
+def main(argv):
+    del argv
+    with_tfmot = not _SKIP_TFMOT.value
+    if with_tfmot:
+        try:
+            import tensorflow_model_optimization  # noqa: F401
+        except ImportError:
+            print("tensorflow-model-optimization is not installed; install "
+                  "the bench extra (`pip install -e '.[bench]'`) or pass "
+                  "--skip_tfmot.", file=sys.stderr)
+            sys.exit(2)
+    times = measure(_ROUNDS.value, _EPOCHS.value, with_tfmot)
+    frameworks = ["kcompress"] + (["tfmot"] if with_tfmot else [])
+    text, ratios = table(times, frameworks)
+    command = "python benchmarks/training_overhead.py " + " ".join(
+        f"--{name}={getattr(flag, 'value')}" for name, flag in
+        (("rounds", _ROUNDS), ("epochs_per_round", _EPOCHS)))
+    print(f"\nPruning training overhead, reference digits CNN, "
+          f"{SPARSITY:.0%} PolynomialDecay, batch {BATCH}.")
+    print(f"Command: {command}\n")
+    print(text)
+    if with_tfmot:
+        print(f"\nkcompress/TFMOT ratio of ratios: "
+              f"{ratios['kcompress'] / ratios['tfmot']:.3f} "
+              "(below 1: kcompress adds less overhead).")
+
+
+if __name__ == "__main__":
+    app.run(main)
