@@ -2,9 +2,11 @@
 
 Every function here is written in `keras.ops`, has no state and is safe to
 trace under XLA (`jit_compile=True`): the number of weights to prune may be a
-traced tensor, so the masks are built from ranks (a double `argsort`) rather
-than from `top_k` with a dynamic `k`. Ranking also makes the zero count exact,
-whatever the ties between magnitudes.
+traced tensor, so `top_k` (which needs a static `k`) is not used. The
+threshold is found by bisection over the magnitudes' bit patterns (32 cheap
+passes, no sort), and ties at the threshold are broken by position, so the
+zero count is exact. (Sorting gave the same masks but made pruned training
+about 20% slower on a CPU.)
 """
 
 import math
@@ -17,6 +19,8 @@ BLOCK_POOLING_TYPES = ("AVG", "MAX")
 def _rank_mask(scores, num_zeros):
     """1 where an entry of the last axis is not among its `num_zeros` smallest.
 
+    Used for M:N groups, where the last axis is short (`n` entries).
+
     Args:
         scores: tensor whose last axis holds the candidates.
         num_zeros: scalar (Python or tensor) count of entries to zero per row.
@@ -28,6 +32,49 @@ def _rank_mask(scores, num_zeros):
     ranks = ops.argsort(order, axis=-1)
     num_zeros = ops.cast(num_zeros, ranks.dtype)
     return ops.cast(ops.greater_equal(ranks, num_zeros), scores.dtype)
+
+
+def _kth_smallest_bits(bits, k):
+    """The `k`-th smallest (0-based) of non-negative int32 `bits`.
+
+    Bisection over the integer range: 32 linear passes, no sort. For
+    non-negative float32 values the int32 bit pattern orders like the value,
+    so this is an exact order statistic of the magnitudes, cheap under XLA
+    (an XLA sort of 65k values costs about 30 such passes on a CPU).
+    """
+    target = ops.add(ops.cast(k, "int32"), 1)
+
+    def body(_, bounds):
+        low, high = bounds
+        middle = low + (high - low) // 2
+        enough = ops.greater_equal(
+            ops.sum(ops.cast(ops.less_equal(bits, middle), "int32")), target)
+        return (ops.where(enough, low, middle),
+                ops.where(enough, middle, high))
+
+    bounds = (ops.convert_to_tensor(-1, "int32"), ops.max(bits))
+    return ops.fori_loop(0, 32, body, bounds)[1]
+
+
+def _threshold_mask(scores, num_zeros):
+    """1 where an entry of the 1-D, non-negative float `scores` is not among
+    its `num_zeros` smallest.
+
+    Ties at the threshold are kept in index order until exactly
+    `size - num_zeros` entries are kept.
+    """
+    size = scores.shape[0]
+    num_zeros = ops.cast(num_zeros, "int32")
+    bits = ops.view(ops.cast(scores, "float32"), "int32")
+    threshold = _kth_smallest_bits(bits, num_zeros)
+    above = ops.greater(bits, threshold)
+    ties = ops.equal(bits, threshold)
+    room = ops.subtract(ops.subtract(size, num_zeros),
+                        ops.sum(ops.cast(above, "int32")))
+    tie_order = ops.cumsum(ops.cast(ties, "int32"))
+    kept = ops.logical_or(
+        above, ops.logical_and(ties, ops.less_equal(tie_order, room)))
+    return ops.cast(kept, scores.dtype)
 
 
 def num_zeros_for(size, sparsity):
@@ -59,7 +106,7 @@ def magnitude_mask(weight, sparsity):
     """
     size = math.prod(weight.shape)
     flat = ops.reshape(ops.abs(weight), (size,))
-    mask = _rank_mask(flat, num_zeros_for(size, sparsity))
+    mask = _threshold_mask(flat, num_zeros_for(size, sparsity))
     return ops.reshape(mask, weight.shape)
 
 
@@ -99,8 +146,8 @@ def block_mask(weight, sparsity, block_size=(1, 1), pooling_type="AVG"):
     grid = scores.shape
     num_blocks = grid[0] * grid[1]
     flat = ops.reshape(scores, (num_blocks,))
-    kept = ops.reshape(_rank_mask(flat, num_zeros_for(num_blocks, sparsity)),
-                       grid)
+    kept = ops.reshape(
+        _threshold_mask(flat, num_zeros_for(num_blocks, sparsity)), grid)
     kept = ops.repeat(ops.repeat(kept, block_rows, axis=0), block_cols, axis=1)
     return ops.reshape(kept[:rows, :cols], shape)
 

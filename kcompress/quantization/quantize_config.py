@@ -1,0 +1,128 @@
+"""`QuantizeConfig`: how one layer is quantized, and the default table.
+
+The default table follows TFLite's int8 spec. Layers the converter runs as
+int8 kernels on their own get their output fake-quantized. Layers that only
+move int8 values around (max pooling, reshapes, padding, dropout) are left
+alone: TFLite gives their output the scale of their input.
+"""
+
+import keras
+from keras import layers
+
+from kcompress.quantization.quantizers import DEPTHWISE
+
+__all__ = ["QuantizeConfig", "default_quantize_config", "SUPPORTED_LAYERS"]
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class QuantizeConfig:
+    """How a layer is quantized during QAT.
+
+    Custom layers pass one to `quantize_annotate_layer`. A subclass may
+    override `get_weights_and_axes(layer)` to pick weights another way.
+
+    Args:
+        weights: mapping from weight attribute name (e.g. `"kernel"`) to its
+            per-channel axis: an int, `None` for per-tensor, or `"depthwise"`
+            for a `(h, w, in, multiplier)` kernel. Weights are quantized
+            symmetric and narrow-range.
+        quantize_output: whether the layer's output is fake-quantized with a
+            learned (moving-average) range.
+        num_bits: bit width, 8 for TFLite int8.
+
+    Example:
+
+    >>> config = QuantizeConfig(weights={"kernel": -1})
+    >>> QuantizeConfig.from_config(config.get_config()) == config
+    True
+    """
+
+    def __init__(self, weights=None, quantize_output=True, num_bits=8):
+        weights = dict(weights or {})
+        for name, axis in weights.items():
+            if not (axis is None or axis == DEPTHWISE or (
+                    isinstance(axis, int) and not isinstance(axis, bool))):
+                raise ValueError(
+                    f"Received: weights={{{name!r}: {axis!r}}}. Expected each "
+                    "axis to be an int, None (per-tensor) or 'depthwise'."
+                )
+        if num_bits not in range(2, 9):
+            raise ValueError(
+                f"Received: num_bits={num_bits!r}. Expected an int in [2, 8]."
+            )
+        self.weights = weights
+        self.quantize_output = bool(quantize_output)
+        self.num_bits = num_bits
+
+    @property
+    def quantizes_anything(self):
+        return bool(self.weights) or self.quantize_output
+
+    def get_weights_and_axes(self, layer):
+        """`[(variable, axis)]` for the weights of `layer` to quantize."""
+        found = []
+        for name, axis in self.weights.items():
+            variable = getattr(layer, name, None)
+            if variable is None:
+                raise ValueError(
+                    f"Layer '{layer.name}' ({type(layer).__name__}) has no "
+                    f"weight '{name}' for its QuantizeConfig. Its weights: "
+                    f"{[w.path for w in layer.weights]}."
+                )
+            found.append((variable, axis))
+        return found
+
+    def get_config(self):
+        return {"weights": dict(self.weights),
+                "quantize_output": self.quantize_output,
+                "num_bits": self.num_bits}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and (
+            self.get_config() == other.get_config())
+
+    def __repr__(self):
+        return f"QuantizeConfig({self.get_config()})"
+
+
+def _table():
+    conv = {"kernel": -1}
+    output_only = dict(quantize_output=True)
+    pass_through = dict(quantize_output=False)
+    return (
+        # Subclasses before their bases.
+        ((layers.DepthwiseConv1D, layers.DepthwiseConv2D),
+         dict(weights={"kernel": DEPTHWISE})),
+        ((layers.Conv1D, layers.Conv2D), dict(weights=conv)),
+        ((layers.Dense,), dict(weights={"kernel": None})),
+        ((layers.BatchNormalization, layers.ReLU, layers.Activation,
+          layers.Add, layers.Concatenate, layers.AveragePooling1D,
+          layers.AveragePooling2D, layers.GlobalAveragePooling1D,
+          layers.GlobalAveragePooling2D, layers.UpSampling2D,
+          layers.Rescaling, layers.Softmax), output_only),
+        ((layers.MaxPooling1D, layers.MaxPooling2D, layers.Reshape,
+          layers.Flatten, layers.Dropout, layers.ZeroPadding1D,
+          layers.ZeroPadding2D, layers.GlobalMaxPooling2D, layers.Identity),
+         pass_through),
+    )
+
+
+# SeparableConv2D is split into DepthwiseConv2D + 1x1 Conv2D before
+# quantizing, as TFLite runs it (see quantize.py).
+SUPPORTED_LAYERS = tuple(
+    sorted({cls.__name__ for classes, _ in _table() for cls in classes}
+           | {"SeparableConv2D", "InputLayer"}))
+
+
+def default_quantize_config(layer):
+    """The default `QuantizeConfig` for `layer`, or None if it has none."""
+    if isinstance(layer, keras.layers.InputLayer):
+        return QuantizeConfig(quantize_output=False)
+    for classes, kwargs in _table():
+        if isinstance(layer, classes):
+            return QuantizeConfig(**kwargs)
+    return None
