@@ -1,13 +1,17 @@
 """kcompress: pruning, quantization-aware training and int8 TFLite for Keras 3.
 
-`import kcompress as kc` gives the subpackages (`kc.pruning`) and the
-top-level verbs `kc.prune_low_magnitude`, `kc.strip_pruning` and
+`import kcompress as kc` gives the subpackages (`kc.pruning`,
+`kc.quantization`) and the top-level verbs `kc.prune_low_magnitude`,
+`kc.strip_pruning`, `kc.quantize_model`, `kc.strip_quantization` and
 `kc.summary`. Importing the package sets no environment variables.
 """
 
 from kcompress import pruning
+from kcompress import quantization
 from kcompress.pruning import prune_low_magnitude
 from kcompress.pruning import strip_pruning
+from kcompress.quantization import quantize_model
+from kcompress.quantization import strip_quantization
 from kcompress.summary import layer_stats
 from kcompress.summary import summary
 
@@ -17,6 +21,9 @@ __all__ = [
     "layer_stats",
     "prune_low_magnitude",
     "pruning",
+    "quantization",
+    "quantize_model",
     "strip_pruning",
+    "strip_quantization",
     "summary",
 ]

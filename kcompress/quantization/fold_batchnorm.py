@@ -1,0 +1,193 @@
+"""`QuantizeConvBatchNorm`: Conv/DepthwiseConv + BatchNorm folded during QAT.
+
+TFLite folds BatchNorm into the convolution before quantizing:
+`kernel' = kernel * gamma / sqrt(var + eps)` and
+`bias' = beta + (bias - mean) * gamma / sqrt(var + eps)`, and it quantizes
+`kernel'` per channel. Training the unfolded pair would fake-quantize a kernel
+the device never runs. This layer trains the folded arithmetic instead
+(Jacob et al., 2018):
+
+- in training, a float convolution gives the batch statistics, which update
+  the moving statistics and fold the kernel; the folded kernel is then
+  fake-quantized and the convolution runs again;
+- in inference, and in training after `FreezeBatchNormStatistics`, the moving
+  statistics fold the kernel and are no longer updated.
+"""
+
+import keras
+from keras import ops
+
+from kcompress import _model_utils
+from kcompress._substitute import call_with_values
+from kcompress.quantization import quantizers
+from kcompress.quantization.quantize_wrapper import ActivationRange
+
+__all__ = ["QuantizeConvBatchNorm", "can_fold"]
+
+_FOLDABLE = (keras.layers.Conv1D, keras.layers.Conv2D,
+             keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+
+
+def can_fold(conv, batchnorm):
+    """Whether `batchnorm` can be folded into `conv` (which must feed it)."""
+    return (
+        isinstance(conv, _FOLDABLE)
+        and not isinstance(conv, (keras.layers.Conv1DTranspose,
+                                  keras.layers.Conv2DTranspose))
+        and isinstance(batchnorm, keras.layers.BatchNormalization)
+        and conv.get_config().get("activation") in ("linear", None)
+        and batchnorm.axis in (-1, _output_rank(conv) - 1)
+    )
+
+
+def _output_rank(conv):
+    build_config = conv.get_build_config() or {}
+    return len(build_config.get("input_shape") or ())
+
+
+def _is_depthwise(conv):
+    return isinstance(conv, (keras.layers.DepthwiseConv1D,
+                             keras.layers.DepthwiseConv2D))
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
+    """A convolution and the BatchNorm after it, trained folded.
+
+    Built by `quantize_model` / `quantize_apply` for every Conv1D/2D or
+    DepthwiseConv1D/2D (with no activation of its own) whose only consumer is
+    a BatchNormalization. `strip_quantization` turns it into one convolution
+    holding the folded float weights.
+
+    Args:
+        conv: the convolution layer. It is given a bias if it had none.
+        batchnorm: the BatchNormalization layer.
+        preserve_sparsity: keep zero kernel weights at zero.
+        num_bits: bit width.
+        **kwargs: passed to `keras.layers.Layer`.
+    """
+
+    def __init__(self, conv, batchnorm, preserve_sparsity=True, num_bits=8,
+                 **kwargs):
+        kwargs.setdefault("name", f"quant_{conv.name}_{batchnorm.name}")
+        super().__init__(**kwargs)
+        if not conv.use_bias:
+            config = conv.get_config()
+            config["use_bias"] = True
+            weights = conv.get_weights() if conv.built else None
+            build_config = conv.get_build_config() if conv.built else None
+            conv = conv.__class__.from_config(config)
+            if build_config:
+                conv.build_from_config(build_config)
+                conv.kernel.assign(weights[0])
+        self.conv = conv
+        self.batchnorm = batchnorm
+        self.preserve_sparsity = bool(preserve_sparsity)
+        self.num_bits = num_bits
+
+    def build(self, input_shape):
+        if not self.conv.built:
+            self.conv.build(input_shape)
+        if not self.batchnorm.built:
+            self.batchnorm.build(self.conv.compute_output_shape(input_shape))
+        self.build_range()
+        kernel = self.conv.kernel
+        self.kernel_nonzero = self.add_weight(
+            name="kernel_nonzero", shape=kernel.shape, dtype=kernel.dtype,
+            initializer="ones", trainable=False,
+            aggregation="only_first_replica")
+        if self.preserve_sparsity:
+            self.kernel_nonzero.assign(
+                ops.cast(ops.not_equal(kernel, 0), kernel.dtype))
+        self.batchnorm_frozen = self.add_weight(
+            name="batchnorm_frozen", shape=(), initializer="zeros",
+            trainable=False, aggregation="only_first_replica")
+        self.built = True
+
+    def _channel_shape(self):
+        kernel_shape = tuple(self.conv.kernel.shape)
+        if _is_depthwise(self.conv):
+            return (1,) * (len(kernel_shape) - 2) + kernel_shape[-2:]
+        return (1,) * (len(kernel_shape) - 1) + kernel_shape[-1:]
+
+    def _statistics(self, inputs, training):
+        bn = self.batchnorm
+        if not training:
+            return bn.moving_mean, bn.moving_variance
+        kernel = ops.multiply(self.conv.kernel, self.kernel_nonzero)
+        y = call_with_values(self, self.conv, [(self.conv.kernel, kernel)],
+                             inputs)
+        axes = tuple(range(len(y.shape) - 1))
+        mean, variance = ops.moments(y, axes=axes)
+        frozen = ops.greater(self.batchnorm_frozen, 0.5)
+        decay = bn.momentum
+        new_mean = ops.where(frozen, bn.moving_mean,
+                             bn.moving_mean * decay + mean * (1 - decay))
+        new_variance = ops.where(
+            frozen, bn.moving_variance,
+            bn.moving_variance * decay + variance * (1 - decay))
+        bn.moving_mean.assign(new_mean)
+        bn.moving_variance.assign(new_variance)
+        return (ops.where(frozen, bn.moving_mean, mean),
+                ops.where(frozen, bn.moving_variance, variance))
+
+    def folded_weights(self, mean, variance):
+        """`(kernel, bias)` of the convolution with the BatchNorm folded in."""
+        bn = self.batchnorm
+        scale = ops.rsqrt(ops.add(variance, bn.epsilon))
+        if bn.scale:
+            scale = ops.multiply(scale, bn.gamma)
+        kernel = ops.multiply(self.conv.kernel, self.kernel_nonzero)
+        kernel = ops.multiply(kernel, ops.reshape(scale, self._channel_shape()))
+        bias = ops.multiply(ops.subtract(self.conv.bias, mean), scale)
+        if bn.center:
+            bias = ops.add(bias, bn.beta)
+        return kernel, bias
+
+    def call(self, inputs, training=None):
+        mean, variance = self._statistics(inputs, training)
+        kernel, bias = self.folded_weights(mean, variance)
+        axis = quantizers.DEPTHWISE if _is_depthwise(self.conv) else -1
+        kernel = quantizers.fake_quant_weight(kernel, axis, self.num_bits)
+        y = call_with_values(self, self.conv, [(self.conv.kernel, kernel),
+                                               (self.conv.bias, bias)], inputs)
+        return self.quantize_output(y, training)
+
+    def compute_output_shape(self, input_shape):
+        return self.conv.compute_output_shape(input_shape)
+
+    def to_float_conv(self):
+        """A plain convolution holding the folded float weights."""
+        kernel, bias = self.folded_weights(self.batchnorm.moving_mean,
+                                           self.batchnorm.moving_variance)
+        config = self.conv.get_config()
+        config["name"] = self.conv.name
+        new = self.conv.__class__.from_config(config)
+        new.build_from_config(self.conv.get_build_config())
+        new.set_weights([ops.convert_to_numpy(kernel),
+                         ops.convert_to_numpy(bias)])
+        return new
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "conv": keras.saving.serialize_keras_object(self.conv),
+            "batchnorm": keras.saving.serialize_keras_object(self.batchnorm),
+            "preserve_sparsity": self.preserve_sparsity,
+            "num_bits": self.num_bits,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = config.copy()
+        for key in ("conv", "batchnorm"):
+            config[key] = keras.saving.deserialize_keras_object(
+                config[key], custom_objects=custom_objects)
+        return cls(**config)
+
+
+def fold_pair(conv, batchnorm, preserve_sparsity=True):
+    """A `QuantizeConvBatchNorm` from copies of a trained conv and BatchNorm."""
+    return QuantizeConvBatchNorm(
+        _model_utils.clone_layer(conv), _model_utils.clone_layer(batchnorm),
+        preserve_sparsity=preserve_sparsity)

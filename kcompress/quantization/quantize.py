@@ -1,0 +1,430 @@
+"""Entry points of QAT, with TFMOT's names.
+
+- `quantize_model(model)` quantizes every layer.
+- `quantize_annotate_layer` and `quantize_annotate_model` mark layers, and
+  `quantize_apply` quantizes only the marked ones (the rest stay float).
+- `strip_quantization` returns a plain float model.
+- `calibrate` sets activation ranges from data before training.
+
+The rewrite clones the model (the input is never modified). It folds
+Conv/DepthwiseConv + BatchNorm pairs and splits SeparableConv2D into a
+DepthwiseConv2D and a 1x1 Conv2D, as TFLite does, and it puts a
+`QuantizeLayer` on each model input. A pruned model, wrapped or stripped, keeps
+its zeros through QAT (`preserve_sparsity=True`).
+"""
+
+import keras
+import numpy as np
+
+from kcompress import _model_utils
+from kcompress.pruning.prune import pruning_wrappers
+from kcompress.pruning.prune import strip_pruning
+from kcompress.quantization import fold_batchnorm
+from kcompress.quantization.quantize_annotate import QuantizeAnnotate
+from kcompress.quantization.quantize_config import SUPPORTED_LAYERS
+from kcompress.quantization.quantize_config import default_quantize_config
+from kcompress.quantization.quantize_wrapper import ActivationRange
+from kcompress.quantization.quantize_wrapper import QuantizeLayer
+from kcompress.quantization.quantize_wrapper import QuantizeWrapper
+
+__all__ = ["quantize_model", "quantize_annotate_layer",
+           "quantize_annotate_model", "quantize_apply", "strip_quantization",
+           "calibrate", "quantize_layers", "unsupported_layer_error"]
+
+_PER_LAYER_HINT = (
+    "build the model functionally, or quantize its layers where the model "
+    "creates them with kcompress.quantization.QuantizeWrapper(layer)."
+)
+
+
+def unsupported_layer_error(layer):
+    return ValueError(
+        f"Layer '{layer.name}' of type {type(layer).__name__} has no default "
+        "int8 quantization. Either give it a QuantizeConfig with "
+        "`quantize_annotate_layer(layer, quantize_config=...)` and call "
+        "`quantize_apply`, or leave it in float: annotate only the other "
+        "layers with `quantize_annotate_layer` and call `quantize_apply`. "
+        f"Layers with a default: {', '.join(SUPPORTED_LAYERS)}."
+    )
+
+
+def quantize_layers(model):
+    """The QAT layers (wrappers, folded pairs, input quantizers) of `model`."""
+    if isinstance(model, ActivationRange):
+        return [model]
+    if not isinstance(model, keras.Model):
+        return []
+    return [layer for layer in _model_utils.iter_layers(model)
+            if isinstance(layer, (QuantizeWrapper, QuantizeLayer,
+                                  fold_batchnorm.QuantizeConvBatchNorm))]
+
+
+def quantize_annotate_layer(to_annotate, quantize_config=None):
+    """Marks a layer to be quantized by `quantize_apply`.
+
+    Args:
+        to_annotate: a Keras layer.
+        quantize_config: a `QuantizeConfig`; required for layers with no
+            default (custom layers).
+
+    Returns:
+        A `QuantizeAnnotate` layer wrapping `to_annotate`.
+    """
+    if not isinstance(to_annotate, keras.layers.Layer) or isinstance(
+            to_annotate, keras.Model):
+        raise ValueError(
+            f"Received: to_annotate={to_annotate!r}. Expected a "
+            "keras.layers.Layer (use quantize_annotate_model for a model)."
+        )
+    return QuantizeAnnotate(to_annotate, quantize_config=quantize_config)
+
+
+def _check_model(model, verb):
+    _model_utils.check_model_argument(model, "model", verb, _PER_LAYER_HINT)
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Received: model={model!r} of type {type(model).__name__}. "
+            "Expected a Sequential or functional keras.Model."
+        )
+    if not model.built or not _has_inputs(model):
+        raise ValueError(
+            f"Model '{model.name}' is not built and has no input shape. "
+            "Give it a keras.Input (or call it on data) before quantizing."
+        )
+    if quantize_layers(model):
+        raise ValueError(
+            f"Model '{model.name}' is already quantized: it holds QAT layers. "
+            "Quantizing twice is not supported; call strip_quantization "
+            "first."
+        )
+
+
+def _has_inputs(model):
+    try:
+        return bool(model.inputs)
+    except (AttributeError, ValueError):
+        return False
+
+
+def quantize_annotate_model(model):
+    """Marks every layer of `model` for `quantize_apply` (returns a clone)."""
+    _check_model(model, "quantize_annotate_model")
+
+    def clone_function(layer):
+        new = _model_utils.clone_layer(layer)
+        if isinstance(layer, QuantizeAnnotate):
+            return new
+        return QuantizeAnnotate(new)
+
+    return _model_utils.transform_model(model, clone_function)
+
+
+def _as_functional(model):
+    """A functional copy of a Sequential model; other models as they are.
+
+    The copy is built from fresh clones of the layers, so each layer has one
+    inbound node (the graph analysis below relies on it).
+    """
+    if not isinstance(model, keras.Sequential):
+        return model
+    spec = model.inputs[0]
+    inputs = keras.Input(batch_shape=spec.shape, dtype=spec.dtype,
+                         name=f"{model.name}_input")
+    x = inputs
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            layer = _model_utils.transform_model(layer,
+                                                 _model_utils.clone_layer)
+        else:
+            layer = _model_utils.clone_layer(layer)
+        x = layer(x)
+    return keras.Model(inputs, x, name=model.name)
+
+
+def _producer(layer):
+    """The single operation feeding `layer`'s single call, or None."""
+    if len(layer._inbound_nodes) != 1:
+        return None
+    tensors = layer._inbound_nodes[0].arguments.keras_tensors
+    if len(tensors) != 1:
+        return None
+    return tensors[0]._keras_history.operation
+
+
+def _fold_pairs(model, resolve):
+    """`{id(conv): bn, id(bn): conv}` for the foldable pairs of `model`.
+
+    A pair is a BatchNormalization whose only input is a convolution that
+    feeds nothing else, both to be quantized.
+    """
+    pairs = {}
+    for layer in model.layers:
+        if not isinstance(getattr(layer, "layer", layer),
+                          keras.layers.BatchNormalization):
+            continue
+        bn, bn_config = resolve(layer)
+        producer = _producer(layer)
+        if (bn_config is None or producer is None
+                or len(producer._inbound_nodes) != 1
+                or len(producer._outbound_nodes) != 1):
+            continue
+        conv, conv_config = resolve(producer)
+        if conv_config is not None and fold_batchnorm.can_fold(conv, bn):
+            pairs[id(conv)] = bn
+            pairs[id(bn)] = conv
+    return pairs
+
+
+def _split_separable(layer, config):
+    """DepthwiseConv2D + 1x1 Conv2D wrappers equal to a SeparableConv2D."""
+    cfg = layer.get_config()
+    depthwise = keras.layers.DepthwiseConv2D(
+        cfg["kernel_size"], strides=cfg["strides"], padding=cfg["padding"],
+        depth_multiplier=cfg["depth_multiplier"],
+        data_format=cfg["data_format"], dilation_rate=cfg["dilation_rate"],
+        use_bias=False, name=f"{layer.name}_depthwise")
+    pointwise = keras.layers.Conv2D(
+        cfg["filters"], 1, activation=cfg["activation"],
+        use_bias=cfg["use_bias"], data_format=cfg["data_format"],
+        name=f"{layer.name}_pointwise")
+    input_shape = layer.get_build_config()["input_shape"]
+    depthwise.build(input_shape)
+    pointwise.build(depthwise.compute_output_shape(input_shape))
+    values = layer.get_weights()
+    depthwise.set_weights(values[:1])
+    pointwise.set_weights(values[1:])
+    return (QuantizeWrapper(depthwise, default_quantize_config(depthwise),
+                            config["preserve_sparsity"]),
+            QuantizeWrapper(pointwise, default_quantize_config(pointwise),
+                            config["preserve_sparsity"]))
+
+
+def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
+    """The QAT clone of a functional `model`."""
+
+    def resolve(layer):
+        """`(layer, QuantizeConfig, "separable", or None for float)`."""
+        annotated = isinstance(layer, QuantizeAnnotate)
+        inner = layer.layer if annotated else layer
+        if not annotated and (annotated_only or isinstance(layer,
+                                                           keras.Model)):
+            return inner, None
+        if annotated and layer.quantize_config is not None:
+            return inner, layer.quantize_config
+        if isinstance(inner, keras.layers.SeparableConv2D):
+            return inner, "separable"
+        config = default_quantize_config(inner)
+        if config is None:
+            raise unsupported_layer_error(inner)
+        return inner, config
+
+    pairs = _fold_pairs(model, resolve)
+    created = {}  # id(new layer) -> "drop" (a folded BatchNorm) or pointwise
+    options = {"preserve_sparsity": preserve_sparsity}
+
+    quantized = set()  # ids of new layers that take quantized inputs
+
+    def clone_function(layer):
+        if isinstance(layer, keras.Model):
+            new = _rewrite(_as_functional(layer), annotated_only,
+                           preserve_sparsity, quantize_inputs=False)
+            quantized.add(id(new))
+            return new
+        inner, config = resolve(layer)
+        if config is None:
+            return _model_utils.clone_layer(inner)
+        if isinstance(inner, keras.layers.BatchNormalization) and (
+                id(inner) in pairs):
+            new = keras.layers.Identity(name=inner.name)
+            created[id(new)] = "drop"
+        elif id(inner) in pairs:
+            new = fold_batchnorm.fold_pair(inner, pairs[id(inner)],
+                                           preserve_sparsity)
+        elif config == "separable":
+            new, pointwise = _split_separable(inner, options)
+            created[id(new)] = pointwise
+        elif config.quantizes_anything:
+            new = QuantizeWrapper(_model_utils.clone_layer(inner), config,
+                                  preserve_sparsity)
+        else:
+            new = _model_utils.clone_layer(inner)
+        quantized.add(id(new))
+        return new
+
+    input_quantizers = {}
+
+    def quantized_input(tensor):
+        history = getattr(tensor, "_keras_history", None)
+        if history is None or not isinstance(history.operation,
+                                             keras.layers.InputLayer):
+            return tensor
+        if id(tensor) not in input_quantizers:
+            layer = QuantizeLayer(name=f"quantize_{history.operation.name}")
+            input_quantizers[id(tensor)] = layer(tensor)
+        return input_quantizers[id(tensor)]
+
+    def call_function(layer, *args, **kwargs):
+        role = created.get(id(layer))
+        if isinstance(role, str) and role == "drop":
+            return args[0]
+        if quantize_inputs and id(layer) in quantized:
+            args = keras.tree.map_structure(quantized_input, args)
+        outputs = layer(*args, **kwargs)
+        if role is not None:
+            outputs = role(outputs)
+        return outputs
+
+    new = keras.models.clone_model(model, clone_function=clone_function,
+                                   call_function=call_function)
+    new.name = model.name
+    return new
+
+
+def quantize_apply(model, preserve_sparsity=True, calibration_data=None):
+    """Quantizes the layers of `model` marked by the annotate functions.
+
+    Args:
+        model: a model from `quantize_annotate_model`, or one with layers from
+            `quantize_annotate_layer`. It is not modified.
+        preserve_sparsity: keep exactly-zero weights at zero through QAT.
+        calibration_data: optional array of inputs; if given, activation
+            ranges are set from it (see `calibrate`).
+
+    Returns:
+        The QAT model, ready to compile and `fit`.
+    """
+    return _quantize(model, True, preserve_sparsity, calibration_data,
+                     "quantize_apply")
+
+
+def quantize_model(model, preserve_sparsity=True, calibration_data=None):
+    """Quantizes every layer of `model` for QAT with TFLite's int8 scheme.
+
+    Args:
+        model: a built Sequential or functional model, nested models
+            included. A model pruned with `prune_low_magnitude` (wrapped or
+            stripped) keeps its zeros. The model is not modified.
+        preserve_sparsity: keep exactly-zero weights at zero through QAT (a
+            dense model has no exact zeros, so this costs nothing there).
+        calibration_data: optional array of inputs; if given, activation
+            ranges are set from it before training (see `calibrate`).
+            Otherwise the first training batch sets them.
+
+    Returns:
+        The QAT model, ready to compile and `fit`. Convert it with
+        `tflite_export.convert(model, "qat")`.
+
+    Example:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> qat = quantize_model(model)
+    >>> [type(layer).__name__ for layer in qat.layers]
+    ['InputLayer', 'QuantizeLayer', 'QuantizeWrapper']
+    """
+    return _quantize(model, False, preserve_sparsity, calibration_data,
+                     "quantize_model")
+
+
+def _quantize(model, annotated_only, preserve_sparsity, calibration_data,
+              verb):
+    if isinstance(model, keras.layers.Layer) and not isinstance(
+            model, keras.Model):
+        raise ValueError(
+            f"Received: model={model.name!r}, a {type(model).__name__} layer. "
+            f"Expected a Sequential or functional keras.Model; {verb} "
+            "rewrites whole models. Use QuantizeWrapper(layer) for one layer."
+        )
+    _check_model(model, verb)
+    if pruning_wrappers(model):
+        model = strip_pruning(model)
+    quantized = _rewrite(_as_functional(model), annotated_only,
+                         preserve_sparsity)
+    if calibration_data is not None:
+        calibrate(quantized, calibration_data)
+    return quantized
+
+
+def calibrate(model, data, batch_size=32):
+    """Sets every activation range of a QAT model to cover `data`.
+
+    Runs the model eagerly in inference mode over `data` in batches; each
+    range becomes the min/max it saw (including 0). Training then refines the
+    ranges by moving average.
+
+    Args:
+        model: a QAT model.
+        data: array of model inputs (or a list of arrays for several inputs).
+        batch_size: batch size of the calibration passes.
+    """
+    layers = [layer for layer in quantize_layers(model)
+              if isinstance(layer, ActivationRange) and layer.built]
+    if not layers:
+        raise ValueError(
+            f"Model '{model.name}' has no QAT layers to calibrate. Pass the "
+            "model returned by quantize_model or quantize_apply."
+        )
+    arrays = data if isinstance(data, (list, tuple)) else [data]
+    for array in arrays:
+        array = np.asarray(array)
+        if not np.issubdtype(array.dtype, np.number) or not np.isfinite(
+                array).all():
+            raise ValueError(
+                "Received: calibration data with non-finite or non-numeric "
+                "values. Expected finite numbers."
+            )
+    size = len(arrays[0])
+    for layer in layers:
+        layer.calibrating = True
+    try:
+        for start in range(0, size, batch_size):
+            batch = [a[start:start + batch_size] for a in arrays]
+            model(batch if len(batch) > 1 else batch[0], training=False)
+    finally:
+        for layer in layers:
+            layer.calibrating = False
+
+
+def strip_quantization(model):
+    """A plain float copy of a QAT model.
+
+    QAT wrappers become their float layers (with preserved zeros applied),
+    folded Conv+BatchNorm pairs become one convolution holding the folded
+    weights, SeparableConv2D stays split, and input quantizers are removed.
+    The input model is not modified.
+    """
+    _model_utils.check_model_argument(model, "model", "strip_quantization",
+                                      _PER_LAYER_HINT)
+    dropped = set()
+
+    def clone_function(layer):
+        if isinstance(layer, keras.Model):
+            return strip_quantization(layer)
+        if isinstance(layer, QuantizeLayer):
+            new = keras.layers.Identity(name=layer.name)
+            dropped.add(id(new))
+            return new
+        if isinstance(layer, fold_batchnorm.QuantizeConvBatchNorm):
+            return layer.to_float_conv()
+        if isinstance(layer, QuantizeWrapper):
+            values = {id(w): keras.ops.convert_to_numpy(v)
+                      for w, v in layer.effective_weights()}
+            weights = [values.get(id(v), keras.ops.convert_to_numpy(v))
+                       for v in layer.layer.weights]
+            new = _model_utils.clone_layer(layer.layer, weights=weights)
+            return new
+        if isinstance(layer, QuantizeAnnotate):
+            return _model_utils.clone_layer(layer.layer)
+        return _model_utils.clone_layer(layer)
+
+    def call_function(layer, *args, **kwargs):
+        if id(layer) in dropped:
+            return args[0]
+        return layer(*args, **kwargs)
+
+    if isinstance(model, keras.Sequential):
+        return _model_utils.transform_model(model, clone_function)
+    new = keras.models.clone_model(model, clone_function=clone_function,
+                                   call_function=call_function)
+    new.name = model.name
+    return new

@@ -1,0 +1,49 @@
+"""`QuantizeAnnotate`: marks a layer for `quantize_apply`."""
+
+import keras
+
+from kcompress.quantization.quantize_config import QuantizeConfig
+
+__all__ = ["QuantizeAnnotate"]
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class QuantizeAnnotate(keras.layers.Wrapper):
+    """Marks `layer` to be quantized by `quantize_apply`; computes nothing.
+
+    Args:
+        layer: the layer to mark.
+        quantize_config: optional `QuantizeConfig`; the default for the
+            layer's type is used otherwise.
+        **kwargs: passed to `keras.layers.Wrapper`.
+    """
+
+    def __init__(self, layer, quantize_config=None, **kwargs):
+        if isinstance(layer, QuantizeAnnotate):
+            raise ValueError(f"Layer '{layer.name}' is already annotated.")
+        if isinstance(quantize_config, dict):
+            quantize_config = keras.saving.deserialize_keras_object(
+                quantize_config)
+        if quantize_config is not None and not isinstance(quantize_config,
+                                                          QuantizeConfig):
+            raise ValueError(
+                f"Received: quantize_config={quantize_config!r}. Expected a "
+                "kcompress.quantization.QuantizeConfig or None."
+            )
+        kwargs.setdefault("name", f"quant_annotate_{layer.name}")
+        super().__init__(layer, **kwargs)
+        self.quantize_config = quantize_config
+
+    def call(self, *args, **kwargs):
+        return self.layer(*args, **kwargs)
+
+    def compute_output_shape(self, *args, **kwargs):
+        return self.layer.compute_output_shape(*args, **kwargs)
+
+    def compute_output_spec(self, *args, **kwargs):
+        return self.layer.compute_output_spec(*args, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(),
+                "quantize_config": keras.saving.serialize_keras_object(
+                    self.quantize_config)}

@@ -1,0 +1,257 @@
+"""`convert`: a Keras 3 model to TFLite (LiteRT) flatbuffer bytes.
+
+The TensorFlow code of the project lives in this package. `convert` strips
+kcompress wrappers where the mode needs it, traces the model into a
+`tf.function` with a dynamic batch dimension, and runs
+`tf.lite.TFLiteConverter` with the settings of the mode.
+"""
+
+import contextlib
+import os
+import re
+import tempfile
+
+import keras
+import numpy as np
+
+MODES = ("float32", "float16", "dynamic", "int8", "int16x8", "qat")
+_NEEDS_DATA = ("int8", "int16x8")
+_REPRESENTATIVE_SAMPLES = 300
+
+
+class ConversionError(ValueError):
+    """The model cannot be converted as asked; the message says why."""
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _input_specs(model):
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ConversionError(
+            f"Model '{model.name}' is not built and has no input shape. Give "
+            "it a keras.Input before converting."
+        )
+    return [(tuple(t.shape), keras.backend.standardize_dtype(t.dtype))
+            for t in inputs]
+
+
+def check_data(data, model, argument="representative_data"):
+    """Validates an input array (or list of arrays) for `model`.
+
+    Returns:
+        The list of arrays, one per model input.
+
+    Raises:
+        ConversionError: on wrong count, shape, dtype, or non-finite values.
+    """
+    specs = _input_specs(model)
+    arrays = list(data) if isinstance(data, (list, tuple)) else [data]
+    if len(arrays) != len(specs):
+        raise ConversionError(
+            f"Received: {argument} with {len(arrays)} arrays. Expected "
+            f"{len(specs)}, one per model input."
+        )
+    checked = []
+    for array, (shape, dtype) in zip(arrays, specs):
+        array = np.asarray(array)
+        if array.dtype.kind not in "fiu":
+            raise ConversionError(
+                f"Received: {argument} of dtype {array.dtype}. Expected "
+                f"numbers (the model input is {dtype})."
+            )
+        if array.ndim != len(shape) or any(
+                want is not None and want != got
+                for want, got in zip(shape[1:], array.shape[1:])):
+            raise ConversionError(
+                f"Received: {argument} of shape {array.shape}. Expected "
+                f"(n, {', '.join(str(d) for d in shape[1:])}) to match the "
+                "model input."
+            )
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ConversionError(
+                f"Received: {argument} with NaN or infinite values. Expected "
+                "finite numbers."
+            )
+        if len(array) == 0:
+            raise ConversionError(f"Received: an empty {argument}.")
+        checked.append(array.astype(dtype))
+    return checked
+
+
+@contextlib.contextmanager
+def _export_mode(model):
+    """Traces QAT layers without their float pass-through (see ActivationRange)."""
+    from kcompress.quantization import quantize_layers
+
+    layers = [layer for layer in quantize_layers(model)
+              if hasattr(layer, "export_mode")]
+    for layer in layers:
+        layer.export_mode = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.export_mode = False
+
+
+def prepare(model, mode):
+    """The model to trace for `mode`: kcompress wrappers stripped as needed."""
+    from kcompress.pruning import pruning_wrappers
+    from kcompress.pruning import strip_pruning
+    from kcompress.quantization import quantize_layers
+    from kcompress.quantization import strip_quantization
+
+    if not isinstance(model, keras.Model):
+        raise ConversionError(
+            f"Received: model of type {type(model).__name__}. Expected a "
+            "keras.Model."
+        )
+    if pruning_wrappers(model):
+        model = strip_pruning(model)
+    qat_layers = quantize_layers(model)
+    if mode == "qat":
+        if not qat_layers:
+            raise ConversionError(
+                f"Mode 'qat' needs a QAT model, and model '{model.name}' has "
+                "no QAT wrappers. Train it with "
+                "kcompress.quantization.quantize_model first, or use mode "
+                "'int8' with representative data."
+            )
+        unset = [layer.name for layer in qat_layers
+                 if hasattr(layer, "range_initialized") and float(
+                     keras.ops.convert_to_numpy(layer.range_initialized)) < .5]
+        if unset:
+            raise ConversionError(
+                f"QAT layers {unset} have no activation range yet. Train the "
+                "model (one batch sets them) or call "
+                "kcompress.quantization.calibrate(model, x) before "
+                "converting."
+            )
+        return model
+    if qat_layers:
+        model = strip_quantization(model)
+    return model
+
+
+def _flex_error(error):
+    message = str(error)
+    ops = sorted(set(re.findall(r"\btf\.([A-Za-z0-9_]+)", message)))
+    if "Select TF" in message or "flex" in message.lower() or ops:
+        return ConversionError(
+            "The model needs TensorFlow (Flex) ops that the built-in TFLite "
+            f"runtime lacks: {', '.join(ops) or 'see the converter log'}. "
+            "Replace those layers, or pass allow_flex=True to fall back to "
+            "SELECT_TF_OPS (the app must then link the Flex delegate)."
+        )
+    return ConversionError(f"TFLite conversion failed: {message.strip()}")
+
+
+def convert(model, mode, representative_data=None, float_io=False,
+            allow_flex=False):
+    """Converts a Keras 3 model to TFLite bytes.
+
+    Args:
+        model: a Keras model; may hold kcompress pruning or QAT layers.
+        mode: one of `"float32"`, `"float16"`, `"dynamic"` (int8 weights,
+            float activations), `"int8"` (full-integer post-training
+            quantization; needs `representative_data`), `"int16x8"` (int16
+            activations, int8 weights; needs `representative_data`) or
+            `"qat"` (int8 from the ranges learned in QAT; no data needed).
+        representative_data: array (or list of arrays, one per input) of
+            typical inputs, for `int8` and `int16x8`. Up to 300 samples are
+            used.
+        float_io: for `int8`, keep float input and output (the default is
+            int8 input and output). `qat` always has float input and output,
+            with QUANTIZE and DEQUANTIZE at the ends.
+        allow_flex: allow SELECT_TF_OPS (Flex) for ops TFLite lacks.
+
+    Returns:
+        The `.tflite` flatbuffer as bytes. The input model is not modified.
+    """
+    if mode not in MODES:
+        raise ConversionError(
+            f"Received: mode={mode!r}. Expected one of {', '.join(MODES)}."
+        )
+    if mode in _NEEDS_DATA and representative_data is None:
+        raise ConversionError(
+            f"Mode {mode!r} needs representative_data: a few hundred typical "
+            "inputs to calibrate the activation ranges."
+        )
+    model = prepare(model, mode)
+    samples = None
+    if representative_data is not None and mode in _NEEDS_DATA:
+        samples = check_data(representative_data, model)
+    tf = _tf()
+    specs = [tf.TensorSpec((None,) + shape[1:], dtype, name=f"input_{i}")
+             for i, (shape, dtype) in enumerate(_input_specs(model))]
+
+    def serve(*args):
+        return model(list(args) if len(args) > 1 else args[0],
+                     training=False)
+
+    # Keras 3's own path to TFLite: ExportArchive -> SavedModel -> converter,
+    # which freezes the variables into constants.
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    with tempfile.TemporaryDirectory(prefix="kcompress-export-") as saved:
+        with _export_mode(model):
+            archive.add_endpoint("serve", serve, input_signature=specs)
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        return _run_converter(tf, converter, mode, samples, float_io,
+                              allow_flex)
+
+
+def _run_converter(tf, converter, mode, samples, float_io, allow_flex):
+    builtins = tf.lite.OpsSet.TFLITE_BUILTINS
+    if mode != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if samples is not None:
+        count = min(len(samples[0]), _REPRESENTATIVE_SAMPLES)
+
+        def representative():
+            for i in range(count):
+                yield [array[i:i + 1] for array in samples]
+
+        converter.representative_dataset = representative
+    if mode == "int8":
+        builtins = tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+        if not float_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    if mode == "int16x8":
+        builtins = (tf.lite.OpsSet
+                    .EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)
+    ops_sets = [builtins]
+    if allow_flex:
+        ops_sets.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    converter.target_spec.supported_ops = ops_sets
+    try:
+        return converter.convert()
+    except Exception as error:  # The converter raises several error types.
+        raise _flex_error(error) from error
+
+
+def save_atomically(data, path):
+    """Writes bytes to `path` via a temporary file and a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
+                                   suffix=os.path.basename(path))
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

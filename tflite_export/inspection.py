@@ -1,0 +1,115 @@
+"""`inspect`: what is inside a `.tflite` file.
+
+Reads the flatbuffer through `ai_edge_litert`'s interpreter: the ops and the
+types they run in, the share of ops that run in integer arithmetic, the zero
+fraction of each constant weight, and the size raw and gzipped.
+"""
+
+import dataclasses
+import gzip
+
+import numpy as np
+
+_FLOAT = (np.float32, np.float16, np.float64)
+_BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def interpreter_for(tflite_bytes, num_threads=None, delegates=True):
+    """An allocated `ai_edge_litert` interpreter for the flatbuffer.
+
+    Args:
+        tflite_bytes: the flatbuffer.
+        num_threads: CPU threads, or None for the runtime's default.
+        delegates: apply the default delegates (XNNPACK). Without them the
+            interpreter shows the graph as the file holds it.
+    """
+    from ai_edge_litert import interpreter as litert
+
+    resolver = (litert.OpResolverType.AUTO if delegates else
+                litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter = litert.Interpreter(
+        model_content=bytes(tflite_bytes), num_threads=num_threads,
+        experimental_op_resolver_type=resolver)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+@dataclasses.dataclass
+class OpInfo:
+    index: int
+    name: str
+    input_types: tuple
+    output_types: tuple
+    integer: bool  # runs in integer arithmetic (int8 / int16 activations)
+
+
+@dataclasses.dataclass
+class Inspection:
+    size: int
+    gzip_size: int
+    ops: list
+    weight_zero_fraction: dict  # tensor name -> fraction of zeros
+
+    @property
+    def int8_coverage(self):
+        """Share of ops running in integer arithmetic."""
+        return sum(op.integer for op in self.ops) / max(len(self.ops), 1)
+
+    @property
+    def float_ops(self):
+        return [op for op in self.ops if not op.integer]
+
+    def to_dict(self):
+        return {
+            "size": self.size,
+            "gzip_size": self.gzip_size,
+            "int8_coverage": self.int8_coverage,
+            "ops": [dataclasses.asdict(op) for op in self.ops],
+            "weight_zero_fraction": self.weight_zero_fraction,
+        }
+
+
+def gzip_size(data):
+    """Size of `data` after gzip at level 9."""
+    return len(gzip.compress(bytes(data), compresslevel=9))
+
+
+def inspect(tflite_bytes):
+    """Reports the ops, int8 coverage, weight sparsity and sizes.
+
+    An op counts as integer when none of its input or output tensors is
+    floating point. A float model therefore has coverage 0, and a QAT model
+    with float input and output has every op but the input QUANTIZE and the
+    output DEQUANTIZE in integer.
+
+    Returns:
+        An `Inspection`.
+    """
+    interpreter = interpreter_for(tflite_bytes, delegates=False)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()  # No public equivalent exists.
+    produced = {i for op in ops for i in op["outputs"]}
+    graph_inputs = {t["index"] for t in interpreter.get_input_details()}
+    infos, zero_fraction = [], {}
+    for op in ops:
+        inputs = [i for i in op["inputs"] if i >= 0]
+        in_types = tuple(np.dtype(tensors[i]["dtype"]).name for i in inputs)
+        out_types = tuple(np.dtype(tensors[i]["dtype"]).name
+                          for i in op["outputs"])
+        integer = not any(np.dtype(tensors[i]["dtype"]).type in _FLOAT
+                          for i in inputs + list(op["outputs"]))
+        infos.append(OpInfo(op["index"], op["op_name"], in_types, out_types,
+                            integer))
+        for i in inputs:
+            if i in produced or i in graph_inputs:
+                continue
+            detail = tensors[i]
+            if len(detail["shape"]) < 2:
+                continue  # biases, shapes, scalars
+            try:
+                values = interpreter.get_tensor(i)
+            except ValueError:
+                continue
+            zero_fraction[detail["name"]] = float(np.mean(values == 0))
+    return Inspection(len(tflite_bytes), gzip_size(tflite_bytes), infos,
+                      zero_fraction)
