@@ -64,11 +64,13 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         batchnorm: the BatchNormalization layer.
         preserve_sparsity: keep zero kernel weights at zero.
         num_bits: bit width.
+        output_quantized: fake-quantize the output. False when a ReLU or
+            ReLU6 that TFLite fuses into the convolution follows.
         **kwargs: passed to `keras.layers.Layer`.
     """
 
     def __init__(self, conv, batchnorm, preserve_sparsity=True, num_bits=8,
-                 **kwargs):
+                 output_quantized=True, **kwargs):
         kwargs.setdefault("name", f"quant_{conv.name}_{batchnorm.name}")
         super().__init__(**kwargs)
         if not conv.use_bias:
@@ -84,13 +86,17 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         self.batchnorm = batchnorm
         self.preserve_sparsity = bool(preserve_sparsity)
         self.num_bits = num_bits
+        self.output_quantized = bool(output_quantized)
 
     def build(self, input_shape):
         if not self.conv.built:
             self.conv.build(input_shape)
         if not self.batchnorm.built:
             self.batchnorm.build(self.conv.compute_output_shape(input_shape))
-        self.build_range()
+        if self.output_quantized:
+            self.build_range()
+        else:
+            self.calibrating = self.export_mode = False
         kernel = self.conv.kernel
         self.kernel_nonzero = self.add_weight(
             name="kernel_nonzero", shape=kernel.shape, dtype=kernel.dtype,
@@ -151,6 +157,8 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         kernel = quantizers.fake_quant_weight(kernel, axis, self.num_bits)
         y = call_with_values(self, self.conv, [(self.conv.kernel, kernel),
                                                (self.conv.bias, bias)], inputs)
+        if not self.output_quantized:
+            return y
         return self.quantize_output(y, training)
 
     def compute_output_shape(self, input_shape):
@@ -175,6 +183,7 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
             "batchnorm": keras.saving.serialize_keras_object(self.batchnorm),
             "preserve_sparsity": self.preserve_sparsity,
             "num_bits": self.num_bits,
+            "output_quantized": self.output_quantized,
         }
 
     @classmethod
@@ -186,8 +195,9 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         return cls(**config)
 
 
-def fold_pair(conv, batchnorm, preserve_sparsity=True):
+def fold_pair(conv, batchnorm, preserve_sparsity=True, output_quantized=True):
     """A `QuantizeConvBatchNorm` from copies of a trained conv and BatchNorm."""
     return QuantizeConvBatchNorm(
         _model_utils.clone_layer(conv), _model_utils.clone_layer(batchnorm),
-        preserve_sparsity=preserve_sparsity)
+        preserve_sparsity=preserve_sparsity,
+        output_quantized=output_quantized)

@@ -22,6 +22,7 @@ from kcompress.pruning.prune import strip_pruning
 from kcompress.quantization import fold_batchnorm
 from kcompress.quantization.quantize_annotate import QuantizeAnnotate
 from kcompress.quantization.quantize_config import SUPPORTED_LAYERS
+from kcompress.quantization.quantize_config import QuantizeConfig
 from kcompress.quantization.quantize_config import default_quantize_config
 from kcompress.quantization.quantize_wrapper import ActivationRange
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
@@ -175,6 +176,49 @@ def _fold_pairs(model, resolve):
     return pairs
 
 
+_FUSING_PRODUCERS = (keras.layers.Conv1D, keras.layers.Conv2D,
+                     keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
+                     keras.layers.Dense, keras.layers.Add,
+                     keras.layers.BatchNormalization)
+
+
+def _is_fusable_activation(layer):
+    """Whether TFLite fuses `layer` into the int8 op before it."""
+    layer = getattr(layer, "layer", layer)
+    if isinstance(layer, keras.layers.ReLU):
+        return (layer.max_value in (None, 6.0) and not layer.negative_slope
+                and not layer.threshold)
+    if isinstance(layer, keras.layers.Activation):
+        return layer.get_config()["activation"] in ("relu", "relu6")
+    return False
+
+
+def _fused_producers(model, resolve):
+    """Ids of layers whose output only feeds a ReLU/ReLU6 TFLite fuses.
+
+    Their output is not fake-quantized: TFLite rounds once, after the fused
+    activation, and so must training. (A folded Conv+BatchNorm counts through
+    its BatchNorm.)
+    """
+    fused = set()
+    for layer in model.layers:
+        if len(layer._inbound_nodes) != 1 or len(layer._outbound_nodes) != 1:
+            continue
+        consumer = layer._outbound_nodes[0].operation
+        inner, config = resolve(layer)
+        if (isinstance(inner, _FUSING_PRODUCERS) and config is not None
+                and inner.get_config().get("activation") in (None, "linear")
+                and _is_fusable_activation(consumer)
+                and resolve(consumer)[1] is not None):
+            fused.add(id(inner))
+    return fused
+
+
+def _without_output(config):
+    return QuantizeConfig(weights=config.weights, quantize_output=False,
+                          num_bits=config.num_bits)
+
+
 def _split_separable(layer, config):
     """DepthwiseConv2D + 1x1 Conv2D wrappers equal to a SeparableConv2D."""
     cfg = layer.get_config()
@@ -219,6 +263,7 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
         return inner, config
 
     pairs = _fold_pairs(model, resolve)
+    fused = _fused_producers(model, resolve)
     created = {}  # id(new layer) -> "drop" (a folded BatchNorm) or pointwise
     options = {"preserve_sparsity": preserve_sparsity}
 
@@ -238,11 +283,17 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
             new = keras.layers.Identity(name=inner.name)
             created[id(new)] = "drop"
         elif id(inner) in pairs:
-            new = fold_batchnorm.fold_pair(inner, pairs[id(inner)],
-                                           preserve_sparsity)
+            new = fold_batchnorm.fold_pair(
+                inner, pairs[id(inner)], preserve_sparsity,
+                output_quantized=id(pairs[id(inner)]) not in fused)
         elif config == "separable":
             new, pointwise = _split_separable(inner, options)
             created[id(new)] = pointwise
+        elif id(inner) in fused and _without_output(config).quantizes_anything:
+            new = QuantizeWrapper(_model_utils.clone_layer(inner),
+                                  _without_output(config), preserve_sparsity)
+        elif id(inner) in fused:
+            new = _model_utils.clone_layer(inner)
         elif config.quantizes_anything:
             new = QuantizeWrapper(_model_utils.clone_layer(inner), config,
                                   preserve_sparsity)

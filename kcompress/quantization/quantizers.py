@@ -53,13 +53,20 @@ def fake_quant_weight(weight, axis=None, num_bits=8):
         shape = tuple(weight.shape)
         flat = ops.reshape(weight, shape[:2] + (math.prod(shape[2:]),))
         return ops.reshape(fake_quant_weight(flat, -1, num_bits), shape)
+    overall = ops.max(ops.abs(weight))
     if axis is None:
-        magnitude = ops.max(ops.abs(weight))
+        magnitude = overall
     else:
         axis = axis % len(weight.shape)
         reduce = tuple(i for i in range(len(weight.shape)) if i != axis)
         magnitude = ops.max(ops.abs(weight), axis=reduce)
-    magnitude = ops.stop_gradient(ops.maximum(magnitude, _EPSILON))
+        # An all-zero channel (common after pruning) quantizes to zero with
+        # any range. A tiny range would make TFLite's int32 bias scale
+        # (input scale * weight scale) overflow, so use the tensor's range.
+        magnitude = ops.where(ops.greater(magnitude, 0.0), magnitude,
+                              overall)
+    magnitude = ops.stop_gradient(ops.where(
+        ops.greater(magnitude, _EPSILON), magnitude, 1.0))
     return quantizers.fake_quant_with_min_max_vars(
         weight, -magnitude, magnitude, num_bits=num_bits, narrow_range=True,
         axis=axis)
