@@ -40,7 +40,11 @@ class OpInfo:
     name: str
     input_types: tuple
     output_types: tuple
-    integer: bool  # runs in integer arithmetic (int8 / int16 activations)
+    kind: str  # "integer" (int8/int16 data), "float", or "shape" (int32 only)
+
+    @property
+    def integer(self):
+        return self.kind == "integer"
 
 
 @dataclasses.dataclass
@@ -52,12 +56,13 @@ class Inspection:
 
     @property
     def int8_coverage(self):
-        """Share of ops running in integer arithmetic."""
-        return sum(op.integer for op in self.ops) / max(len(self.ops), 1)
+        """Share of data ops (shape arithmetic left out) running in integer."""
+        data_ops = [op for op in self.ops if op.kind != "shape"]
+        return sum(op.integer for op in data_ops) / max(len(data_ops), 1)
 
     @property
     def float_ops(self):
-        return [op for op in self.ops if not op.integer]
+        return [op for op in self.ops if op.kind == "float"]
 
     def to_dict(self):
         return {
@@ -77,10 +82,12 @@ def gzip_size(data):
 def inspect(tflite_bytes):
     """Reports the ops, int8 coverage, weight sparsity and sizes.
 
-    An op counts as integer when none of its input or output tensors is
-    floating point. A float model therefore has coverage 0, and a QAT model
-    with float input and output has every op but the input QUANTIZE and the
-    output DEQUANTIZE in integer.
+    An op counts as float when any of its tensors is floating point, as
+    integer when it moves int8/int16 data and no float, and as shape
+    arithmetic when all its tensors are int32/int64 (left out of coverage). A
+    float model therefore has coverage 0, and a QAT model with float input and
+    output has every op but the input QUANTIZE and the output DEQUANTIZE in
+    integer.
 
     Returns:
         An `Inspection`.
@@ -96,10 +103,16 @@ def inspect(tflite_bytes):
         in_types = tuple(np.dtype(tensors[i]["dtype"]).name for i in inputs)
         out_types = tuple(np.dtype(tensors[i]["dtype"]).name
                           for i in op["outputs"])
-        integer = not any(np.dtype(tensors[i]["dtype"]).type in _FLOAT
-                          for i in inputs + list(op["outputs"]))
+        types = {np.dtype(tensors[i]["dtype"]).type
+                 for i in inputs + list(op["outputs"])}
+        if types & set(_FLOAT):
+            kind = "float"
+        elif types & {np.int8, np.uint8, np.int16}:
+            kind = "integer"
+        else:
+            kind = "shape"
         infos.append(OpInfo(op["index"], op["op_name"], in_types, out_types,
-                            integer))
+                            kind))
         for i in inputs:
             if i in produced or i in graph_inputs:
                 continue

@@ -34,8 +34,8 @@ class QuantizeAnnotate(keras.layers.Wrapper):
         super().__init__(layer, **kwargs)
         self.quantize_config = quantize_config
 
-    def call(self, *args, **kwargs):
-        return self.layer(*args, **kwargs)
+    def call(self, inputs, *args, **kwargs):
+        return self.layer(inputs, *args, **kwargs)
 
     def compute_output_shape(self, *args, **kwargs):
         return self.layer.compute_output_shape(*args, **kwargs)

@@ -1,0 +1,122 @@
+import keras
+import numpy as np
+import pytest
+
+import tflite_export as te
+from kcompress import quantization as q
+from tflite_export.inspection import interpreter_for
+
+L = keras.layers
+
+
+def _small_model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((6, 6, 2)),
+                             L.Conv2D(4, 3, activation="relu", name="c"),
+                             L.Flatten(), L.Dense(3, name="d")], name="small")
+
+
+def _x(n=40):
+    return np.random.default_rng(0).uniform(size=(n, 6, 6, 2)).astype(
+        "float32")
+
+
+@pytest.mark.parametrize("mode, input_type", [
+    ("float32", np.float32), ("float16", np.float32),
+    ("dynamic", np.float32), ("int8", np.int8), ("int16x8", np.float32)])
+def test_every_mode_converts_and_runs(mode, input_type):
+    model = _small_model()
+    data = _x() if mode in ("int8", "int16x8") else None
+    tflite = te.convert(model, mode, representative_data=data)
+    interpreter = interpreter_for(tflite)
+    assert interpreter.get_input_details()[0]["dtype"] == input_type
+    report = te.verify(tflite, model, _x())
+    assert report.top1_agreement >= 0.9
+    if mode in ("float32", "float16"):
+        assert report.max_abs_diff < 1e-2
+    if mode == "int16x8":  # float I/O, int16 activations inside
+        types = {t for op in te.inspect(tflite).ops for t in op.output_types}
+        assert "int16" in types
+
+
+def test_int8_float_io_on_request():
+    model = _small_model()
+    tflite = te.convert(model, "int8", representative_data=_x(),
+                        float_io=True)
+    interpreter = interpreter_for(tflite)
+    assert interpreter.get_input_details()[0]["dtype"] == np.float32
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
+
+
+def test_convert_never_modifies_its_input():
+    model = _small_model()
+    qat = q.quantize_model(model, calibration_data=_x())
+    before = [w.copy() for w in qat.get_weights()]
+    te.convert(qat, "qat")
+    te.convert(qat, "float32")
+    for a, b in zip(before, qat.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert q.quantize_layers(qat)
+
+
+def test_inspect_reports_ops_sizes_and_zeros():
+    model = _small_model()
+    kernel = model.get_layer("d").kernel
+    values = kernel.numpy()
+    values[: len(values) // 2] = 0
+    kernel.assign(values)
+    tflite = te.convert(model, "float32")
+    report = te.inspect(tflite)
+    names = [op.name for op in report.ops]
+    assert "CONV_2D" in names and "FULLY_CONNECTED" in names
+    assert report.int8_coverage == 0.0
+    assert report.size == len(tflite)
+    assert 0 < report.gzip_size < report.size
+    assert max(report.weight_zero_fraction.values()) >= 0.5
+
+
+def test_unknown_mode():
+    with pytest.raises(te.ConversionError, match="Received: mode='int4'. "
+                       "Expected one of float32"):
+        te.convert(_small_model(), "int4")
+
+
+def test_qat_mode_needs_qat_wrappers():
+    with pytest.raises(te.ConversionError, match="no QAT wrappers"):
+        te.convert(_small_model(), "qat")
+
+
+def test_qat_mode_needs_ranges():
+    with pytest.raises(te.ConversionError, match="no activation range yet"):
+        te.convert(q.quantize_model(_small_model()), "qat")
+
+
+@pytest.mark.parametrize("data, message", [
+    (None, "needs representative_data"),
+    (np.zeros((4, 5, 5, 2), "float32"), r"shape \(4, 5, 5, 2\). Expected "
+     r"\(n, 6, 6, 2\)"),
+    (np.full((4, 6, 6, 2), "x"), "dtype <U1"),
+    (np.full((4, 6, 6, 2), np.nan, "float32"), "NaN"),
+    ([_x(), _x()], "2 arrays. Expected 1"),
+])
+def test_bad_representative_data(data, message):
+    with pytest.raises(te.ConversionError, match=message):
+        te.convert(_small_model(), "int8", representative_data=data)
+
+
+def test_flex_ops_are_refused_by_name():
+    class Inverse(L.Layer):
+        def call(self, x):
+            return keras.ops.inv(x)
+
+    model = keras.Sequential([keras.Input((3, 3)), Inverse()])
+    with pytest.raises(te.ConversionError, match="Flex.*MatrixInverse"):
+        te.convert(model, "float32")
+    assert te.convert(model, "float32", allow_flex=True)
+
+
+def test_save_atomically(tmp_path):
+    path = tmp_path / "m.tflite"
+    te.save_atomically(b"abc", path)
+    assert path.read_bytes() == b"abc"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]
