@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 import kcompress as kc
+import tflite_export
 from kcompress import pruning
+from kcompress import quantization
+
+PUBLIC = [(module, name) for module in (kc, pruning, quantization,
+                                        tflite_export)
+          for name in module.__all__]
 
 SCHEDULES = [
     pruning.ConstantSparsity(0.4, begin_step=2, end_step=20, frequency=3),
@@ -24,9 +30,12 @@ def _wrapper_model(**kwargs):
         keras.layers.Dense(4), **kwargs)])
 
 
-@pytest.mark.parametrize("name", pruning.__all__)
-def test_every_public_name_exists_and_is_documented(name):
-    obj = getattr(pruning, name)
+@pytest.mark.parametrize("module, name", PUBLIC,
+                         ids=[f"{m.__name__}.{n}" for m, n in PUBLIC])
+def test_every_public_name_exists_and_is_documented(module, name):
+    obj = getattr(module, name)
+    if isinstance(obj, (tuple, str)):
+        return  # constants such as MODES
     assert obj.__doc__ and obj.__doc__.strip()
 
 
@@ -63,10 +72,48 @@ def test_wrapper_keras_file_round_trip(kwargs, tmp_path):
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("obj", [
+    quantization.QuantizeConfig(weights={"kernel": -1}),
+    quantization.FreezeQuantizationRanges(10),
+    quantization.FreezeBatchNormStatistics(3),
+    pruning.UpdatePruningStep(),
+])
+def test_registered_objects_round_trip_config(obj):
+    name = keras.saving.get_registered_name(type(obj))
+    assert name.startswith("kcompress>")
+    clone = type(obj).from_config(obj.get_config())
+    assert clone.get_config() == obj.get_config()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: quantization.quantize_model(keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(4)])),
+    lambda: quantization.quantize_model(keras.Sequential(
+        [keras.Input((6, 6, 2)), keras.layers.Conv2D(3, 3, use_bias=False),
+         keras.layers.BatchNormalization(), keras.layers.ReLU()])),
+    lambda: quantization.quantize_apply(keras.Sequential(
+        [keras.Input((8,)), quantization.quantize_annotate_layer(
+            keras.layers.Dense(4))])),
+])
+def test_qat_models_keras_file_round_trip(make, tmp_path):
+    model = make()
+    shape = (16,) + tuple(model.inputs[0].shape[1:])
+    x = np.random.default_rng(0).uniform(size=shape).astype("float32")
+    quantization.calibrate(model, x)
+    path = tmp_path / "q.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-6,
+                               atol=1e-6)
+    stripped = quantization.strip_quantization(loaded)
+    assert not quantization.quantize_layers(stripped)
+
+
 def test_no_mutable_defaults():
     import inspect
 
-    for module in (pruning, kc):
+    for module in (pruning, quantization, kc, tflite_export):
         for name in module.__all__:
             obj = getattr(module, name)
             target = obj.__init__ if inspect.isclass(obj) else obj
