@@ -1,11 +1,13 @@
-"""Training overhead of pruning: kcompress (Keras 3) against TFMOT (tf_keras).
+"""Training overhead of pruning and QAT: kcompress (Keras 3) against TFMOT.
 
-For each framework, the reference digits CNN is fitted plain and wrapped for
-pruning (PolynomialDecay to 80%, mask updates every 10 steps). The four fits
-alternate, round after round, in one process, so that drifts in machine load
-hit every configuration alike. Each round runs a few epochs; the first epoch
-of each fit (tracing, XLA compilation) is dropped. The table gives the median
-seconds per epoch and the ratio pruned / plain for each framework.
+For each framework (kcompress on Keras 3, TFMOT on tf_keras), the reference
+digits CNN is fitted three ways: plain, wrapped for pruning (PolynomialDecay
+to 80%, mask updates every 10 steps), and wrapped for QAT (`quantize_model`).
+The six fits alternate, round after round, in one process, so that drifts in
+machine load hit every configuration alike. Each round runs a few epochs; the
+first epoch of each fit (tracing, XLA compilation) is dropped. The table gives
+the median seconds per epoch and the ratios pruned / plain and QAT / plain,
+each against the same framework's plain fit.
 
 Run: `make bench` or
 `python benchmarks/training_overhead.py --rounds=12 --epochs_per_round=3`.
@@ -64,10 +66,13 @@ def _kcompress_fits(data, end_step):
         reference.reference_cnn(seed=0),
         kc.pruning.PolynomialDecay(0.0, SPARSITY, 0, end_step,
                                    frequency=FREQUENCY)))
+    qat = reference.compile_reference(
+        kc.quantize_model(reference.reference_cnn(seed=0)))
+    base = keras.callbacks.Callback
     return {
-        "plain": (plain, [], keras.callbacks.Callback),
-        "pruned": (pruned, [kc.pruning.UpdatePruningStep()],
-                   keras.callbacks.Callback),
+        "plain": (plain, [], base),
+        "pruned": (pruned, [kc.pruning.UpdatePruningStep()], base),
+        "qat": (qat, [], base),
     }
 
 
@@ -103,11 +108,13 @@ def _tfmot_fits(data, end_step):
         0.0, SPARSITY, 0, end_step, frequency=FREQUENCY)
     pruned = tfmot.sparsity.keras.prune_low_magnitude(
         build(), pruning_schedule=schedule)
+    qat = tfmot.quantization.keras.quantize_model(build())
+    base = tf_keras.callbacks.Callback
     return {
-        "plain": (compile_(build()), [], tf_keras.callbacks.Callback),
+        "plain": (compile_(build()), [], base),
         "pruned": (compile_(pruned),
-                   [tfmot.sparsity.keras.UpdatePruningStep()],
-                   tf_keras.callbacks.Callback),
+                   [tfmot.sparsity.keras.UpdatePruningStep()], base),
+        "qat": (compile_(qat), [], base),
     }
 
 
@@ -137,17 +144,20 @@ def measure(rounds, epochs_per_round, with_tfmot):
 
 def table(times, frameworks):
     lines = [
-        "| framework | plain s/epoch (median) | pruned s/epoch (median) "
-        "| ratio pruned/plain | epochs each |",
-        "|---|---|---|---|---|",
+        "| framework | plain s/epoch | pruned s/epoch | QAT s/epoch "
+        "| pruned/plain | QAT/plain | epochs each |",
+        "|---|---|---|---|---|---|---|",
     ]
     ratios = {}
     for name in frameworks:
-        plain = statistics.median(times[(name, "plain")])
-        pruned = statistics.median(times[(name, "pruned")])
-        ratios[name] = pruned / plain
-        lines.append(f"| {name} | {plain:.4f} | {pruned:.4f} | "
-                     f"{ratios[name]:.3f} | {len(times[(name, 'plain')])} |")
+        median = {kind: statistics.median(times[(name, kind)])
+                  for kind in ("plain", "pruned", "qat")}
+        ratios[name] = {kind: median[kind] / median["plain"]
+                        for kind in ("pruned", "qat")}
+        lines.append(
+            f"| {name} | {median['plain']:.4f} | {median['pruned']:.4f} | "
+            f"{median['qat']:.4f} | {ratios[name]['pruned']:.3f} | "
+            f"{ratios[name]['qat']:.3f} | {len(times[(name, 'plain')])} |")
     return "\n".join(lines), ratios
 
 
@@ -168,14 +178,17 @@ def main(argv):
     command = "python benchmarks/training_overhead.py " + " ".join(
         f"--{name}={getattr(flag, 'value')}" for name, flag in
         (("rounds", _ROUNDS), ("epochs_per_round", _EPOCHS)))
-    print(f"\nPruning training overhead, reference digits CNN, "
-          f"{SPARSITY:.0%} PolynomialDecay, batch {BATCH}.")
+    print(f"\nTraining overhead, reference digits CNN, batch {BATCH}: "
+          f"pruning ({SPARSITY:.0%} PolynomialDecay, frequency {FREQUENCY}) "
+          "and QAT, medians of seconds per epoch.")
     print(f"Command: {command}\n")
     print(text)
     if with_tfmot:
-        print(f"\nkcompress/TFMOT ratio of ratios: "
-              f"{ratios['kcompress'] / ratios['tfmot']:.3f} "
-              "(below 1: kcompress adds less overhead).")
+        for kind in ("pruned", "qat"):
+            print(f"\n{kind}: kcompress/TFMOT ratio of ratios "
+                  f"{ratios['kcompress'][kind] / ratios['tfmot'][kind]:.3f} "
+                  "(below 1: kcompress adds less overhead).", end="")
+        print()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,185 @@
+"""kcompress against TFMOT on the reference digits task: accuracy and size.
+
+Both frameworks train the same CNN on the same split with the same settings:
+30 float epochs; PTQ int8 (int8 input and output); 5 QAT epochs; 80%
+PolynomialDecay pruning over 10 epochs; and pruning-preserving QAT (PQAT, 5
+epochs after pruning). Every accuracy is measured on the `.tflite` file with
+`ai_edge_litert`, so the two columns are measured the same way.
+
+Run: `make compare` or `python benchmarks/compare_tfmot.py`.
+"""
+
+import os
+import sys
+
+# tf_keras (for TFMOT) is reached through tf.keras only with this set, before
+# TensorFlow is imported. Keras 3 (`import keras`) is not affected.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+_SKIP_TFMOT = flags.DEFINE_bool("skip_tfmot", False, "kcompress rows only.")
+
+EPOCHS = 30
+PRUNE_EPOCHS = 10
+QAT_EPOCHS = 5
+SPARSITY = 0.8
+BATCH = 32
+
+
+def _row(name, tflite, data, params=None):
+    from tflite_export import gzip_size
+    from tflite_export.verify import run
+
+    outputs, _ = run(tflite, [data.x_test])
+    accuracy = float(np.mean(outputs.argmax(-1) == data.y_test))
+    return {"variant": name, "accuracy": accuracy, "size": len(tflite),
+            "gzip": gzip_size(tflite)}
+
+
+def kcompress_rows(data):
+    import kcompress as kc
+    import tflite_export as te
+    from kcompress import reference
+
+    def fit(model, epochs, callbacks=()):
+        reference.compile_reference(model)
+        model.fit(data.x_train, data.y_train, batch_size=BATCH,
+                  epochs=epochs, verbose=0, callbacks=list(callbacks))
+        return model
+
+    steps = -(-len(data.x_train) // BATCH)
+    model = fit(reference.reference_cnn(seed=0), EPOCHS)
+    rows = [_row("float32", te.convert(model, "float32"), data)]
+    rows.append(_row("PTQ int8", te.convert(
+        model, "int8", representative_data=data.x_train), data))
+    qat = fit(kc.quantize_model(model), QAT_EPOCHS)
+    rows.append(_row("QAT int8", te.convert(qat, "qat"), data))
+    schedule = kc.pruning.PolynomialDecay(
+        0.0, SPARSITY, begin_step=0, end_step=int(steps * PRUNE_EPOCHS * .7),
+        frequency=10)
+    pruned = fit(kc.prune_low_magnitude(model, schedule), PRUNE_EPOCHS,
+                 [kc.pruning.UpdatePruningStep()])
+    rows.append(_row("pruned 80% float32",
+                     te.convert(pruned, "float32"), data))
+    pqat = fit(kc.quantize_model(pruned), QAT_EPOCHS)
+    rows.append(_row("PQAT 80% int8", te.convert(pqat, "qat"), data))
+    return rows
+
+
+def tfmot_rows(data):
+    import tensorflow as tf
+    import tensorflow_model_optimization as tfmot
+
+    tf_keras = tf.keras
+    layers = tf_keras.layers
+
+    def compile_fit(model, epochs, callbacks=()):
+        model.compile(
+            tf_keras.optimizers.Adam(1e-3),
+            tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"])
+        model.fit(data.x_train, data.y_train, batch_size=BATCH,
+                  epochs=epochs, verbose=0, callbacks=list(callbacks))
+        return model
+
+    def convert(model, mode):
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if mode != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if mode == "ptq":
+            def representative():
+                for i in range(300):
+                    yield [data.x_train[i:i + 1]]
+
+            converter.representative_dataset = representative
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        return converter.convert()
+
+    tf.keras.utils.set_random_seed(0)
+    model = compile_fit(tf_keras.Sequential([
+        layers.Conv2D(16, 3, padding="same", activation="relu",
+                      input_shape=(8, 8, 1)),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.Flatten(),
+        layers.Dense(64, activation="relu"),
+        layers.Dense(10),
+    ]), EPOCHS)
+    rows = [_row("float32", convert(model, "float32"), data)]
+    rows.append(_row("PTQ int8", convert(model, "ptq"), data))
+    qat = compile_fit(tfmot.quantization.keras.quantize_model(model),
+                      QAT_EPOCHS)
+    rows.append(_row("QAT int8", convert(qat, "qat"), data))
+    steps = -(-len(data.x_train) // BATCH)
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        0.0, SPARSITY, begin_step=0, end_step=int(steps * PRUNE_EPOCHS * .7),
+        frequency=10)
+    pruned = compile_fit(
+        tfmot.sparsity.keras.prune_low_magnitude(model, schedule),
+        PRUNE_EPOCHS, [tfmot.sparsity.keras.UpdatePruningStep()])
+    stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+    rows.append(_row("pruned 80% float32", convert(stripped, "float32"),
+                     data))
+    annotated = tfmot.quantization.keras.quantize_annotate_model(stripped)
+    pqat = compile_fit(tfmot.quantization.keras.quantize_apply(
+        annotated,
+        tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()),
+        QAT_EPOCHS)
+    rows.append(_row("PQAT 80% int8", convert(pqat, "qat"), data))
+    return rows
+
+
+def table(ours, theirs):
+    float_size = {name: rows[0]["size"] for name, rows in
+                  (("k", ours), ("t", theirs or ours))}
+    lines = ["| variant | kcompress acc | TFMOT acc | kcompress size "
+             "| TFMOT size | kcompress gzip (x float) | TFMOT gzip (x float) |",
+             "|---|---|---|---|---|---|---|"]
+    for i, mine in enumerate(ours):
+        other = theirs[i] if theirs else None
+
+        def cell(row, key, fmt):
+            return format(row[key], fmt) if row else "-"
+
+        def ratio(row, key):
+            return f"{row['gzip']:,} ({row['gzip'] / float_size[key]:.3f})" \
+                if row else "-"
+
+        lines.append(
+            f"| {mine['variant']} | {cell(mine, 'accuracy', '.4f')} | "
+            f"{cell(other, 'accuracy', '.4f')} | {cell(mine, 'size', ',')} | "
+            f"{cell(other, 'size', ',')} | {ratio(mine, 'k')} | "
+            f"{ratio(other, 't')} |")
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    from kcompress import reference
+
+    if not _SKIP_TFMOT.value:
+        try:
+            import tensorflow_model_optimization  # noqa: F401
+        except ImportError:
+            print("tensorflow-model-optimization is not installed; install "
+                  "the bench extra or pass --skip_tfmot.", file=sys.stderr)
+            sys.exit(2)
+    data = reference.load_digits_split()
+    ours = kcompress_rows(data)
+    theirs = None if _SKIP_TFMOT.value else tfmot_rows(data)
+    print("\nReference digits CNN, test split (n=360); every accuracy is "
+          "measured on the .tflite file.")
+    print("Command: python benchmarks/compare_tfmot.py\n")
+    print(table(ours, theirs))
+
+
+if __name__ == "__main__":
+    app.run(main)
