@@ -18,7 +18,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	touch $@
 
-## demo: the main job: train on digits, prune to 80%, strip, report.
+## demo: the main job: train on digits, prune 80%, QAT, int8 export, report.
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m kcompress.demo
 
@@ -26,9 +26,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-## bench: training-overhead benchmark against TFMOT (installs the bench extra).
+## bench: every benchmark against TFMOT, side by side (installs the bench extra).
 bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/training_overhead.py
+	$(PY) benchmarks/compare_tfmot.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

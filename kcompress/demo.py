@@ -1,75 +1,121 @@
 """The end-to-end demo on the reference digits task (`make demo`).
 
-Trains the reference CNN, prunes it to the target sparsity during `fit`,
-strips the wrappers, and prints the per-layer sparsity report and the
-accuracy before and after.
+Trains the reference CNN, prunes it to the target sparsity during `fit`, runs
+pruning-preserving QAT, exports an int8 `.tflite`, verifies it against the
+Keras model, and prints the compression report: per-layer sparsity, accuracy
+in Keras and in TFLite, size and gzip size.
 
-Run: `python -m kcompress.demo [--sparsity=0.8] [--fine_tune_epochs=10]`.
+Run: `python -m kcompress.demo [--sparsity=0.8] [--out=artifacts]`.
 """
 
+import json
 import os
 import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 _SPARSITY = flags.DEFINE_float("sparsity", 0.8, "Final sparsity, in [0, 1).")
 _EPOCHS = flags.DEFINE_integer("epochs", 30, "Float training epochs.")
 _FINE_TUNE = flags.DEFINE_integer("fine_tune_epochs", 10,
                                   "Pruning fine-tune epochs.")
+_QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 5, "QAT epochs.")
 _OUT = flags.DEFINE_string("out", "artifacts",
-                           "Directory for the models and logs.")
+                           "Directory for the models, report and logs.")
 
 
-def run(sparsity, epochs, fine_tune_epochs, out_dir, print_fn=print):
-    """Runs the demo; returns a dict of the figures it printed."""
-    import keras
-
-    import kcompress as kc
+def _fit(model, data, epochs, callbacks=()):
     from kcompress import reference
 
-    data = reference.load_digits_split()
-    model = reference.compile_reference(reference.reference_cnn())
-    print_fn(f"Training the reference CNN for {epochs} epochs...")
+    reference.compile_reference(model)
     model.fit(data.x_train, data.y_train, batch_size=32, epochs=epochs,
-              verbose=0)
-    float_accuracy = reference.accuracy(model, data.x_test, data.y_test)
+              verbose=0, callbacks=list(callbacks))
+    return model
 
-    steps_per_epoch = -(-len(data.x_train) // 32)
-    end_step = int(steps_per_epoch * fine_tune_epochs * 0.7)
-    schedule = kc.pruning.PolynomialDecay(
-        0.0, sparsity, begin_step=0, end_step=end_step, frequency=10)
-    pruned = reference.compile_reference(
-        kc.prune_low_magnitude(model, schedule))
-    print_fn(f"Pruning to {sparsity:.0%} over {fine_tune_epochs} epochs...")
-    pruned.fit(
-        data.x_train, data.y_train, batch_size=32, epochs=fine_tune_epochs,
-        verbose=0,
-        callbacks=[kc.pruning.UpdatePruningStep(),
-                   kc.pruning.PruningSummaries(os.path.join(out_dir, "logs"))])
-    stripped = kc.strip_pruning(pruned)
-    pruned_accuracy = reference.accuracy(stripped, data.x_test, data.y_test)
+
+def _report_table(rows):
+    lines = ["| model | Keras acc | TFLite acc | size (B) | gzip -9 (B) |",
+             "|---|---|---|---|---|"]
+    for name, keras_acc, lite_acc, size, gzipped in rows:
+        lines.append(f"| {name} | {keras_acc:.4f} | {lite_acc:.4f} | "
+                     f"{size:,} | {gzipped:,} |")
+    return "\n".join(lines)
+
+
+def run(sparsity, epochs, fine_tune_epochs, qat_epochs, out_dir,
+        print_fn=print):
+    """Runs the demo; returns a dict of the figures it printed."""
+    import kcompress as kc
+    import tflite_export as te
+    from kcompress import reference
 
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "digits_pruned.keras")
-    tmp = path + ".tmp.keras"
-    stripped.save(tmp)
-    os.replace(tmp, path)
+    data = reference.load_digits_split()
+    print_fn(f"1/5 Training the reference CNN for {epochs} epochs...")
+    model = _fit(reference.reference_cnn(), data, epochs)
 
-    print_fn("\nPer-layer report of the stripped, pruned model:")
-    rows = kc.summary(stripped, print_fn=print_fn)
+    steps_per_epoch = -(-len(data.x_train) // 32)
+    schedule = kc.pruning.PolynomialDecay(
+        0.0, sparsity, begin_step=0,
+        end_step=int(steps_per_epoch * fine_tune_epochs * 0.7), frequency=10)
+    print_fn(f"2/5 Pruning to {sparsity:.0%} over {fine_tune_epochs} "
+             "epochs...")
+    pruned = _fit(kc.prune_low_magnitude(model, schedule), data,
+                  fine_tune_epochs, [
+                      kc.pruning.UpdatePruningStep(),
+                      kc.pruning.PruningSummaries(
+                          os.path.join(out_dir, "logs"))])
+    stripped = kc.strip_pruning(pruned)
+
+    print_fn(f"3/5 Pruning-preserving QAT for {qat_epochs} epochs...")
+    qat = _fit(kc.quantize_model(stripped), data, qat_epochs)
+
+    print_fn("4/5 Exporting float32 and int8 TFLite, verifying...")
+    float_bytes = te.convert(model, "float32")
+    int8_bytes = te.convert(qat, "qat")
+    float_check = te.verify(float_bytes, model, data.x_test, data.y_test)
+    int8_check = te.verify(int8_bytes, qat, data.x_test, data.y_test)
+    te.save_atomically(float_bytes, os.path.join(out_dir,
+                                                 "digits_float32.tflite"))
+    int8_path = os.path.join(out_dir, "digits_pruned_int8.tflite")
+    te.save_atomically(int8_bytes, int8_path)
+    inspection = te.inspect(int8_bytes)
+
+    print_fn("5/5 Report\n\nPer-layer sparsity of the pruned model:")
+    layers = kc.summary(stripped, print_fn=print_fn)
+    rows = [
+        ("float32", float_check.keras_accuracy, float_check.tflite_accuracy,
+         len(float_bytes), te.gzip_size(float_bytes)),
+        (f"pruned {sparsity:.0%} + QAT int8", int8_check.keras_accuracy,
+         int8_check.tflite_accuracy, len(int8_bytes),
+         inspection.gzip_size),
+    ]
+    print_fn(f"\nTest split, n={len(data.y_test)}:\n" + _report_table(rows))
+    float_ops = ", ".join(op.name for op in inspection.float_ops) or "none"
     print_fn(
-        f"\nTest accuracy (n={len(data.y_test)}): float {float_accuracy:.4f}"
-        f" -> pruned {pruned_accuracy:.4f} "
-        f"({pruned_accuracy - float_accuracy:+.4f})"
-    )
-    print_fn(f"Saved {path}; sparsity logs in {out_dir}/logs "
-             f"(keras {keras.__version__}).")
-    return {"float_accuracy": float_accuracy,
-            "pruned_accuracy": pruned_accuracy, "rows": rows, "path": path}
+        f"\nint8 file: {inspection.int8_coverage:.0%} of ops in int8 (float "
+        f"only at: {float_ops}), "
+        f"top-1 agreement with Keras {int8_check.top1_agreement:.2%}, max "
+        f"output difference {int8_check.max_steps:.1f} quantization steps; "
+        f"gzip size {inspection.gzip_size / len(float_bytes):.3f}x the "
+        "float32 file.")
+    report = {
+        "float32": float_check.to_dict(),
+        "int8": int8_check.to_dict(),
+        "int8_inspection": {k: v for k, v in inspection.to_dict().items()
+                            if k != "ops"},
+        "float32_size": len(float_bytes),
+        "layers": [vars(row) for row in layers],
+    }
+    report_path = os.path.join(out_dir, "report.json")
+    te.save_atomically(json.dumps(report, indent=2).encode(), report_path)
+    print_fn(f"Wrote {int8_path} and {report_path}.")
+    return report
 
 
 def main(argv):
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's export chatter
     if len(argv) > 1:
         print(f"demo: unexpected arguments {argv[1:]}", file=sys.stderr)
         sys.exit(2)
@@ -77,7 +123,8 @@ def main(argv):
         print(f"demo: Received: --sparsity={_SPARSITY.value}. Expected a "
               "float in [0, 1).", file=sys.stderr)
         sys.exit(2)
-    run(_SPARSITY.value, _EPOCHS.value, _FINE_TUNE.value, _OUT.value)
+    run(_SPARSITY.value, _EPOCHS.value, _FINE_TUNE.value, _QAT_EPOCHS.value,
+        _OUT.value)
 
 
 if __name__ == "__main__":
