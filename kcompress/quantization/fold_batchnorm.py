@@ -66,11 +66,13 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         num_bits: bit width.
         output_quantized: fake-quantize the output. False when a ReLU or
             ReLU6 that TFLite fuses into the convolution follows.
+        kernel_sparse: whether the kernel holds zeros to keep (found from the
+            built conv when None).
         **kwargs: passed to `keras.layers.Layer`.
     """
 
     def __init__(self, conv, batchnorm, preserve_sparsity=True, num_bits=8,
-                 output_quantized=True, **kwargs):
+                 output_quantized=True, kernel_sparse=None, **kwargs):
         kwargs.setdefault("name", f"quant_{conv.name}_{batchnorm.name}")
         super().__init__(**kwargs)
         if not conv.use_bias:
@@ -87,6 +89,12 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         self.preserve_sparsity = bool(preserve_sparsity)
         self.num_bits = num_bits
         self.output_quantized = bool(output_quantized)
+        if kernel_sparse is None:
+            kernel_sparse = bool(
+                self.preserve_sparsity and conv.built
+                and not ops.convert_to_numpy(
+                    ops.all(ops.not_equal(conv.kernel, 0))))
+        self.kernel_sparse = bool(kernel_sparse)
 
     def build(self, input_shape):
         if not self.conv.built:
@@ -98,11 +106,12 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         else:
             self.calibrating = self.export_mode = False
         kernel = self.conv.kernel
-        self.kernel_nonzero = self.add_weight(
-            name="kernel_nonzero", shape=kernel.shape, dtype=kernel.dtype,
-            initializer="ones", trainable=False,
-            aggregation="only_first_replica")
-        if self.preserve_sparsity:
+        self.kernel_nonzero = None
+        if self.kernel_sparse:
+            self.kernel_nonzero = self.add_weight(
+                name="kernel_nonzero", shape=kernel.shape, dtype=kernel.dtype,
+                initializer="ones", trainable=False,
+                aggregation="only_first_replica")
             self.kernel_nonzero.assign(
                 ops.cast(ops.not_equal(kernel, 0), kernel.dtype))
         self.batchnorm_frozen = self.add_weight(
@@ -120,9 +129,8 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         bn = self.batchnorm
         if not training:
             return bn.moving_mean, bn.moving_variance
-        kernel = ops.multiply(self.conv.kernel, self.kernel_nonzero)
-        y = call_with_values(self, self.conv, [(self.conv.kernel, kernel)],
-                             inputs)
+        y = call_with_values(self, self.conv,
+                             [(self.conv.kernel, self._kernel())], inputs)
         axes = tuple(range(len(y.shape) - 1))
         mean, variance = ops.moments(y, axes=axes)
         frozen = ops.greater(self.batchnorm_frozen, 0.5)
@@ -137,14 +145,20 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         return (ops.where(frozen, bn.moving_mean, mean),
                 ops.where(frozen, bn.moving_variance, variance))
 
+    def _kernel(self):
+        kernel = ops.convert_to_tensor(self.conv.kernel)
+        if self.kernel_nonzero is None:
+            return kernel
+        return ops.multiply(kernel, self.kernel_nonzero)
+
     def folded_weights(self, mean, variance):
         """`(kernel, bias)` of the convolution with the BatchNorm folded in."""
         bn = self.batchnorm
         scale = ops.rsqrt(ops.add(variance, bn.epsilon))
         if bn.scale:
             scale = ops.multiply(scale, bn.gamma)
-        kernel = ops.multiply(self.conv.kernel, self.kernel_nonzero)
-        kernel = ops.multiply(kernel, ops.reshape(scale, self._channel_shape()))
+        kernel = ops.multiply(self._kernel(),
+                              ops.reshape(scale, self._channel_shape()))
         bias = ops.multiply(ops.subtract(self.conv.bias, mean), scale)
         if bn.center:
             bias = ops.add(bias, bn.beta)
@@ -184,6 +198,7 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
             "preserve_sparsity": self.preserve_sparsity,
             "num_bits": self.num_bits,
             "output_quantized": self.output_quantized,
+            "kernel_sparse": self.kernel_sparse,
         }
 
     @classmethod

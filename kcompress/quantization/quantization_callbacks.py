@@ -11,14 +11,15 @@ __all__ = ["FreezeQuantizationRanges", "FreezeBatchNormStatistics"]
 
 
 class _FreezeAfterStep(keras.callbacks.Callback):
-    """Sets a 0/1 flag variable on some QAT layers once `after_step` is hit.
+    """Freezes something on some QAT layers once `after_step` is reached.
 
     Steps are counted from the optimizer's iteration count, read once when
     training begins, then in Python, so batches cost nothing extra. The flag
     is a model weight, so a resumed `fit` stays frozen.
     """
 
-    flag = None  # attribute name of the flag variable
+    def freeze(self, layer):
+        raise NotImplementedError
 
     def __init__(self, after_step):
         super().__init__()
@@ -47,7 +48,7 @@ class _FreezeAfterStep(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if not self._done and self._step >= self.after_step:
             for layer in self._layers:
-                getattr(layer, self.flag).assign(1.0)
+                self.freeze(layer)
             self._done = True
         self._step += 1
 
@@ -67,12 +68,13 @@ class FreezeQuantizationRanges(_FreezeAfterStep):
         after_step: the first training step run with frozen ranges.
     """
 
-    flag = "ranges_frozen"
+    def freeze(self, layer):
+        layer.freeze_range()
 
     def targets(self, model):
         return [layer for layer in quantize_layers(model)
                 if isinstance(layer, ActivationRange)
-                and hasattr(layer, "ranges_frozen")]
+                and hasattr(layer, "range_state")]
 
 
 @keras.saving.register_keras_serializable(package="kcompress")
@@ -86,7 +88,8 @@ class FreezeBatchNormStatistics(_FreezeAfterStep):
         after_step: the first training step run with frozen statistics.
     """
 
-    flag = "batchnorm_frozen"
+    def freeze(self, layer):
+        layer.batchnorm_frozen.assign(1.0)
 
     def targets(self, model):
         return [layer for layer in quantize_layers(model)

@@ -23,6 +23,8 @@ EMA_DECAY = 0.999
 class ActivationRange:
     """Mixin: a learned output range and the fake quantization that uses it.
 
+    The range lives in one variable, `range_state = [min, max, frozen]`, so a
+    training step reads and writes it once. `min > max` means "not set yet".
     The host layer calls `build_range()` in `build` and
     `quantize_output(y, training)` in `call`. Python flags set by
     `kcompress.quantization` functions:
@@ -33,49 +35,79 @@ class ActivationRange:
     """
 
     def build_range(self):
-        def scalar(name, value):
-            return self.add_weight(
-                name=name, shape=(), initializer=keras.initializers.Constant(
-                    value), trainable=False, aggregation="only_first_replica")
-
-        self.output_min = scalar("output_min", -6.0)
-        self.output_max = scalar("output_max", 6.0)
-        self.range_initialized = scalar("range_initialized", 0.0)
-        self.ranges_frozen = scalar("ranges_frozen", 0.0)
+        self.range_state = self.add_weight(
+            name="range_state", shape=(3,),
+            initializer=keras.initializers.Constant([1.0, -1.0, 0.0]),
+            trainable=False, aggregation="only_first_replica")
         self.calibrating = False
         self.export_mode = False
+
+    @property
+    def output_min(self):
+        return self.range_state[0]
+
+    @property
+    def output_max(self):
+        return self.range_state[1]
+
+    @property
+    def range_initialized(self):
+        """1.0 once a range has been set, else 0.0."""
+        return ops.cast(ops.less_equal(self.range_state[0],
+                                       self.range_state[1]), "float32")
+
+    @property
+    def ranges_frozen(self):
+        return self.range_state[2]
+
+    def freeze_range(self):
+        """Stops range updates (used by `FreezeQuantizationRanges`)."""
+        state = ops.convert_to_numpy(self.range_state)
+        self.range_state.assign([state[0], state[1], 1.0])
 
     def _fake_quant(self, y, low, high):
         return quantizers.fake_quant_activation(y, low, high, self.num_bits)
 
     def quantize_output(self, y, training=None):
+        state = ops.convert_to_tensor(self.range_state)
+        low, high, frozen = state[0], state[1], state[2]
         if self.calibrating:
-            seen = float(ops.convert_to_numpy(self.range_initialized)) > 0.5
-            low = ops.minimum(ops.min(y), 0.0)
-            high = ops.maximum(ops.max(y), 0.0)
-            if seen:
-                low = ops.minimum(low, self.output_min)
-                high = ops.maximum(high, self.output_max)
-            self.output_min.assign(low)
-            self.output_max.assign(high)
-            self.range_initialized.assign(1.0)
-            return self._fake_quant(y, low, high)
+            batch_low = ops.minimum(ops.min(y), 0.0)
+            batch_high = ops.maximum(ops.max(y), 0.0)
+            if float(ops.convert_to_numpy(low)) <= float(
+                    ops.convert_to_numpy(high)):
+                batch_low = ops.minimum(batch_low, low)
+                batch_high = ops.maximum(batch_high, high)
+            self.range_state.assign(ops.stack([batch_low, batch_high,
+                                               frozen]))
+            return self._fake_quant(y, batch_low, batch_high)
+        seen = ops.less_equal(low, high)
         if training:
-            low, high = quantizers.update_range(
-                self.output_min, self.output_max, y, self.range_initialized,
-                EMA_DECAY)
-            frozen = ops.greater(self.ranges_frozen, 0.5)
-            low = ops.where(frozen, self.output_min, low)
-            high = ops.where(frozen, self.output_max, high)
-            self.output_min.assign(low)
-            self.output_max.assign(high)
-            self.range_initialized.assign(1.0)
+            new_low, new_high = quantizers.update_range(
+                low, high, y, ops.cast(seen, "float32"), EMA_DECAY)
+            keep = ops.greater(frozen, 0.5)
+            # The range is a statistic of the batch, not a path for
+            # gradients: without this, backprop runs through min/max of y.
+            low = ops.stop_gradient(ops.where(keep, low, new_low))
+            high = ops.stop_gradient(ops.where(keep, high, new_high))
+            self.range_state.assign(ops.stack([low, high, frozen]))
             return self._fake_quant(y, low, high)
-        quantized = self._fake_quant(y, self.output_min, self.output_max)
+        quantized = self._fake_quant(y, low, high)
         if self.export_mode:
             return quantized
-        return ops.where(ops.greater(self.range_initialized, 0.5), quantized,
-                         y)
+        return ops.where(seen, quantized, y)
+
+
+def _weights_with_zeros(layer, config):
+    """Names of the weights in `config` that hold exact zeros in `layer`."""
+    if not layer.built:
+        return ()
+    names = []
+    for name, (weight, _) in zip(config.weights,
+                                 config.get_weights_and_axes(layer)):
+        if not ops.convert_to_numpy(ops.all(ops.not_equal(weight, 0))):
+            names.append(name)
+    return tuple(names)
 
 
 def _check_config(config, layer):
@@ -101,14 +133,18 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
 
     Weights are fake-quantized from the float weights on every call (the
     optimizer keeps updating the float weights). With `preserve_sparsity`,
-    weights that were exactly zero when the wrapper was built stay zero, so
-    pruning survives QAT and reaches the int8 file.
+    the weights that hold exact zeros when the wrapper is created (a pruned
+    layer's) keep them through QAT and into the int8 file; their names are
+    recorded in `sparse_weights`. Dense weights carry no mask and cost
+    nothing.
 
     Args:
         layer: the layer to quantize.
         quantize_config: a `QuantizeConfig`; defaults to the built-in one for
             the layer's type.
         preserve_sparsity: keep zero weights at zero.
+        sparse_weights: names of the weights that hold zeros to keep; found
+            from `layer`'s weights when None (set when loading a config).
         **kwargs: passed to `keras.layers.Wrapper`.
 
     Example:
@@ -120,7 +156,7 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
     """
 
     def __init__(self, layer, quantize_config=None, preserve_sparsity=True,
-                 **kwargs):
+                 sparse_weights=None, **kwargs):
         if isinstance(layer, (QuantizeWrapper, QuantizeLayer)):
             raise ValueError(
                 f"Layer '{layer.name}' is already quantized. Quantizing twice "
@@ -136,20 +172,26 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
         self.quantize_config = _check_config(quantize_config, layer)
         self.preserve_sparsity = bool(preserve_sparsity)
         self.num_bits = self.quantize_config.num_bits
+        if sparse_weights is None:
+            sparse_weights = _weights_with_zeros(
+                layer, self.quantize_config) if preserve_sparsity else ()
+        self.sparse_weights = tuple(sparse_weights)
 
     def build(self, input_shape=None):
         super().build(input_shape)
         self.quantized_weights = self.quantize_config.get_weights_and_axes(
             self.layer)
         self.zero_masks = []
-        if self.preserve_sparsity:
-            for weight, _ in self.quantized_weights:
+        names = list(self.quantize_config.weights)
+        for name, (weight, _) in zip(names, self.quantized_weights):
+            mask = None
+            if name in self.sparse_weights:
                 mask = self.add_weight(
                     name=f"{weight.name}_nonzero", shape=weight.shape,
                     dtype=weight.dtype, initializer="ones", trainable=False,
                     aggregation="only_first_replica")
                 mask.assign(ops.cast(ops.not_equal(weight, 0), weight.dtype))
-                self.zero_masks.append(mask)
+            self.zero_masks.append(mask)
         if self.quantize_config.quantize_output:
             self.build_range()
         else:
@@ -158,10 +200,8 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
 
     def effective_weights(self):
         """`[(variable, float value)]`: weights with preserved zeros applied."""
-        if not self.zero_masks:
-            return [(w, ops.convert_to_tensor(w))
-                    for w, _ in self.quantized_weights]
-        return [(w, ops.multiply(w, m))
+        return [(w, ops.convert_to_tensor(w) if m is None
+                 else ops.multiply(w, m))
                 for (w, _), m in zip(self.quantized_weights, self.zero_masks)]
 
     def call(self, inputs, *args, training=None, **kwargs):
@@ -186,6 +226,7 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
             "quantize_config": keras.saving.serialize_keras_object(
                 self.quantize_config),
             "preserve_sparsity": self.preserve_sparsity,
+            "sparse_weights": list(self.sparse_weights),
         }
         return {**super().get_config(), **config}
 

@@ -68,8 +68,8 @@ def test_untrained_qat_model_keeps_float_accuracy_and_calibrates():
     q.calibrate(qat, x)
     for layer in q.quantize_layers(qat):
         if hasattr(layer, "range_initialized"):
-            assert float(layer.range_initialized.numpy()) == 1.0
-            assert float(layer.output_min.numpy()) <= 0.0
+            assert float(layer.range_initialized) == 1.0
+            assert float(layer.output_min) <= 0.0
     np.testing.assert_allclose(qat(x), model(x), atol=0.1)
 
 
@@ -79,16 +79,16 @@ def test_fit_updates_ranges_and_freeze_callbacks_stop_them():
     x, y = _data(), np.zeros((32, 4))
     qat.fit(x, y, batch_size=8, epochs=1, verbose=0)
     head = qat.get_layer("quant_head")
-    assert float(head.range_initialized.numpy()) == 1.0
+    assert float(head.range_initialized) == 1.0
     qat.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[
         q.FreezeQuantizationRanges(after_step=0),
         q.FreezeBatchNormStatistics(after_step=0)])
-    frozen = (float(head.output_min.numpy()), float(head.output_max.numpy()))
+    frozen = (float(head.output_min), float(head.output_max))
     fold = qat.get_layer("quant_dw_bn2")
     mean = fold.batchnorm.moving_mean.numpy().copy()
     qat.fit(x * 5, y, batch_size=8, epochs=1, verbose=0)
-    assert (float(head.output_min.numpy()),
-            float(head.output_max.numpy())) == frozen
+    assert (float(head.output_min),
+            float(head.output_max)) == frozen
     np.testing.assert_array_equal(fold.batchnorm.moving_mean.numpy(), mean)
 
 
@@ -171,7 +171,7 @@ def test_keras_file_round_trip(tmp_path):
         assert json.dumps(a.get_config(), sort_keys=True) == json.dumps(
             b.get_config(), sort_keys=True)
         if hasattr(a, "output_min"):
-            assert float(a.output_min.numpy()) == float(b.output_min.numpy())
+            assert float(a.output_min) == float(b.output_min)
 
 
 def test_backup_and_restore_keeps_ranges(tmp_path):
@@ -189,7 +189,7 @@ def test_backup_and_restore_keeps_ranges(tmp_path):
     with pytest.raises(RuntimeError):
         qat.fit(x, y, batch_size=8, epochs=4, verbose=0, callbacks=[
             keras.callbacks.BackupAndRestore(backup), Interrupt()])
-    saved = float(qat.get_layer("quant_head").output_max.numpy())
+    saved = float(qat.get_layer("quant_head").output_max)
     keras.utils.set_random_seed(3)
     resumed = q.quantize_model(_functional())
     resumed.compile("adam", "mse")
@@ -198,8 +198,8 @@ def test_backup_and_restore_keeps_ranges(tmp_path):
     class Check(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             head = self.model.get_layer("quant_head")
-            seen.setdefault(epoch, (float(head.output_max.numpy()),
-                                    float(head.range_initialized.numpy())))
+            seen.setdefault(epoch, (float(head.output_max),
+                                    float(head.range_initialized)))
 
     resumed.fit(x, y, batch_size=8, epochs=4, verbose=0, callbacks=[
         keras.callbacks.BackupAndRestore(backup), Check()])
