@@ -74,14 +74,10 @@ def tfmot_rows(data):
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
 
-    tf_keras = tf.keras
-    layers = tf_keras.layers
+    import tf_keras_reference as ref
 
     def compile_fit(model, epochs, callbacks=()):
-        model.compile(
-            tf_keras.optimizers.Adam(1e-3),
-            tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"])
+        ref.compile_reference(model)
         model.fit(data.x_train, data.y_train, batch_size=BATCH,
                   epochs=epochs, verbose=0, callbacks=list(callbacks))
         return model
@@ -102,17 +98,7 @@ def tfmot_rows(data):
             converter.inference_output_type = tf.int8
         return converter.convert()
 
-    tf.keras.utils.set_random_seed(0)
-    model = compile_fit(tf_keras.Sequential([
-        layers.Conv2D(16, 3, padding="same", activation="relu",
-                      input_shape=(8, 8, 1)),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10),
-    ]), EPOCHS)
+    model = compile_fit(ref.build_cnn(seed=0), EPOCHS)
     rows = [_row("float32", convert(model, "float32"), data)]
     rows.append(_row("PTQ int8", convert(model, "ptq"), data))
     qat = compile_fit(tfmot.quantization.keras.quantize_model(model),

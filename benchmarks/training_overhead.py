@@ -83,29 +83,10 @@ def _tfmot_fits(data, end_step):
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
 
+    import tf_keras_reference as ref
+
     tf_keras = tf.keras
-
-    def build():
-        tf.random.set_seed(0)
-        layers = tf_keras.layers
-        model = tf_keras.Sequential([
-            layers.Conv2D(16, 3, padding="same", activation="relu",
-                          input_shape=(8, 8, 1)),
-            layers.Conv2D(32, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(2),
-            layers.Conv2D(64, 3, padding="same", activation="relu"),
-            layers.Flatten(),
-            layers.Dense(64, activation="relu"),
-            layers.Dense(10),
-        ])
-        return model
-
-    def compile_(model):
-        model.compile(
-            tf_keras.optimizers.Adam(1e-3),
-            tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"])
-        return model
+    build, compile_ = ref.build_cnn, ref.compile_reference
 
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         0.0, SPARSITY, 0, end_step, frequency=FREQUENCY)

@@ -1,0 +1,32 @@
+"""The reference digits CNN in tf_keras, for TFMOT side-by-side runs.
+
+Import this only after `TF_USE_LEGACY_KERAS=1` is set (the benchmark scripts
+set it first), so that `tf.keras` is tf_keras.
+"""
+
+import tensorflow as tf
+
+
+def build_cnn(seed=0):
+    """The same architecture as `kcompress.reference.reference_cnn`."""
+    tf.keras.utils.set_random_seed(seed)
+    layers = tf.keras.layers
+    return tf.keras.Sequential([
+        layers.Conv2D(16, 3, padding="same", activation="relu",
+                      input_shape=(8, 8, 1)),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.Flatten(),
+        layers.Dense(64, activation="relu"),
+        layers.Dense(10),
+    ])
+
+
+def compile_reference(model):
+    """Adam 1e-3, sparse categorical cross-entropy on logits, accuracy."""
+    model.compile(
+        tf.keras.optimizers.Adam(1e-3),
+        tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"])
+    return model
