@@ -1,11 +1,13 @@
 """kcompress: pruning, quantization-aware training and int8 TFLite for Keras 3.
 
 `import kcompress as kc` gives the subpackages (`kc.pruning`,
-`kc.quantization`) and the top-level verbs `kc.prune_low_magnitude`,
+`kc.quantization`, `kc.distillation`, `kc.lowrank`) and the top-level verbs `kc.prune_low_magnitude`,
 `kc.strip_pruning`, `kc.quantize_model`, `kc.strip_quantization` and
 `kc.summary`. Importing the package sets no environment variables.
 """
 
+from kcompress import distillation
+from kcompress import lowrank
 from kcompress import pruning
 from kcompress import quantization
 from kcompress.pruning import prune_low_magnitude
@@ -18,6 +20,8 @@ from kcompress.summary import summary
 __version__ = "0.1.0"
 
 __all__ = [
+    "distillation",
+    "lowrank",
     "layer_stats",
     "prune_low_magnitude",
     "pruning",

@@ -85,3 +85,50 @@ def transform_model(model, layer_fn):
     # clone_model builds a new graph; the names stay the user's.
     new.name = model.name
     return new
+
+
+def expand_layers(model, replace):
+    """Clones `model`, replacing some layers with chains of layers.
+
+    Args:
+        model: a Sequential or functional model, nested models included. It
+            is not modified.
+        replace: `layer -> None` to copy the layer, or a sequence of new
+            layers applied one after another in its place.
+
+    Returns:
+        The new model, with the same name.
+    """
+    if isinstance(model, keras.Sequential):
+        new_layers = []
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):
+                new_layers.append(expand_layers(layer, replace))
+                continue
+            parts = replace(layer)
+            new_layers.extend(parts if parts else [clone_layer(layer)])
+        spec = model.inputs[0]
+        return keras.Sequential(
+            [keras.Input(batch_shape=spec.shape, dtype=spec.dtype)]
+            + new_layers, name=model.name)
+    chains = {}
+
+    def clone_function(layer):
+        if isinstance(layer, keras.Model):
+            return expand_layers(layer, replace)
+        parts = replace(layer)
+        if not parts:
+            return clone_layer(layer)
+        chains[id(parts[0])] = parts[1:]
+        return parts[0]
+
+    def call_function(layer, *args, **kwargs):
+        outputs = layer(*args, **kwargs)
+        for following in chains.get(id(layer), ()):
+            outputs = following(outputs)
+        return outputs
+
+    new = keras.models.clone_model(model, clone_function=clone_function,
+                                   call_function=call_function)
+    new.name = model.name
+    return new

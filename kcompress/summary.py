@@ -25,6 +25,7 @@ class LayerStats:
     zeros: int
     float32_bytes: int
     int8_bytes: int
+    macs: int = 0
 
     @property
     def sparsity(self):
@@ -48,6 +49,35 @@ def _int8_bytes(variable, values):
     # TFLite's int8 scheme: multi-dimensional weights become int8, biases and
     # other vectors int32 (BatchNorm vectors fold away; counted as int32).
     return values.size * (1 if values.ndim >= 2 else 4)
+
+
+def _spatial(tensor_shape):
+    dims = tuple(tensor_shape)[1:-1]
+    return int(np.prod([d for d in dims if d is not None])) if dims else 1
+
+
+def _macs(layer):
+    """Multiply-accumulates per sample (0 for layers without a kernel)."""
+    inner = getattr(layer, "layer", layer)
+    try:
+        output = layer.output
+    except (AttributeError, ValueError):
+        return 0
+    if isinstance(inner, keras.layers.BatchNormalization) or not hasattr(
+            inner, "weights"):
+        return 0
+    kernels = [getattr(inner, name) for name in
+               ("kernel", "depthwise_kernel", "pointwise_kernel")
+               if getattr(inner, name, None) is not None]
+    if not kernels or isinstance(inner, keras.layers.Embedding):
+        return 0
+    size = sum(int(np.prod(k.shape)) for k in kernels)
+    shape = output.shape
+    if isinstance(inner, (keras.layers.Conv1DTranspose,
+                          keras.layers.Conv2DTranspose,
+                          keras.layers.Conv3DTranspose)):
+        shape = layer.input.shape
+    return size * _spatial(shape)
 
 
 def layer_stats(model):
@@ -75,6 +105,7 @@ def layer_stats(model):
                 zeros=sum(int(np.count_nonzero(v == 0)) for _, v in weights),
                 float32_bytes=sum(int(v.size) * 4 for _, v in weights),
                 int8_bytes=sum(_int8_bytes(w, v) for w, v in weights),
+                macs=_macs(layer),
             ))
 
     if not isinstance(model, keras.Model):
@@ -86,19 +117,21 @@ def layer_stats(model):
 
 
 def _format_table(rows):
-    header = ("Layer", "Type", "Params", "Zeros", "Sparsity", "Float32 B",
-              "Int8 B")
+    header = ("Layer", "Type", "Params", "Zeros", "Sparsity", "MACs",
+              "Float32 B", "Int8 B")
     body = [(r.name, r.type, f"{r.params:,}", f"{r.zeros:,}",
-             f"{r.sparsity:.1%}", f"{r.float32_bytes:,}", f"{r.int8_bytes:,}")
+             f"{r.sparsity:.1%}", f"{r.macs:,}", f"{r.float32_bytes:,}",
+             f"{r.int8_bytes:,}")
             for r in rows]
     params = sum(r.params for r in rows)
     zeros = sum(r.zeros for r in rows)
     total = LayerStats("Total", "", params, zeros,
                        sum(r.float32_bytes for r in rows),
-                       sum(r.int8_bytes for r in rows))
+                       sum(r.int8_bytes for r in rows),
+                       sum(r.macs for r in rows))
     body.append((total.name, "", f"{params:,}", f"{zeros:,}",
-                 f"{total.sparsity:.1%}", f"{total.float32_bytes:,}",
-                 f"{total.int8_bytes:,}"))
+                 f"{total.sparsity:.1%}", f"{total.macs:,}",
+                 f"{total.float32_bytes:,}", f"{total.int8_bytes:,}"))
     widths = [max(len(str(row[i])) for row in [header] + body)
               for i in range(len(header))]
 
@@ -118,12 +151,60 @@ def _format_table(rows):
     return "\n".join(lines)
 
 
-def summary(model, print_fn=print):
+_PREFIXES = ("prune_low_magnitude_", "quant_")
+_SUFFIXES = ("_lowrank_1", "_lowrank_2")
+
+
+def base_name(name):
+    """The original layer name behind wrapper prefixes and low-rank suffixes."""
+    prefix, _, leaf = name.rpartition("/")
+    for start in _PREFIXES:
+        if leaf.startswith(start):
+            leaf = leaf[len(start):]
+    for end in _SUFFIXES:
+        if leaf.endswith(end):
+            leaf = leaf[:-len(end)]
+    return f"{prefix}/{leaf}" if prefix else leaf
+
+
+def _grouped(rows):
+    groups = {}
+    for row in rows:
+        params, macs = groups.get(base_name(row.name), (0, 0))
+        groups[base_name(row.name)] = (params + row.params, macs + row.macs)
+    return groups
+
+
+def _format_reduction(rows, baseline_rows):
+    before, after = _grouped(baseline_rows), _grouped(rows)
+    header = ("Layer", "Params before", "Params after", "Params x",
+              "MACs before", "MACs after", "MACs x")
+    body = []
+    for name, (params, macs) in before.items():
+        new_params, new_macs = after.get(name, (0, 0))
+        body.append((name, f"{params:,}", f"{new_params:,}",
+                     f"{new_params / params:.2f}" if params else "-",
+                     f"{macs:,}", f"{new_macs:,}",
+                     f"{new_macs / macs:.2f}" if macs else "-"))
+    widths = [max(len(str(r[i])) for r in [header] + body)
+              for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths)))
+             for r in [header] + body]
+    lines.insert(1, "-" * len(lines[0]))
+    return "Against the baseline model:\n" + "\n".join(lines)
+
+
+def summary(model, print_fn=print, baseline=None):
     """Prints the per-layer compression table of `model`.
 
     Args:
-        model: a Keras model, pruned or not.
+        model: a Keras model, pruned, quantized, factorized or plain.
         print_fn: called with the table as one string.
+        baseline: optional original model; a second table then gives, per
+            original layer, the parameters and MACs before and after (the two
+            layers of a low-rank pair, and wrappers, count under the original
+            layer's name).
 
     Returns:
         The list of `LayerStats` rows that were printed.
@@ -138,4 +219,6 @@ def summary(model, print_fn=print):
     """
     rows = layer_stats(model)
     print_fn(_format_table(rows))
+    if baseline is not None:
+        print_fn(_format_reduction(rows, layer_stats(baseline)))
     return rows

@@ -11,11 +11,13 @@ import pytest
 
 import kcompress as kc
 import tflite_export
+from kcompress import distillation
+from kcompress import lowrank
 from kcompress import pruning
 from kcompress import quantization
 
 PUBLIC = [(module, name) for module in (kc, pruning, quantization,
-                                        tflite_export)
+                                        distillation, lowrank, tflite_export)
           for name in module.__all__]
 
 SCHEDULES = [
@@ -113,7 +115,8 @@ def test_qat_models_keras_file_round_trip(make, tmp_path):
 def test_no_mutable_defaults():
     import inspect
 
-    for module in (pruning, quantization, kc, tflite_export):
+    for module in (pruning, quantization, distillation, lowrank, kc,
+                   tflite_export):
         for name in module.__all__:
             obj = getattr(module, name)
             target = obj.__init__ if inspect.isclass(obj) else obj

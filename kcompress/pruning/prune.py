@@ -25,8 +25,12 @@ def pruning_wrappers(model):
         return [model]
     if not isinstance(model, keras.Model):
         return []
-    return [layer for layer in _model_utils.iter_layers(model)
-            if isinstance(layer, PruneLowMagnitude)]
+    # A Distiller reaches its student's layers through more than one path.
+    found = {}
+    for layer in _model_utils.iter_layers(model):
+        if isinstance(layer, PruneLowMagnitude):
+            found.setdefault(id(layer), layer)
+    return list(found.values())
 
 
 def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1),

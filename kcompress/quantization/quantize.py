@@ -55,9 +55,12 @@ def quantize_layers(model):
         return [model]
     if not isinstance(model, keras.Model):
         return []
-    return [layer for layer in _model_utils.iter_layers(model)
-            if isinstance(layer, (QuantizeWrapper, QuantizeLayer,
-                                  fold_batchnorm.QuantizeConvBatchNorm))]
+    found = {}  # A Distiller reaches its student through several paths.
+    for layer in _model_utils.iter_layers(model):
+        if isinstance(layer, (QuantizeWrapper, QuantizeLayer,
+                              fold_batchnorm.QuantizeConvBatchNorm)):
+            found.setdefault(id(layer), layer)
+    return list(found.values())
 
 
 def quantize_annotate_layer(to_annotate, quantize_config=None):
