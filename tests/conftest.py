@@ -10,6 +10,12 @@ import pytest
 from kcompress import reference
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state, whatever ran before."""
+    keras.utils.set_random_seed(1234)
+
+
 @pytest.fixture(scope="session")
 def digits():
     return reference.load_digits_split()

@@ -32,6 +32,8 @@ def _kernels(model):
                     getattr(layer, attr))
 
 
+# At 80% the bound is the float accuracy minus 1 point; at 90% the issue sets
+# 0.95 instead (TFMOT gives 0.9556 there).
 @pytest.mark.parametrize("sparsity, min_accuracy", [(0.8, None), (0.9, 0.95)])
 def test_reference_pruning_reaches_sparsity_and_accuracy(
         sparsity, min_accuracy, float_model, float_accuracy, digits,
@@ -42,8 +44,9 @@ def test_reference_pruning_reaches_sparsity_and_accuracy(
     for name, kernel in _kernels(stripped):
         assert abs((kernel == 0).mean() - sparsity) <= 0.005, name
     accuracy = reference.accuracy(stripped, digits.x_test, digits.y_test)
-    assert accuracy >= float_accuracy - 0.01
-    if min_accuracy is not None:
+    if min_accuracy is None:
+        assert accuracy >= float_accuracy - 0.01
+    else:
         assert accuracy >= min_accuracy
 
     # The wrapped model saves to .keras and loads with no scope.
