@@ -19,6 +19,17 @@ MISSING_CALLBACK = (
 )
 
 
+def _can_assign_in_branch():
+    """Whether variable updates may run inside an `ops.cond` branch."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    # The one question only TensorFlow can answer: are we in a replica of a
+    # tf.distribute strategy? (Its mirrored updates must not sit in a cond.)
+    import tensorflow as tf
+
+    return not tf.distribute.has_strategy()
+
+
 def _check_m_by_n(value):
     if value is None:
         return None
@@ -184,7 +195,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                                           axis)
                     for w, axis in zip(self.pruned_weights, self._group_axes)]
 
-        if keras.backend.backend() == "tensorflow":
+        if _can_assign_in_branch():
             # TensorFlow (and XLA) run variable updates inside the taken
             # branch, so ordinary steps write nothing: 13% less training time
             # on the reference model than assigning after the cond.
@@ -196,7 +207,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             ops.cond(should_update, update,
                      lambda: ops.convert_to_tensor(False))
         else:
-            # Stateless backends (JAX) cannot update state inside a branch.
+            # Stateless backends (JAX) cannot update state inside a branch,
+            # nor can tf.distribute replicas (a mirrored update is a
+            # synchronization point, not allowed inside a cond).
             values = ops.cond(
                 should_update, new_masks,
                 lambda: [ops.convert_to_tensor(m) for m in self.masks])

@@ -38,7 +38,9 @@ class ActivationRange:
         self.range_state = self.add_weight(
             name="range_state", shape=(3,),
             initializer=keras.initializers.Constant([1.0, -1.0, 0.0]),
-            trainable=False, aggregation="only_first_replica")
+            # Under tf.distribute, each replica sees its own slice of the
+            # batch; the range is the mean of the replicas' ranges.
+            trainable=False, aggregation="mean")
         self.calibrating = False
         self.export_mode = False
 
