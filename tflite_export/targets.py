@@ -1,0 +1,102 @@
+"""Where `bench` runs a `.tflite` file: the host, an emulated Pi, a board.
+
+Every target runs the same self-contained `bench_script.py` and returns its
+JSON result, so latency, load time and outputs are measured the same way.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from tflite_export.errors import CliError
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                      "bench_script.py")
+EMULATED = {"rpi4-emu": "cortex-a72", "rpi5-emu": "cortex-a76"}
+TIMEOUT = 1800
+
+
+def _run(command, what, timeout=TIMEOUT):
+    try:
+        done = subprocess.run(command, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CliError(f"{what} did not finish within {timeout} s") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CliError(f"{what} failed (exit {done.returncode}): {last}")
+    lines = [line for line in done.stdout.splitlines()
+             if line.startswith("{")]
+    if not lines:
+        raise CliError(f"{what} printed no result")
+    return json.loads(lines[-1])
+
+
+def _script_args(model, threads, runs, warmup, xnnpack, inputs, outputs):
+    args = [model, str(threads), str(runs), str(warmup),
+            "1" if xnnpack else "0"]
+    if inputs is not None:
+        args += [inputs, outputs]
+    return args
+
+
+def prepare_inputs(tflite_path, x, directory):
+    """Saves `x`, quantized to the model's input type, as an `.npy` file."""
+    from tflite_export.inspection import interpreter_for
+    from tflite_export.verify import _quantize
+
+    with open(tflite_path, "rb") as f:
+        detail = interpreter_for(f.read()).get_input_details()[0]
+    expected = tuple(int(d) for d in detail["shape"][1:])
+    if tuple(x.shape[1:]) != expected:
+        raise CliError(
+            f"data of shape {x.shape} does not fit the model input "
+            f"(n, {', '.join(map(str, expected))})")
+    if x.dtype.kind not in "fiu":
+        raise CliError(f"data of dtype {x.dtype} is not numeric")
+    path = os.path.join(directory, "inputs.npy")
+    np.save(path, _quantize(x.astype(np.float32), detail))
+    return path
+
+
+def run(target, tflite_path, threads=1, runs=50, warmup=5, xnnpack=True,
+        x=None):
+    """Benchmarks `tflite_path` on `target`.
+
+    Returns:
+        The bench result dict (latency in ms, load time, first-inference
+        peak). With `x`, also `outputs` (the target's outputs, an array) and
+        `host_outputs` to compare with.
+    """
+    with tempfile.TemporaryDirectory(prefix="tflite-bench-") as work:
+        inputs = outputs = None
+        if x is not None:
+            inputs = prepare_inputs(tflite_path, x, work)
+            outputs = os.path.join(work, "outputs.npy")
+        args = _script_args(os.path.abspath(tflite_path), threads, runs,
+                            warmup, xnnpack, inputs, outputs)
+        if target == "host":
+            result = _run([sys.executable, SCRIPT] + args, "host bench")
+        elif target in EMULATED:
+            from tflite_export import emulator
+
+            result = emulator.run_script(EMULATED[target], SCRIPT, args)
+            result["emulated"] = True
+        else:
+            raise CliError(
+                f"unknown target {target!r}; expected host, "
+                f"{', '.join(EMULATED)}")
+        result["target"] = target
+        if x is not None:
+            result["outputs"] = np.load(outputs)
+            if target != "host":
+                host_out = os.path.join(work, "host_outputs.npy")
+                _run([sys.executable, SCRIPT] + _script_args(
+                    os.path.abspath(tflite_path), threads, 1, 0, xnnpack,
+                    inputs, host_out), "host reference run")
+                result["host_outputs"] = np.load(host_out)
+    return result
