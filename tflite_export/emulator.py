@@ -33,6 +33,7 @@ PACKAGES = ("libc6", "zlib1g", "libexpat1", "libffi8", "libgcc-s1",
             "python3.11-minimal")
 WHEELS = ("numpy", "ai-edge-litert==2.3.0")
 QEMU = "qemu-aarch64-static"
+EMULATED_CPUS = ("cortex-a72", "cortex-a76")
 HWCAP_NAMES = (
     "fp", "asimd", "evtstrm", "aes", "pmull", "sha1", "sha2", "crc32",
     "atomics", "fphp", "asimdhp", "cpuid", "asimdrdm", "jscvt", "fcma",
