@@ -31,13 +31,20 @@ _VERIFY = flags.DEFINE_string("verify", None,
 _FLOAT_IO = flags.DEFINE_bool("float_io", False,
                               "convert: float input/output for mode int8.")
 _TARGET = flags.DEFINE_string(
-    "target", "host", "bench: host, rpi4-emu or rpi5-emu.")
+    "target", "host",
+    "bench: host, rpi4-emu, rpi5-emu, ssh://user@host[:port] or adb[:SERIAL].")
 _THREADS = flags.DEFINE_integer("threads", 1, "bench: CPU threads.")
 _RUNS = flags.DEFINE_integer("runs", 50, "bench: timed runs.")
 _WARMUP = flags.DEFINE_integer("warmup", 5, "bench: untimed runs first.")
 _XNNPACK = flags.DEFINE_bool("xnnpack", True, "bench: use XNNPACK.")
 _DATA = flags.DEFINE_string("data", None,
                             "bench: DATA to compare target and host outputs.")
+_SSH_IDENTITY = flags.DEFINE_string(
+    "ssh_identity", None, "bench: private key for ssh:// targets.")
+_BENCHMARK_BINARY = flags.DEFINE_string(
+    "benchmark_binary", None,
+    "bench: local path of LiteRT's benchmark_model to push to an adb "
+    "device (else /data/local/tmp/benchmark_model on the device is used).")
 
 
 def _check_input(path, extensions):
@@ -165,7 +172,9 @@ def bench_command(tflite_path):
         x, _ = data_lib.load(_DATA.value, None)
     result = targets.run(_TARGET.value, tflite_path, threads=_THREADS.value,
                          runs=_RUNS.value, warmup=_WARMUP.value,
-                         xnnpack=_XNNPACK.value, x=x)
+                         xnnpack=_XNNPACK.value, x=x,
+                         ssh_identity=_SSH_IDENTITY.value,
+                         benchmark_binary=_BENCHMARK_BINARY.value)
     if x is not None:
         outputs = result.pop("outputs")
         host = result.pop("host_outputs", outputs)
@@ -178,10 +187,18 @@ def bench_command(tflite_path):
     from tflite_export import save_atomically
 
     save_atomically(json.dumps(result, indent=2).encode(), path)
+    figures = [f"median {result['median_ms']:.3f} ms"]
+    for key, name in (("p90_ms", "p90"), ("min_ms", "min"),
+                      ("load_ms", "load")):
+        if key in result:
+            figures.append(f"{name} {result[key]:.3f} ms")
+    if "peak_rss_kib" in result:
+        figures.append(f"peak RSS of the bench process "
+                       f"{result['peak_rss_kib']:,} KiB")
+    if "overall_mb" in result:
+        figures.append(f"memory footprint {result['overall_mb']:.1f} MB")
     print(f"{os.path.basename(tflite_path)} on {_TARGET.value}{label}: "
-          f"median {result['median_ms']:.3f} ms, p90 {result['p90_ms']:.3f} "
-          f"ms, min {result['min_ms']:.3f} ms, load {result['load_ms']:.1f} "
-          f"ms, peak RSS {result['peak_rss_kib']:,} KiB")
+          + ", ".join(figures))
     if "bit_identical_to_host" in result:
         print(f"outputs vs host: bit-identical="
               f"{result['bit_identical_to_host']}, max abs diff "

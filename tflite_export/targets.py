@@ -64,7 +64,7 @@ def prepare_inputs(tflite_path, x, directory):
 
 
 def run(target, tflite_path, threads=1, runs=50, warmup=5, xnnpack=True,
-        x=None):
+        x=None, ssh_identity=None, benchmark_binary=None):
     """Benchmarks `tflite_path` on `target`.
 
     Returns:
@@ -86,10 +86,37 @@ def run(target, tflite_path, threads=1, runs=50, warmup=5, xnnpack=True,
 
             result = emulator.run_script(EMULATED[target], SCRIPT, args)
             result["emulated"] = True
+        elif target.startswith("ssh://"):
+            from tflite_export import remote
+
+            files = [os.path.abspath(tflite_path), SCRIPT]
+            remote_args = _script_args(
+                os.path.basename(tflite_path), threads, runs, warmup,
+                xnnpack, inputs and "inputs.npy",
+                outputs and "outputs.npy")
+            if inputs:
+                files.append(inputs)
+            out = remote.run_ssh(target, SCRIPT, remote_args, files,
+                                 fetch=outputs and ("outputs.npy", outputs),
+                                 identity=ssh_identity)
+            lines = [line for line in out.splitlines()
+                     if line.startswith("{")]
+            if not lines:
+                raise CliError(f"bench on {target} printed no result")
+            result = json.loads(lines[-1])
+        elif target == "adb" or target.startswith("adb:"):
+            from tflite_export import remote
+
+            if x is not None:
+                raise CliError("--data is not supported with adb targets: "
+                               "benchmark_model does not return outputs")
+            result = remote.run_adb(target, tflite_path, threads, runs,
+                                    warmup, xnnpack, benchmark_binary)
         else:
             raise CliError(
                 f"unknown target {target!r}; expected host, "
-                f"{', '.join(EMULATED)}")
+                f"{', '.join(EMULATED)}, ssh://user@host[:port] or "
+                "adb[:SERIAL]")
         result["target"] = target
         if x is not None:
             result["outputs"] = np.load(outputs)
