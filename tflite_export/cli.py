@@ -41,6 +41,9 @@ _DATA = flags.DEFINE_string("data", None,
                             "bench: DATA to compare target and host outputs.")
 _SSH_IDENTITY = flags.DEFINE_string(
     "ssh_identity", None, "bench: private key for ssh:// targets.")
+_REMOTE_PYTHON = flags.DEFINE_string(
+    "remote_python", "python3",
+    "bench: the board's Python for ssh:// targets (name or path).")
 _BENCHMARK_BINARY = flags.DEFINE_string(
     "benchmark_binary", None,
     "bench: local path of LiteRT's benchmark_model to push to an adb "
@@ -174,7 +177,8 @@ def bench_command(tflite_path):
                          runs=_RUNS.value, warmup=_WARMUP.value,
                          xnnpack=_XNNPACK.value, x=x,
                          ssh_identity=_SSH_IDENTITY.value,
-                         benchmark_binary=_BENCHMARK_BINARY.value)
+                         benchmark_binary=_BENCHMARK_BINARY.value,
+                         remote_python=_REMOTE_PYTHON.value)
     if x is not None:
         outputs = result.pop("outputs")
         host = result.pop("host_outputs", outputs)

@@ -36,6 +36,9 @@ def _ssh_base(port, identity):
     options = ["-o", "BatchMode=yes", "-o",
                f"ConnectTimeout={CONNECT_TIMEOUT}", "-o",
                "StrictHostKeyChecking=accept-new"]
+    known_hosts = os.environ.get("TFLITE_EXPORT_SSH_KNOWN_HOSTS")
+    if known_hosts:
+        options += ["-o", f"UserKnownHostsFile={known_hosts}"]
     if identity:
         options += ["-i", identity, "-o", "IdentitiesOnly=yes"]
     return options, port
@@ -58,13 +61,14 @@ def _call(command, what, timeout):
 
 
 def run_ssh(target, script, args, files, fetch=None, identity=None,
-            timeout=1800):
+            python="python3", timeout=1800):
     """Runs `script args` on the board; returns stdout.
 
     Args:
         files: local files to copy (the model, the script, inputs); `args`
             refer to them by their base names.
         fetch: `(remote base name, local path)` to copy back, or None.
+        python: the board's Python (a name on its PATH or a path).
     """
     user, host, port = parse_ssh_target(target)
     options, port = _ssh_base(port, identity)
@@ -75,8 +79,9 @@ def run_ssh(target, script, args, files, fetch=None, identity=None,
     try:
         _call(["scp", *options, "-P", str(port), *files,
                f"{address}:{remote}/"], f"copying to {host}", timeout)
-        command = "cd {} && python3 {} {}".format(
-            shlex.quote(remote), shlex.quote(os.path.basename(script)),
+        command = "cd {} && {} {} {}".format(
+            shlex.quote(remote), shlex.quote(python),
+            shlex.quote(os.path.basename(script)),
             " ".join(shlex.quote(a) for a in args))
         out = _call(ssh + [command], f"bench on {host}", timeout)
         if fetch:

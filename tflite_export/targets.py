@@ -64,7 +64,8 @@ def prepare_inputs(tflite_path, x, directory):
 
 
 def run(target, tflite_path, threads=1, runs=50, warmup=5, xnnpack=True,
-        x=None, ssh_identity=None, benchmark_binary=None):
+        x=None, ssh_identity=None, benchmark_binary=None,
+        remote_python="python3"):
     """Benchmarks `tflite_path` on `target`.
 
     Returns:
@@ -98,7 +99,7 @@ def run(target, tflite_path, threads=1, runs=50, warmup=5, xnnpack=True,
                 files.append(inputs)
             out = remote.run_ssh(target, SCRIPT, remote_args, files,
                                  fetch=outputs and ("outputs.npy", outputs),
-                                 identity=ssh_identity)
+                                 identity=ssh_identity, python=remote_python)
             lines = [line for line in out.splitlines()
                      if line.startswith("{")]
             if not lines:
