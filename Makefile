@@ -4,7 +4,27 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean system-deps
+
+# Debian packages the emulated Raspberry Pi, the ssh target and the adb target
+# need. Installed with apt-get when running as root (or with sudo); otherwise
+# listed, and the tests that need them are skipped.
+SYSTEM_PACKAGES := qemu-user-static openssh-server openssh-client adb
+system-deps:
+	@missing=""; \
+	command -v qemu-aarch64-static >/dev/null || missing="$$missing qemu-user-static"; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v ssh >/dev/null || missing="$$missing openssh-client"; \
+	command -v adb >/dev/null || missing="$$missing adb"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  elif command -v sudo >/dev/null; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "Missing Debian packages:$$missing. Install them with apt-get; tests needing them are skipped."; \
+	  fi; \
+	fi
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +38,12 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	touch $@
 
-## demo: the main job: train on digits, prune 80%, QAT, int8 export, report.
-demo: $(STAMP)
+## demo: the main job: train, prune 80%, QAT, int8 export, bench on host and emulated Pi 4, report.
+demo: $(STAMP) system-deps
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m kcompress.demo
 
 ## test: the whole test suite.
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q tests
 
 ## bench: every benchmark against TFMOT, side by side (installs the bench extra).

@@ -2,8 +2,9 @@
 
 Trains the reference CNN, prunes it to the target sparsity during `fit`, runs
 pruning-preserving QAT, exports an int8 `.tflite`, verifies it against the
-Keras model, and prints the compression report: per-layer sparsity, accuracy
-in Keras and in TFLite, size and gzip size.
+Keras model, benchmarks both files on the host and on the emulated
+Raspberry Pi 4, and prints the compression report: per-layer sparsity,
+accuracy in Keras and in TFLite, size, gzip size and latency.
 
 Run: `python -m kcompress.demo [--sparsity=0.8] [--out=artifacts]`.
 """
@@ -35,12 +36,30 @@ def _fit(model, data, epochs, callbacks=()):
 
 
 def _report_table(rows):
-    lines = ["| model | Keras acc | TFLite acc | size (B) | gzip -9 (B) |",
-             "|---|---|---|---|---|"]
-    for name, keras_acc, lite_acc, size, gzipped in rows:
+    lines = ["| model | Keras acc | TFLite acc | size (B) | gzip -9 (B) "
+             "| host ms | Pi 4 ms (emulated) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, keras_acc, lite_acc, size, gzipped, host, emulated in rows:
         lines.append(f"| {name} | {keras_acc:.4f} | {lite_acc:.4f} | "
-                     f"{size:,} | {gzipped:,} |")
+                     f"{size:,} | {gzipped:,} | {host} | {emulated} |")
     return "\n".join(lines)
+
+
+def _bench(path, data, print_fn):
+    """`(host median, emulated median, emulated bit-identical)` as text."""
+    from tflite_export import targets
+    from tflite_export.errors import CliError
+
+    host = targets.run("host", path, runs=100, warmup=10)
+    try:
+        emulated = targets.run("rpi4-emu", path, runs=10, warmup=2,
+                               x=data.x_test[:100])
+    except CliError as error:
+        print_fn(f"(emulated Pi skipped: {error})")
+        return f"{host['median_ms']:.3f}", "-", None
+    identical = bool((emulated["outputs"] == emulated["host_outputs"]).all())
+    return (f"{host['median_ms']:.3f}", f"{emulated['median_ms']:.3f}",
+            identical)
 
 
 def run(sparsity, epochs, fine_tune_epochs, qat_epochs, out_dir,
@@ -82,14 +101,19 @@ def run(sparsity, epochs, fine_tune_epochs, qat_epochs, out_dir,
     te.save_atomically(int8_bytes, int8_path)
     inspection = te.inspect(int8_bytes)
 
+    print_fn("   Benchmarking on the host and the emulated Raspberry Pi 4...")
+    float_bench = _bench(os.path.join(out_dir, "digits_float32.tflite"),
+                         data, print_fn)
+    int8_bench = _bench(int8_path, data, print_fn)
+
     print_fn("5/5 Report\n\nPer-layer sparsity of the pruned model:")
     layers = kc.summary(stripped, print_fn=print_fn)
     rows = [
         ("float32", float_check.keras_accuracy, float_check.tflite_accuracy,
-         len(float_bytes), te.gzip_size(float_bytes)),
+         len(float_bytes), te.gzip_size(float_bytes), *float_bench[:2]),
         (f"pruned {sparsity:.0%} + QAT int8", int8_check.keras_accuracy,
          int8_check.tflite_accuracy, len(int8_bytes),
-         inspection.gzip_size),
+         inspection.gzip_size, *int8_bench[:2]),
     ]
     print_fn(f"\nTest split, n={len(data.y_test)}:\n" + _report_table(rows))
     float_ops = ", ".join(op.name for op in inspection.float_ops) or "none"
@@ -100,12 +124,18 @@ def run(sparsity, epochs, fine_tune_epochs, qat_epochs, out_dir,
         f"output difference {int8_check.max_steps:.1f} quantization steps; "
         f"gzip size {inspection.gzip_size / len(float_bytes):.3f}x the "
         "float32 file.")
+    if int8_bench[2] is not None:
+        print_fn(f"Emulated Pi 4 int8 outputs bit-identical to the host: "
+                 f"{int8_bench[2]}. Emulated latency is 100x-400x a real "
+                 "Pi's and only good for relative comparisons.")
     report = {
         "float32": float_check.to_dict(),
         "int8": int8_check.to_dict(),
         "int8_inspection": {k: v for k, v in inspection.to_dict().items()
                             if k != "ops"},
         "float32_size": len(float_bytes),
+        "latency_ms": {"float32": float_bench[:2], "int8": int8_bench[:2]},
+        "emulated_int8_bit_identical": int8_bench[2],
         "layers": [vars(row) for row in layers],
     }
     report_path = os.path.join(out_dir, "report.json")
