@@ -50,6 +50,13 @@ _BENCHMARK_BINARY = flags.DEFINE_string(
     "device (else /data/local/tmp/benchmark_model on the device is used).")
 
 
+def _stages(total):
+    """A progress bar over the steps of a command (on stderr)."""
+    from keras.utils import Progbar
+
+    return Progbar(total, unit_name="step", stateful_metrics=None)
+
+
 def _check_input(path, extensions):
     if not os.path.exists(path):
         raise CliError(f"file not found: {path}")
@@ -105,7 +112,9 @@ def convert_command(model_path):
     if not _MODE.value:
         raise CliError(f"--mode is required: one of {', '.join(te.MODES)}")
     _check_output(_OUT.value)
+    progress = _stages(4)
     model = _load_keras(model_path)
+    progress.add(1)
     shape = tuple(model.inputs[0].shape)
     representative = None
     if _REPRESENTATIVE.value:
@@ -114,12 +123,14 @@ def convert_command(model_path):
         tflite = te.convert(model, _MODE.value,
                             representative_data=representative,
                             float_io=_FLOAT_IO.value)
+        progress.add(1)
         verification = None
         if _VERIFY.value:
             x, y = data_lib.load(_VERIFY.value, shape)
             verification = te.verify(tflite, model, x, y).to_dict()
     except te.ConversionError as error:
         raise CliError(str(error)) from None
+    progress.add(1)
     inspection = te.inspect(tflite)
     te.save_atomically(tflite, _OUT.value)
     report = {
@@ -134,6 +145,7 @@ def convert_command(model_path):
     json_path, md_path = _report_paths(_OUT.value)
     te.save_atomically(json.dumps(report, indent=2).encode(), json_path)
     te.save_atomically(_markdown_report(report).encode(), md_path)
+    progress.add(1)
     print(_markdown_report(report))
     print(f"Wrote {_OUT.value}, {json_path} and {md_path}.")
 
@@ -170,15 +182,18 @@ def bench_command(tflite_path):
     from tflite_export import targets
 
     _read_tflite(tflite_path)
+    progress = _stages(2)
     x = None
     if _DATA.value:
         x, _ = data_lib.load(_DATA.value, None)
+    progress.add(1)
     result = targets.run(_TARGET.value, tflite_path, threads=_THREADS.value,
                          runs=_RUNS.value, warmup=_WARMUP.value,
                          xnnpack=_XNNPACK.value, x=x,
                          ssh_identity=_SSH_IDENTITY.value,
                          benchmark_binary=_BENCHMARK_BINARY.value,
                          remote_python=_REMOTE_PYTHON.value)
+    progress.add(1)
     if x is not None:
         outputs = result.pop("outputs")
         host = result.pop("host_outputs", outputs)
@@ -237,7 +252,7 @@ def report_command(paths):
         rows.append((path, info, benches))
     header = ["file", "mode", "size (B)", "gzip (B)", "TFLite acc"] + [
         f"{t} median ms" + (" (emulated)" if t.endswith("-emu") else "")
-        for t in targets]
+        for t in targets] + ["outputs vs host"]
     lines = ["| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
     for path, info, benches in rows:
@@ -252,6 +267,11 @@ def report_command(paths):
                  f"{accuracy:.4f}" if accuracy is not None else "-"]
         cells += [f"{benches[t]['median_ms']:.3f}" if t in benches else "-"
                   for t in targets]
+        checks = [f"{t}: " + ("bit-identical" if b["bit_identical_to_host"]
+                              else f"max diff {b['max_abs_diff_vs_host']:.3g}")
+                  for t, b in benches.items()
+                  if "bit_identical_to_host" in b and t != "host"]
+        cells.append("; ".join(checks) or "-")
         lines.append("| " + " | ".join(cells) + " |")
     print("\n".join(lines))
 

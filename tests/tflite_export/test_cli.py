@@ -108,6 +108,37 @@ def test_emulated_pi_outputs_bit_identical_to_host(files):
     assert result["emulated"] is True
     report = cli("report", str(files / "qat.tflite"))
     assert "rpi4-emu median ms (emulated)" in report.stdout
+    assert "rpi4-emu: bit-identical" in report.stdout
+
+
+@needs_qemu
+def test_setup_emulator_says_where(files):
+    done = cli("setup-emulator")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rpi-emulator" in done.stdout and "cortex-a76" in done.stdout
+
+
+def test_image_directory_data(files, tmp_path, digits):
+    import tensorflow as tf
+
+    for label in (0, 1):
+        folder = tmp_path / "images" / f"class_{label}"
+        folder.mkdir(parents=True)
+        for i in range(3):
+            image = digits.x_test[digits.y_test == label][i]
+            pixels = tf.cast(tf.round(image * 255), tf.uint8)
+            (folder / f"{i}.png").write_bytes(tf.io.encode_png(pixels).numpy())
+    from tflite_export import data
+
+    x, y = data.load(str(tmp_path / "images"), (None, 8, 8, 1))
+    assert x.shape == (6, 8, 8, 1) and x.dtype == np.float32
+    assert y.tolist() == [0, 0, 0, 1, 1, 1]
+    np.testing.assert_allclose(x[0], digits.x_test[digits.y_test == 0][0],
+                               atol=1 / 255)
+    done = cli("convert", str(files / "float.keras"), "--mode=float32",
+               f"--verify={tmp_path / 'images'}",
+               f"--out={tmp_path / 'img.tflite'}")
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_bad_inputs_exit_2_with_one_line(files, tmp_path):
@@ -116,6 +147,7 @@ def test_bad_inputs_exit_2_with_one_line(files, tmp_path):
     truncated.write_bytes((files / "float.keras").read_bytes()[:2000])
     broken = tmp_path / "cut.tflite"
     broken.write_bytes((files / "qat.tflite").read_bytes()[:500])
+    np.savez(tmp_path / "s.npz", x=np.full((2, 8, 8, 1), "a"))
     cases = [
         (("convert", str(tmp_path / "missing.keras"), "--mode=float32",
           f"--out={tmp_path / 'o.tflite'}"), "file not found"),
@@ -129,6 +161,8 @@ def test_bad_inputs_exit_2_with_one_line(files, tmp_path):
         (("convert", str(files / "float.keras"), "--mode=float32",
           f"--verify={files / 'wrong.npz'}", f"--out={tmp_path / 'o.tflite'}"),
          "Expected (n, 8, 8, 1)"),
+        (("bench", str(files / "qat.tflite"), f"--data={tmp_path / 's.npz'}"),
+         "is not numeric"),
         (("bench", str(files / "qat.tflite"), "--target=tpu9000"),
          "unknown target 'tpu9000'"),
         (("convert", str(files / "float.keras"), "--mode=float32",
