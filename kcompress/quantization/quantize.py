@@ -20,9 +20,9 @@ from kcompress import _model_utils
 from kcompress.pruning.prune import pruning_wrappers
 from kcompress.pruning.prune import strip_pruning
 from kcompress.quantization import fold_batchnorm
+from kcompress.quantization import patterns
 from kcompress.quantization.quantize_annotate import QuantizeAnnotate
 from kcompress.quantization.quantize_config import SUPPORTED_LAYERS
-from kcompress.quantization.quantize_config import QuantizeConfig
 from kcompress.quantization.quantize_config import default_quantize_config
 from kcompress.quantization.quantize_wrapper import ActivationRange
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
@@ -145,107 +145,6 @@ def _as_functional(model):
     return keras.Model(inputs, x, name=model.name)
 
 
-def _producer(layer):
-    """The single operation feeding `layer`'s single call, or None."""
-    if len(layer._inbound_nodes) != 1:
-        return None
-    tensors = layer._inbound_nodes[0].arguments.keras_tensors
-    if len(tensors) != 1:
-        return None
-    return tensors[0]._keras_history.operation
-
-
-def _fold_pairs(model, resolve):
-    """`{id(conv): bn, id(bn): conv}` for the foldable pairs of `model`.
-
-    A pair is a BatchNormalization whose only input is a convolution that
-    feeds nothing else, both to be quantized.
-    """
-    pairs = {}
-    for layer in model.layers:
-        if not isinstance(getattr(layer, "layer", layer),
-                          keras.layers.BatchNormalization):
-            continue
-        bn, bn_config = resolve(layer)
-        producer = _producer(layer)
-        if (bn_config is None or producer is None
-                or len(producer._inbound_nodes) != 1
-                or len(producer._outbound_nodes) != 1):
-            continue
-        conv, conv_config = resolve(producer)
-        if conv_config is not None and fold_batchnorm.can_fold(conv, bn):
-            pairs[id(conv)] = bn
-            pairs[id(bn)] = conv
-    return pairs
-
-
-_FUSING_PRODUCERS = (keras.layers.Conv1D, keras.layers.Conv2D,
-                     keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
-                     keras.layers.Dense, keras.layers.Add,
-                     keras.layers.BatchNormalization)
-
-
-def _is_fusable_activation(layer):
-    """Whether TFLite fuses `layer` into the int8 op before it."""
-    layer = getattr(layer, "layer", layer)
-    if isinstance(layer, keras.layers.ReLU):
-        return (layer.max_value in (None, 6.0) and not layer.negative_slope
-                and not layer.threshold)
-    if isinstance(layer, keras.layers.Activation):
-        return layer.get_config()["activation"] in ("relu", "relu6")
-    return False
-
-
-def _fused_producers(model, resolve):
-    """Ids of layers whose output only feeds a ReLU/ReLU6 TFLite fuses.
-
-    Their output is not fake-quantized: TFLite rounds once, after the fused
-    activation, and so must training. (A folded Conv+BatchNorm counts through
-    its BatchNorm.)
-    """
-    fused = set()
-    for layer in model.layers:
-        if len(layer._inbound_nodes) != 1 or len(layer._outbound_nodes) != 1:
-            continue
-        consumer = layer._outbound_nodes[0].operation
-        inner, config = resolve(layer)
-        if (isinstance(inner, _FUSING_PRODUCERS) and config is not None
-                and inner.get_config().get("activation") in (None, "linear")
-                and _is_fusable_activation(consumer)
-                and resolve(consumer)[1] is not None):
-            fused.add(id(inner))
-    return fused
-
-
-def _without_output(config):
-    return QuantizeConfig(weights=config.weights, quantize_output=False,
-                          num_bits=config.num_bits)
-
-
-def _split_separable(layer, config):
-    """DepthwiseConv2D + 1x1 Conv2D wrappers equal to a SeparableConv2D."""
-    cfg = layer.get_config()
-    depthwise = keras.layers.DepthwiseConv2D(
-        cfg["kernel_size"], strides=cfg["strides"], padding=cfg["padding"],
-        depth_multiplier=cfg["depth_multiplier"],
-        data_format=cfg["data_format"], dilation_rate=cfg["dilation_rate"],
-        use_bias=False, name=f"{layer.name}_depthwise")
-    pointwise = keras.layers.Conv2D(
-        cfg["filters"], 1, activation=cfg["activation"],
-        use_bias=cfg["use_bias"], data_format=cfg["data_format"],
-        name=f"{layer.name}_pointwise")
-    input_shape = layer.get_build_config()["input_shape"]
-    depthwise.build(input_shape)
-    pointwise.build(depthwise.compute_output_shape(input_shape))
-    values = layer.get_weights()
-    depthwise.set_weights(values[:1])
-    pointwise.set_weights(values[1:])
-    return (QuantizeWrapper(depthwise, default_quantize_config(depthwise),
-                            config["preserve_sparsity"]),
-            QuantizeWrapper(pointwise, default_quantize_config(pointwise),
-                            config["preserve_sparsity"]))
-
-
 def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
     """The QAT clone of a functional `model`."""
 
@@ -265,8 +164,8 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
             raise unsupported_layer_error(inner)
         return inner, config
 
-    pairs = _fold_pairs(model, resolve)
-    fused = _fused_producers(model, resolve)
+    pairs = patterns.fold_pairs(model, resolve)
+    fused = patterns.fused_producers(model, resolve)
     created = {}  # id(new layer) -> "drop" (a folded BatchNorm) or pointwise
     options = {"preserve_sparsity": preserve_sparsity}
 
@@ -290,11 +189,11 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
                 inner, pairs[id(inner)], preserve_sparsity,
                 output_quantized=id(pairs[id(inner)]) not in fused)
         elif config == "separable":
-            new, pointwise = _split_separable(inner, options)
+            new, pointwise = patterns.split_separable(inner, options)
             created[id(new)] = pointwise
-        elif id(inner) in fused and _without_output(config).quantizes_anything:
+        elif id(inner) in fused and patterns.without_output(config).quantizes_anything:
             new = QuantizeWrapper(_model_utils.clone_layer(inner),
-                                  _without_output(config), preserve_sparsity)
+                                  patterns.without_output(config), preserve_sparsity)
         elif id(inner) in fused:
             new = _model_utils.clone_layer(inner)
         elif config.quantizes_anything:

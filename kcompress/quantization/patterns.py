@@ -1,0 +1,118 @@
+"""Layer patterns that TFLite fuses, found in a functional graph.
+
+QAT must train what TFLite will run, so the rewrite in `quantize.py` needs to
+know, before cloning:
+- which Conv/DepthwiseConv + BatchNorm pairs fold into one convolution;
+- which layers feed a ReLU/ReLU6 that TFLite fuses into them (their output
+  is not fake-quantized);
+- how a SeparableConv2D splits into the depthwise and pointwise convolutions
+  TFLite runs.
+"""
+
+import keras
+
+from kcompress.quantization import fold_batchnorm
+from kcompress.quantization.quantize_config import QuantizeConfig
+from kcompress.quantization.quantize_config import default_quantize_config
+from kcompress.quantization.quantize_wrapper import QuantizeWrapper
+
+
+def producer(layer):
+    """The single operation feeding `layer`'s single call, or None."""
+    if len(layer._inbound_nodes) != 1:
+        return None
+    tensors = layer._inbound_nodes[0].arguments.keras_tensors
+    if len(tensors) != 1:
+        return None
+    return tensors[0]._keras_history.operation
+
+
+def fold_pairs(model, resolve):
+    """`{id(conv): bn, id(bn): conv}` for the foldable pairs of `model`.
+
+    A pair is a BatchNormalization whose only input is a convolution that
+    feeds nothing else, both to be quantized.
+    """
+    pairs = {}
+    for layer in model.layers:
+        if not isinstance(getattr(layer, "layer", layer),
+                          keras.layers.BatchNormalization):
+            continue
+        bn, bn_config = resolve(layer)
+        feeder = producer(layer)
+        if (bn_config is None or feeder is None
+                or len(feeder._inbound_nodes) != 1
+                or len(feeder._outbound_nodes) != 1):
+            continue
+        conv, conv_config = resolve(feeder)
+        if conv_config is not None and fold_batchnorm.can_fold(conv, bn):
+            pairs[id(conv)] = bn
+            pairs[id(bn)] = conv
+    return pairs
+
+
+_FUSING_PRODUCERS = (keras.layers.Conv1D, keras.layers.Conv2D,
+                     keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
+                     keras.layers.Dense, keras.layers.Add,
+                     keras.layers.BatchNormalization)
+
+
+def is_fusable_activation(layer):
+    """Whether TFLite fuses `layer` into the int8 op before it."""
+    layer = getattr(layer, "layer", layer)
+    if isinstance(layer, keras.layers.ReLU):
+        return (layer.max_value in (None, 6.0) and not layer.negative_slope
+                and not layer.threshold)
+    if isinstance(layer, keras.layers.Activation):
+        return layer.get_config()["activation"] in ("relu", "relu6")
+    return False
+
+
+def fused_producers(model, resolve):
+    """Ids of layers whose output only feeds a ReLU/ReLU6 TFLite fuses.
+
+    Their output is not fake-quantized: TFLite rounds once, after the fused
+    activation, and so must training. (A folded Conv+BatchNorm counts through
+    its BatchNorm.)
+    """
+    fused = set()
+    for layer in model.layers:
+        if len(layer._inbound_nodes) != 1 or len(layer._outbound_nodes) != 1:
+            continue
+        consumer = layer._outbound_nodes[0].operation
+        inner, config = resolve(layer)
+        if (isinstance(inner, _FUSING_PRODUCERS) and config is not None
+                and inner.get_config().get("activation") in (None, "linear")
+                and is_fusable_activation(consumer)
+                and resolve(consumer)[1] is not None):
+            fused.add(id(inner))
+    return fused
+
+
+def without_output(config):
+    return QuantizeConfig(weights=config.weights, quantize_output=False,
+                          num_bits=config.num_bits)
+
+
+def split_separable(layer, config):
+    """DepthwiseConv2D + 1x1 Conv2D wrappers equal to a SeparableConv2D."""
+    cfg = layer.get_config()
+    depthwise = keras.layers.DepthwiseConv2D(
+        cfg["kernel_size"], strides=cfg["strides"], padding=cfg["padding"],
+        depth_multiplier=cfg["depth_multiplier"],
+        data_format=cfg["data_format"], dilation_rate=cfg["dilation_rate"],
+        use_bias=False, name=f"{layer.name}_depthwise")
+    pointwise = keras.layers.Conv2D(
+        cfg["filters"], 1, activation=cfg["activation"],
+        use_bias=cfg["use_bias"], data_format=cfg["data_format"],
+        name=f"{layer.name}_pointwise")
+    input_shape = layer.get_build_config()["input_shape"]
+    depthwise.build(input_shape)
+    pointwise.build(depthwise.compute_output_shape(input_shape))
+    values = layer.get_weights()
+    depthwise.set_weights(values[:1])
+    pointwise.set_weights(values[1:])
+    return (QuantizeWrapper(depthwise, default_quantize_config(depthwise),
+                            config["preserve_sparsity"]),
+            QuantizeWrapper(pointwise, default_quantize_config(pointwise),
+                            config["preserve_sparsity"]))
