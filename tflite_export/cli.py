@@ -50,11 +50,10 @@ _BENCHMARK_BINARY = flags.DEFINE_string(
     "device (else /data/local/tmp/benchmark_model on the device is used).")
 
 
-def _stages(total):
-    """A progress bar over the steps of a command (on stderr)."""
-    from keras.utils import Progbar
+def _progress(total):
+    from keras.utils import Progbar  # Keras loads slowly; only when needed.
 
-    return Progbar(total, unit_name="step", stateful_metrics=None)
+    return Progbar(total, unit_name="step")
 
 
 def _check_input(path, extensions):
@@ -112,7 +111,7 @@ def convert_command(model_path):
     if not _MODE.value:
         raise CliError(f"--mode is required: one of {', '.join(te.MODES)}")
     _check_output(_OUT.value)
-    progress = _stages(4)
+    progress = _progress(4)
     model = _load_keras(model_path)
     progress.add(1)
     shape = tuple(model.inputs[0].shape)
@@ -182,7 +181,7 @@ def bench_command(tflite_path):
     from tflite_export import targets
 
     _read_tflite(tflite_path)
-    progress = _stages(2)
+    progress = _progress(2)
     x = None
     if _DATA.value:
         x, _ = data_lib.load(_DATA.value, None)

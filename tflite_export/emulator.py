@@ -22,11 +22,11 @@ import glob
 import json
 import os
 import shutil
-import subprocess
 import sys
 import zipfile
 
 from tflite_export.errors import CliError
+from tflite_export.process import run_command
 
 PACKAGES = ("libc6", "zlib1g", "libexpat1", "libffi8", "libgcc-s1",
             "libstdc++6", "libpython3.11-minimal", "libpython3.11-stdlib",
@@ -73,27 +73,11 @@ def qemu_path():
     return path
 
 
-def _step(command, what):
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise CliError(f"{what} failed: {last}")
-    return done.stdout
-
-
 def _apt_options(work):
     return ["-o", "APT::Architecture=arm64", "-o", "APT::Architectures=arm64",
             "-o", f"Dir::State::Lists={work}/lists",
             # A private cache too, so the host's package cache is untouched.
             "-o", f"Dir::Cache={work}/cache"]
-
-
-def _progress(total):
-    try:
-        from keras.utils import Progbar
-    except ImportError:
-        return None
-    return Progbar(total, unit_name="step")
 
 
 def build(force=False):
@@ -109,41 +93,40 @@ def build(force=False):
     shutil.rmtree(work, ignore_errors=True)
     for sub in ("lists/partial", "cache/archives/partial", "debs", "wheels"):
         os.makedirs(os.path.join(work, sub), exist_ok=True)
-    bar = _progress(4 + len(PACKAGES))
-    _step(["apt-get"] + _apt_options(work) + ["update"],
+    from keras.utils import Progbar  # Keras loads slowly; only to build.
+
+    bar = Progbar(5 + len(PACKAGES), unit_name="step")
+    run_command(["apt-get"] + _apt_options(work) + ["update"],
           "apt-get update (arm64 lists)")
-    bar and bar.add(1)
+    bar.add(1)
     for package in PACKAGES:
-        done = subprocess.run(
-            ["apt-get"] + _apt_options(work) + ["download",
-                                                f"{package}:arm64"],
-            cwd=os.path.join(work, "debs"), capture_output=True, text=True)
-        if done.returncode != 0:
-            raise CliError(f"apt-get download {package}:arm64 failed: "
-                           f"{done.stderr.strip().splitlines()[-1:]}")
-        bar and bar.add(1)
+        run_command(["apt-get"] + _apt_options(work)
+                    + ["download", f"{package}:arm64"],
+                    f"apt-get download {package}:arm64",
+                    cwd=os.path.join(work, "debs"))
+        bar.add(1)
     for deb in sorted(glob.glob(os.path.join(work, "debs", "*.deb"))):
-        _step(["dpkg", "-x", deb, sysroot], f"dpkg -x {deb}")
-    bar and bar.add(1)
+        run_command(["dpkg", "-x", deb, sysroot], f"dpkg -x {deb}")
+    bar.add(1)
     platforms = []
     for minor in range(17, 37):
         platforms += ["--platform", f"manylinux_2_{minor}_aarch64"]
-    _step([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+    run_command([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
            "--only-binary=:all:", "--python-version", "3.11",
            "--implementation", "cp", "--abi", "cp311", *platforms,
            "-d", os.path.join(work, "wheels"), *WHEELS],
           "pip download of the aarch64 wheels")
-    bar and bar.add(1)
+    bar.add(1)
     site = os.path.join(sysroot, "usr", "lib", "python3", "dist-packages")
     os.makedirs(site, exist_ok=True)
     for wheel in glob.glob(os.path.join(work, "wheels", "*.whl")):
         with zipfile.ZipFile(wheel) as archive:
             archive.extractall(site)
-    bar and bar.add(1)
+    bar.add(1)
     shutil.rmtree(work, ignore_errors=True)
     with open(marker, "w") as f:
         f.write("ok\n")
-    bar and bar.add(1)
+    bar.add(1)
     return sysroot
 
 
@@ -153,7 +136,7 @@ def _python(sysroot):
 
 def probe(cpu, sysroot):
     """`{"hwcap": int, "midr": int}` of the emulated `cpu`, read under qemu."""
-    out = _step([qemu_path(), "-cpu", cpu, "-L", sysroot, _python(sysroot),
+    out = run_command([qemu_path(), "-cpu", cpu, "-L", sysroot, _python(sysroot),
                  "-c", _PROBE], f"probing emulated {cpu}")
     return json.loads(out.strip().splitlines()[-1])
 

@@ -16,6 +16,8 @@ import shutil
 import subprocess
 
 from tflite_export.errors import CliError
+from tflite_export.process import CommandFailed
+from tflite_export.process import run_command
 
 # Seconds to wait for an ssh host to answer (TCP connect and SSH banner).
 CONNECT_TIMEOUT = int(os.environ.get("TFLITE_EXPORT_SSH_TIMEOUT", "10"))
@@ -32,7 +34,7 @@ def parse_ssh_target(target):
     return user, host, int(port or 22)
 
 
-def _ssh_base(port, identity):
+def _ssh_options(identity):
     options = ["-o", "BatchMode=yes", "-o",
                f"ConnectTimeout={CONNECT_TIMEOUT}", "-o",
                "StrictHostKeyChecking=accept-new"]
@@ -41,23 +43,20 @@ def _ssh_base(port, identity):
         options += ["-o", f"UserKnownHostsFile={known_hosts}"]
     if identity:
         options += ["-i", identity, "-o", "IdentitiesOnly=yes"]
-    return options, port
+    return options
 
 
 def _call(command, what, timeout):
+    """`run_command`, naming an ssh host that does not answer as such."""
     try:
-        done = subprocess.run(command, capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise CliError(f"{what}: no answer within {timeout} s") from None
-    if done.returncode == 255 and command[0] in ("ssh", "scp"):
-        reason = (done.stderr.strip().splitlines() or ["no answer"])[-1]
-        raise CliError(f"{what}: the ssh host did not answer within "
-                       f"{CONNECT_TIMEOUT} s or refused us ({reason})")
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise CliError(f"{what} failed: {reason}")
-    return done.stdout
+        return run_command(command, what, timeout)
+    except CommandFailed as error:
+        if error.returncode == 255 and command[0] in ("ssh", "scp"):
+            raise CliError(
+                f"{what}: the ssh host did not answer within "
+                f"{CONNECT_TIMEOUT} s or refused us "
+                f"({str(error).rpartition(': ')[2]})") from None
+        raise
 
 
 def run_ssh(target, script, args, files, fetch=None, identity=None,
@@ -71,7 +70,7 @@ def run_ssh(target, script, args, files, fetch=None, identity=None,
         python: the board's Python (a name on its PATH or a path).
     """
     user, host, port = parse_ssh_target(target)
-    options, port = _ssh_base(port, identity)
+    options = _ssh_options(identity)
     address = f"{user}@{host}"
     ssh = ["ssh", *options, "-p", str(port), address]
     remote = _call(ssh + ["mktemp -d"], f"ssh to {host}:{port}",

@@ -4,15 +4,15 @@ Every target runs the same self-contained `bench_script.py` and returns its
 JSON result, so latency, load time and outputs are measured the same way.
 """
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 from tflite_export.errors import CliError
+from tflite_export.process import last_json
+from tflite_export.process import run_command
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       "bench_script.py")
@@ -21,19 +21,8 @@ TIMEOUT = 1800
 
 
 def _run(command, what, timeout=TIMEOUT):
-    try:
-        done = subprocess.run(command, capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise CliError(f"{what} did not finish within {timeout} s") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise CliError(f"{what} failed (exit {done.returncode}): {last}")
-    lines = [line for line in done.stdout.splitlines()
-             if line.startswith("{")]
-    if not lines:
-        raise CliError(f"{what} printed no result")
-    return json.loads(lines[-1])
+    """Runs a bench command; returns the JSON result it printed."""
+    return last_json(run_command(command, what, timeout), what)
 
 
 def _script_args(model, threads, runs, warmup, xnnpack, inputs, outputs):
@@ -100,11 +89,7 @@ def run(target, tflite_path, threads=1, runs=50, warmup=5, xnnpack=True,
             out = remote.run_ssh(target, SCRIPT, remote_args, files,
                                  fetch=outputs and ("outputs.npy", outputs),
                                  identity=ssh_identity, python=remote_python)
-            lines = [line for line in out.splitlines()
-                     if line.startswith("{")]
-            if not lines:
-                raise CliError(f"bench on {target} printed no result")
-            result = json.loads(lines[-1])
+            result = last_json(out, f"bench on {target}")
         elif target == "adb" or target.startswith("adb:"):
             from tflite_export import remote
 
