@@ -62,9 +62,6 @@ def _macs(layer):
         output = layer.output
     except (AttributeError, ValueError):
         return 0
-    if isinstance(inner, keras.layers.BatchNormalization) or not hasattr(
-            inner, "weights"):
-        return 0
     kernels = [getattr(inner, name) for name in
                ("kernel", "depthwise_kernel", "pointwise_kernel")
                if getattr(inner, name, None) is not None]

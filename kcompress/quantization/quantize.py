@@ -166,7 +166,8 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
 
     pairs = patterns.fold_pairs(model, resolve)
     fused = patterns.fused_producers(model, resolve)
-    created = {}  # id(new layer) -> "drop" (a folded BatchNorm) or pointwise
+    dropped = set()  # ids of the Identity stand-ins of folded BatchNorms
+    followers = {}  # id(depthwise half of a split SeparableConv2D) -> pointwise
     options = {"preserve_sparsity": preserve_sparsity}
 
     quantized = set()  # ids of new layers that take quantized inputs
@@ -183,14 +184,14 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
         if isinstance(inner, keras.layers.BatchNormalization) and (
                 id(inner) in pairs):
             new = keras.layers.Identity(name=inner.name)
-            created[id(new)] = "drop"
+            dropped.add(id(new))
         elif id(inner) in pairs:
             new = fold_batchnorm.fold_pair(
                 inner, pairs[id(inner)], preserve_sparsity,
                 output_quantized=id(pairs[id(inner)]) not in fused)
         elif config == "separable":
             new, pointwise = patterns.split_separable(inner, options)
-            created[id(new)] = pointwise
+            followers[id(new)] = pointwise
         elif id(inner) in fused and patterns.without_output(config).quantizes_anything:
             new = QuantizeWrapper(_model_utils.clone_layer(inner),
                                   patterns.without_output(config), preserve_sparsity)
@@ -217,14 +218,13 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
         return input_quantizers[id(tensor)]
 
     def call_function(layer, *args, **kwargs):
-        role = created.get(id(layer))
-        if isinstance(role, str) and role == "drop":
+        if id(layer) in dropped:
             return args[0]
         if quantize_inputs and id(layer) in quantized:
             args = keras.tree.map_structure(quantized_input, args)
         outputs = layer(*args, **kwargs)
-        if role is not None:
-            outputs = role(outputs)
+        if id(layer) in followers:
+            outputs = followers[id(layer)](outputs)
         return outputs
 
     new = keras.models.clone_model(model, clone_function=clone_function,
