@@ -50,6 +50,7 @@ test: $(STAMP) system-deps
 bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/training_overhead.py
 	$(PY) benchmarks/compare_tfmot.py
+	$(PY) benchmarks/compression_table.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

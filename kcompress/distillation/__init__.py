@@ -14,5 +14,6 @@ Typical use (a pruned student learns from its float original)::
 """
 
 from kcompress.distillation.distill import distill
+from kcompress.distillation.losses import SoftTargetKLDivergence
 
-__all__ = ["distill"]
+__all__ = ["distill", "SoftTargetKLDivergence"]

