@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean system-deps
+.PHONY: demo test bench notebooks clean system-deps
 
 # Debian packages the emulated Raspberry Pi, the ssh target and the adb target
 # need. Installed with apt-get when running as root (or with sudo); otherwise
@@ -31,7 +31,7 @@ $(VENV)/bin/python:
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): $(VENV)/bin/python setup.cfg pyproject.toml
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,notebooks]'
 	touch $(STAMP)
 
 $(VENV)/.bench-installed: $(STAMP)
@@ -42,7 +42,13 @@ $(VENV)/.bench-installed: $(STAMP)
 demo: $(STAMP) system-deps
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m kcompress.demo
 
-## test: the whole test suite.
+## notebooks: re-run every notebook in place, saving its outputs (plots included).
+notebooks: $(STAMP) system-deps
+	cd notebooks && for nb in [0-9]*.ipynb; do \
+	  ../$(PY) -m jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
+	done
+
+## test: the whole test suite (the notebooks included).
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q tests
 
