@@ -25,6 +25,7 @@ def call_with_values(owner, layer, mapping, *args, **kwargs):
         The outputs of `layer`.
     """
     mapping = list(mapping)
+    substituted = {id(v) for v, _ in mapping}
     outer = get_stateless_scope()
     if outer is not None:
         # Inside another stateless scope (JAX's train step), variables read
@@ -39,6 +40,13 @@ def call_with_values(owner, layer, mapping, *args, **kwargs):
     with keras.StatelessScope(state_mapping=mapping,
                               collect_losses=True) as scope:
         outputs = layer(*args, **kwargs)
+    # Updates the layer made to its own state (BatchNormalization's moving
+    # statistics) were caught by the scope; apply them.
+    for variable in layer.non_trainable_variables:
+        if id(variable) not in substituted:
+            value = scope.get_current_value(variable)
+            if value is not None:
+                variable.assign(value)
     if scope.losses:
         owner.add_loss(scope.losses)
     return outputs

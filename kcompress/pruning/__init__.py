@@ -11,6 +11,8 @@ Typical use::
     final = kc.pruning.strip_pruning(pruned)
 """
 
+from kcompress.pruning.channel_targets import channel_fraction_for
+from kcompress.pruning.channel_targets import channel_report
 from kcompress.pruning.prunable_layer import PrunableLayer
 from kcompress.pruning.prune import prune_low_magnitude
 from kcompress.pruning.prune import pruning_wrappers
@@ -21,6 +23,7 @@ from kcompress.pruning.pruning_schedule import ConstantSparsity
 from kcompress.pruning.pruning_schedule import PolynomialDecay
 from kcompress.pruning.pruning_schedule import PruningSchedule
 from kcompress.pruning.pruning_wrapper import PruneLowMagnitude
+from kcompress.pruning.shrink import shrink
 
 __all__ = [
     "ConstantSparsity",
@@ -30,7 +33,10 @@ __all__ = [
     "PruningSchedule",
     "PruningSummaries",
     "UpdatePruningStep",
+    "channel_fraction_for",
+    "channel_report",
     "prune_low_magnitude",
     "pruning_wrappers",
+    "shrink",
     "strip_pruning",
 ]

@@ -199,3 +199,35 @@ def sparsity_of(mask):
     if values.size == 0:
         return 0.0
     return float((values == 0).sum() / values.size)
+
+
+def channel_mask(kernel, sparsity, depthwise=False):
+    """Zeroes whole output channels of `kernel` with the smallest L2 norm.
+
+    The output channels of a Conv or Dense kernel `(..., in, out)` are its
+    last axis; those of a depthwise kernel `(kh, kw, in, multiplier)` are the
+    `in * multiplier` outputs, channel `c * multiplier + m`.
+
+    Args:
+        kernel: a Dense, Conv or depthwise kernel.
+        sparsity: scalar in [0, 1): the fraction of channels to zero.
+        depthwise: whether `kernel` is a depthwise kernel.
+
+    Returns:
+        `(kernel mask, channel mask)`: the first of the kernel's shape, the
+        second 1-D over the output channels (for the bias).
+
+    Example:
+
+    >>> import numpy as np
+    >>> w = np.array([[0.1, 3.0, -2.0], [0.1, 1.0, 0.5]], "float32")
+    >>> ops.convert_to_numpy(channel_mask(w, 1 / 3)[1]).tolist()
+    [0.0, 1.0, 1.0]
+    """
+    shape = tuple(kernel.shape)
+    channels = shape[-2] * shape[-1] if depthwise else shape[-1]
+    matrix = ops.reshape(kernel, (-1, channels))
+    scores = ops.sqrt(ops.sum(ops.square(matrix), axis=0))
+    keep = _threshold_mask(scores, num_zeros_for(channels, sparsity))
+    trailing = shape[-2:] if depthwise else shape[-1:]
+    return ops.broadcast_to(ops.reshape(keep, trailing), shape), keep

@@ -7,6 +7,7 @@ import numpy as np
 
 from kcompress import _model_utils
 from kcompress.pruning import prunable_layer
+from kcompress.pruning.pruning_wrapper import CHANNEL_LAYERS
 from kcompress.pruning.pruning_wrapper import PruneLowMagnitude
 
 __all__ = ["prune_low_magnitude", "strip_pruning", "pruning_wrappers"]
@@ -35,7 +36,7 @@ def pruning_wrappers(model):
 
 def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1),
                         block_pooling_type="AVG", sparsity_m_by_n=None,
-                        **kwargs):
+                        structure=None, **kwargs):
     """Makes a layer or model prune its weights by magnitude during `fit`.
 
     Accepts what TFMOT's function of the same name accepts:
@@ -56,12 +57,24 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1),
             model.
         pruning_schedule: a `PruningSchedule` or a callable
             `step -> (should_update, sparsity)`. Defaults to
-            `ConstantSparsity(0.5, begin_step=0)` (a new one per layer).
+            `ConstantSparsity(0.5, begin_step=0)` (a new one per layer). On
+            a model, a dict `{layer name: schedule}` prunes only the named
+            layers, each on its own schedule (for example a different
+            fraction of channels per layer).
         block_size: `(rows, cols)` of blocks pruned together.
         block_pooling_type: `"AVG"` or `"MAX"`.
         sparsity_m_by_n: `(m, n)`, e.g. `(2, 4)`, for M:N sparsity along the
             input-channel axis. On a model, layers whose weights have no such
             axis (depthwise, embedding, einsum) are left dense with a warning.
+        structure: `"channels"` to prune whole output channels instead of
+            single weights, for `kcompress.pruning.shrink` to remove after
+            training. On a model, Conv2D, DepthwiseConv2D and Dense layers
+            are wrapped, except the layer that produces the model's output
+            (its channels are the model's outputs). Where such a layer feeds
+            a BatchNormalization, the BatchNormalization is wrapped instead
+            (its |gamma| scores the channels), so that a pruned channel is
+            zero after the normalization too. Other layers stay as they
+            are.
         **kwargs: passed to each `PruneLowMagnitude` (a layer argument only).
 
     Returns:
@@ -82,7 +95,7 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1),
                                       "prune_low_magnitude", _PER_LAYER_HINT)
     options = dict(block_size=block_size,
                    block_pooling_type=block_pooling_type,
-                   sparsity_m_by_n=sparsity_m_by_n)
+                   sparsity_m_by_n=sparsity_m_by_n, structure=structure)
 
     def wrap(layer):
         return PruneLowMagnitude(layer, pruning_schedule=pruning_schedule,
@@ -112,16 +125,36 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1),
             "or call it on data) before pruning, so its weights exist."
         )
     wrapped, skipped = [], []
+    schedules = pruning_schedule if isinstance(pruning_schedule, dict) and (
+        "class_name" not in pruning_schedule) else None  # not a serialized one
+    if schedules is not None:
+        known = {layer.name for layer in _model_utils.iter_layers(model)}
+        missing = sorted(set(schedules) - known)
+        if missing:
+            raise ValueError(
+                f"Received: pruning_schedule for layers {missing}. Model "
+                f"'{model.name}' has no layers of those names."
+            )
+    channel_layers = _channel_layers(model) if (
+        structure and schedules is None) else set()
 
     def clone_function(layer):
         new = _model_utils.clone_layer(layer)
-        if not prunable_layer.is_prunable(layer):
+        if schedules is not None:
+            if layer.name not in schedules:
+                return new
+        elif structure:
+            if id(layer) not in channel_layers:
+                return new
+        elif not prunable_layer.is_prunable(layer):
             return new
         if sparsity_m_by_n and not _supports_m_by_n(new):
             skipped.append(layer.name)
             return new
         wrapped.append(layer.name)
-        return PruneLowMagnitude(new, pruning_schedule=pruning_schedule,
+        schedule = (pruning_schedule if schedules is None
+                    else schedules[layer.name])
+        return PruneLowMagnitude(new, pruning_schedule=schedule,
                                  name=f"prune_low_magnitude_{layer.name}",
                                  **options)
 
@@ -138,6 +171,30 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1),
             "implementing kcompress.pruning.PrunableLayer."
         )
     return pruned
+
+
+def _channel_layers(model):
+    """`id`s of the layers that channel pruning wraps in `model`."""
+    producers = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                 keras.layers.Dense)
+    outputs = {id(t._keras_history[0]) for t in model.outputs}
+    chosen = set()
+    for layer in _model_utils.iter_layers(model):
+        if type(layer) not in CHANNEL_LAYERS or id(layer) in outputs:
+            continue
+        if isinstance(layer, keras.layers.BatchNormalization):
+            sources = [t._keras_history[0] for node in layer._inbound_nodes
+                       for t in node.input_tensors]
+            if layer.scale and sources and all(
+                    type(source) in producers for source in sources):
+                chosen.add(id(layer))
+                chosen.difference_update(id(source) for source in sources)
+            continue
+        consumers = [node.operation for node in layer._outbound_nodes]
+        if not (consumers and all(isinstance(c, keras.layers.BatchNormalization)
+                                  for c in consumers)):
+            chosen.add(id(layer))
+    return chosen
 
 
 def _supports_m_by_n(layer):

@@ -10,6 +10,10 @@ from kcompress.pruning.pruning_schedule import ConstantSparsity
 
 __all__ = ["PruneLowMagnitude"]
 
+STRUCTURES = (None, "channels")
+CHANNEL_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                  keras.layers.Dense, keras.layers.BatchNormalization)
+
 MISSING_CALLBACK = (
     "A model with PruneLowMagnitude layers was trained without the pruning "
     "step callback, so pruning would silently never happen. Add "
@@ -107,6 +111,14 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             weights along the input-channel axis (e.g. `(2, 4)`) whenever the
             schedule updates, ignoring its sparsity value. `None` for plain
             magnitude pruning.
+        structure: `None` to prune single weights (or blocks), or
+            `"channels"` to prune whole output channels: the schedule's
+            sparsity is then the fraction of channels zeroed. Conv2D,
+            DepthwiseConv2D and Dense channels go lowest kernel L2 norm
+            first, bias included; BatchNormalization channels lowest
+            |gamma| first, gamma and beta zeroed, so the channel outputs
+            zero after the normalization (network slimming).
+            `kcompress.pruning.shrink` removes them after training.
         **kwargs: passed to `keras.layers.Wrapper` (`name`, ...).
 
     Example:
@@ -118,7 +130,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     """
 
     def __init__(self, layer, pruning_schedule=None, block_size=(1, 1),
-                 block_pooling_type="AVG", sparsity_m_by_n=None, **kwargs):
+                 block_pooling_type="AVG", sparsity_m_by_n=None,
+                 structure=None, **kwargs):
         if isinstance(layer, PruneLowMagnitude):
             raise ValueError(
                 f"Layer '{layer.name}' is already wrapped in "
@@ -130,7 +143,14 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 f"Received: layer={layer!r} of type {type(layer).__name__}. "
                 "Expected a keras.layers.Layer."
             )
-        if not prunable_layer.is_prunable(layer):
+        batchnorm = isinstance(layer, keras.layers.BatchNormalization)
+        if batchnorm and not (structure and layer.scale):
+            raise ValueError(
+                f"Layer '{layer.name}' (BatchNormalization) can only be pruned"
+                " with structure='channels', and needs scale=True: its "
+                "channels are pruned by |gamma|."
+            )
+        if not batchnorm and not prunable_layer.is_prunable(layer):
             prunable_layer.prunable_weights(layer)  # Raises a named error.
         kwargs.setdefault("name", f"prune_low_magnitude_{layer.name}")
         super().__init__(layer, **kwargs)
@@ -144,12 +164,39 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 f"block_size={self.block_size}. Expected at most one of them; "
                 "M:N groups are already blocks."
             )
+        if structure not in STRUCTURES:
+            raise ValueError(
+                f"Received: structure={structure!r}. Expected one of "
+                f"{STRUCTURES}."
+            )
+        if structure and (self.sparsity_m_by_n or self.block_size != (1, 1)):
+            raise ValueError(
+                f"Received: structure={structure!r} with block_size="
+                f"{self.block_size} and sparsity_m_by_n="
+                f"{self.sparsity_m_by_n}. Expected the defaults: channel "
+                "pruning already prunes whole channels."
+            )
+        if structure and type(layer) not in CHANNEL_LAYERS:
+            raise ValueError(
+                f"Layer '{layer.name}' of type {type(layer).__name__} cannot "
+                "take structure='channels'. Channel pruning supports "
+                f"{', '.join(t.__name__ for t in CHANNEL_LAYERS)}."
+            )
+        self.structure = structure
         # Set by UpdatePruningStep; checked when a training step is traced.
         self.step_callback_attached = False
 
     def build(self, input_shape=None):
         super().build(input_shape)
-        self.pruned_weights = prunable_layer.prunable_weights(self.layer)
+        if isinstance(self.layer, keras.layers.BatchNormalization):
+            # Network slimming: gamma and beta zero, the channel outputs 0.
+            self.pruned_weights = [self.layer.gamma] + (
+                [self.layer.beta] if self.layer.center else [])
+        else:
+            self.pruned_weights = prunable_layer.prunable_weights(self.layer)
+        if (self.structure and getattr(self.layer, "use_bias", False)):
+            # A pruned channel must output zero, so its bias goes too.
+            self.pruned_weights.append(self.layer.bias)
         self._group_axes = [
             prunable_layer.group_axis(self.layer, w)
             for w in self.pruned_weights
@@ -191,6 +238,18 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         should_update, sparsity = self.pruning_schedule(step)
 
         def new_masks():
+            if isinstance(self.layer, keras.layers.BatchNormalization):
+                _, keep = masks_lib.channel_mask(
+                    ops.expand_dims(ops.convert_to_tensor(self.layer.gamma),
+                                    0), sparsity)
+                return [keep] * len(self.pruned_weights)
+            if self.structure:
+                depthwise = isinstance(self.layer,
+                                       keras.layers.DepthwiseConv2D)
+                kernel_mask, channels = masks_lib.channel_mask(
+                    ops.convert_to_tensor(self.pruned_weights[0]), sparsity,
+                    depthwise=depthwise)
+                return [kernel_mask, channels][:len(self.pruned_weights)]
             return [self.compute_mask_for(ops.convert_to_tensor(w), sparsity,
                                           axis)
                     for w, axis in zip(self.pruned_weights, self._group_axes)]
@@ -228,7 +287,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 raise ValueError(MISSING_CALLBACK)
             self._update_masks()
         return call_with_values(self, self.layer, self.masked_weights(),
-                                inputs, *args, **kwargs)
+                                inputs, *args, training=training, **kwargs)
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
@@ -243,6 +302,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             "block_size": self.block_size,
             "block_pooling_type": self.block_pooling_type,
             "sparsity_m_by_n": self.sparsity_m_by_n,
+            "structure": self.structure,
         }
         return {**super().get_config(), **config}
 

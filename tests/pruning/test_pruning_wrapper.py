@@ -171,8 +171,11 @@ def test_m_by_n_on_depthwise_is_refused_by_name():
 
 
 def test_unprunable_layer_is_refused_by_name():
-    with pytest.raises(ValueError, match="'bn' of type BatchNormalization "
+    with pytest.raises(ValueError, match="'ln' of type LayerNormalization "
                        "cannot be pruned"):
+        PruneLowMagnitude(keras.layers.LayerNormalization(name="ln"))
+    with pytest.raises(ValueError, match=r"'bn' \(BatchNormalization\) can "
+                       "only be pruned with structure='channels'"):
         PruneLowMagnitude(keras.layers.BatchNormalization(name="bn"))
 
 

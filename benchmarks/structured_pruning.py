@@ -1,0 +1,186 @@
+"""Does pruning pay off on the device? Structured against unstructured.
+
+Two models, each trained on the reference digits split from the same start:
+- the reference CNN (three convs, a hidden Dense, logits);
+- a MobileNet-style chain (conv, two depthwise-separable blocks with
+  BatchNorm and ReLU6, global pooling, logits).
+
+Variants of each, all int8 (PTQ, int8 input and output):
+- `dense`;
+- `unstructured 80%`: PolynomialDecay magnitude pruning, 10 epochs;
+- `... + sparse encoding`: the same file converted with the converter's
+  EXPERIMENTAL_SPARSITY optimization;
+- `2:4`: M:N pruning, 10 epochs (reference CNN only);
+- `structured 50%`: channel pruning of half of every prunable layer's
+  channels, 10 epochs, then `shrink`.
+
+Latency is the median of `--runs` single-sample invocations, 1 thread, with
+XNNPACK, measured `--rounds` times with the variants interleaved; ratios are
+taken against the dense file round by round and the median ratio is quoted.
+The emulated Raspberry Pi 4 (qemu, Cortex-A72) is measured once per variant
+and labelled as emulated.
+
+Run: `python benchmarks/structured_pruning.py [--rounds=15 --runs=300]`.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+import kcompress as kc  # noqa: E402
+import tflite_export as te  # noqa: E402
+from kcompress import reference  # noqa: E402
+from tflite_export import targets  # noqa: E402
+from tflite_export.verify import run  # noqa: E402
+
+_ROUNDS = flags.DEFINE_integer("rounds", 15, "Interleaved host rounds.")
+_RUNS = flags.DEFINE_integer("runs", 300, "Timed runs per host measurement.")
+_EMULATED = flags.DEFINE_bool("emulated", True, "Also bench on rpi4-emu.")
+
+L = keras.layers
+EPOCHS = 10
+
+
+def mobilenet_chain():
+    """A MobileNet-style chain of depthwise-separable blocks, no merges."""
+    keras.utils.set_random_seed(0)
+
+    def block(layers, filters, stride):
+        layers += [L.DepthwiseConv2D(3, strides=stride, padding="same",
+                                     use_bias=False),
+                   L.BatchNormalization(), L.ReLU(6.0),
+                   L.Conv2D(filters, 1, use_bias=False),
+                   L.BatchNormalization(), L.ReLU(6.0)]
+
+    layers = [keras.Input((8, 8, 1)), L.Conv2D(32, 3, padding="same",
+                                               use_bias=False),
+              L.BatchNormalization(), L.ReLU(6.0)]
+    block(layers, 64, 1)
+    block(layers, 128, 2)
+    layers += [L.GlobalAveragePooling2D(), L.Dense(10)]
+    return keras.Sequential(layers, name="mobilenet_chain")
+
+
+def _fit(model, data, epochs, callbacks=()):
+    reference.compile_reference(model)
+    model.fit(data.x_train, data.y_train, batch_size=32, epochs=epochs,
+              verbose=0, callbacks=list(callbacks))
+    return model
+
+
+def _schedule(data, sparsity):
+    steps = -(-len(data.x_train) // 32)
+    return kc.pruning.PolynomialDecay(0.0, sparsity, begin_step=0,
+                                      end_step=int(steps * EPOCHS * 0.7),
+                                      frequency=10)
+
+
+def variants(name, model, data):
+    """`[(variant, Keras model, int8 bytes)]` for one trained model."""
+    rep = data.x_train[:300]
+    callbacks = [kc.pruning.UpdatePruningStep()]
+    rows = [("dense", model, te.convert(model, "int8",
+                                        representative_data=rep))]
+    keras.utils.set_random_seed(1)
+    unstructured = kc.strip_pruning(_fit(kc.prune_low_magnitude(
+        model, _schedule(data, 0.8)), data, EPOCHS, callbacks))
+    rows.append(("unstructured 80%", unstructured, te.convert(
+        unstructured, "int8", representative_data=rep)))
+    rows.append(("unstructured 80% + sparse encoding", unstructured,
+                 te.convert(unstructured, "int8", representative_data=rep,
+                            sparse_encoding=True)))
+    if name == "reference CNN":
+        keras.utils.set_random_seed(1)
+        m_by_n = kc.strip_pruning(_fit(kc.prune_low_magnitude(
+            model, kc.pruning.ConstantSparsity(0.5, 0, frequency=50),
+            sparsity_m_by_n=(2, 4)), data, EPOCHS, callbacks))
+        rows.append(("2:4", m_by_n, te.convert(m_by_n, "int8",
+                                               representative_data=rep)))
+        rows.append(("2:4 + sparse encoding", m_by_n, te.convert(
+            m_by_n, "int8", representative_data=rep, sparse_encoding=True)))
+    keras.utils.set_random_seed(1)
+    structured = kc.pruning.shrink(_fit(kc.prune_low_magnitude(
+        model, _schedule(data, 0.5), structure="channels"), data, EPOCHS,
+        callbacks))
+    rows.append(("structured 50% (shrunk)", structured, te.convert(
+        structured, "int8", representative_data=rep)))
+    return rows
+
+
+def measure(rows, data, work, rounds, runs, emulated):
+    paths = []
+    for i, (_, _, tflite) in enumerate(rows):
+        paths.append(os.path.join(work, f"{i}.tflite"))
+        te.save_atomically(tflite, paths[-1])
+    host = [[] for _ in rows]
+    progress = keras.utils.Progbar(rounds, unit_name="round")
+    for r in range(rounds):
+        order = list(range(len(rows)))
+        order = order[r % len(order):] + order[:r % len(order)]
+        for i in order:
+            host[i].append(targets.run("host", paths[i], runs=runs,
+                                       warmup=20)["median_ms"])
+        progress.add(1)
+    results = []
+    for i, (variant, model, tflite) in enumerate(rows):
+        outputs, _ = run(tflite, [data.x_test])
+        ratios = np.array(host[i]) / np.array(host[0])
+        pi4 = None
+        if emulated:
+            pi4 = targets.run("rpi4-emu", paths[i], runs=20,
+                              warmup=3)["median_ms"]
+        results.append({
+            "variant": variant,
+            "accuracy": float(np.mean(outputs.argmax(-1) == data.y_test)),
+            "params": model.count_params(),
+            "macs": sum(row.macs for row in kc.layer_stats(model)),
+            "size": len(tflite), "gzip": te.gzip_size(tflite),
+            "host": float(np.median(host[i])),
+            "ratio": float(np.median(ratios)),
+            "pi4": pi4,
+        })
+    return results
+
+
+def table(results):
+    lines = ["| variant | int8 acc | params | MACs | int8 size | gzip | host "
+             "ms (median) | host / dense (paired median) | Pi 4 ms "
+             "(emulated) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        pi4 = "-" if r["pi4"] is None else f"{r['pi4']:.3f}"
+        lines.append(
+            f"| {r['variant']} | {r['accuracy']:.4f} | {r['params']:,} | "
+            f"{r['macs']:,} | {r['size']:,} | {r['gzip']:,} | "
+            f"{r['host']:.4f} | {r['ratio']:.3f} | {pi4} |")
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    data = reference.load_digits_split()
+    models = {
+        "reference CNN": _fit(reference.reference_cnn(seed=0), data,
+                              reference.FIT_ARGS["epochs"]),
+        "MobileNet-style chain": _fit(mobilenet_chain(), data, 20),
+    }
+    output = []
+    with tempfile.TemporaryDirectory(prefix="structured-bench-") as work:
+        for name, model in models.items():
+            rows = variants(name, model, data)
+            results = measure(rows, data, work, _ROUNDS.value, _RUNS.value,
+                              _EMULATED.value)
+            output.append(f"\n{name} (digits test split, n=360):\n")
+            output.append(table(results))
+    print("\nCommand: python benchmarks/structured_pruning.py "
+          f"--rounds={_ROUNDS.value} --runs={_RUNS.value}")
+    print("\n".join(output))
+
+
+if __name__ == "__main__":
+    app.run(main)
