@@ -57,6 +57,7 @@ bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/training_overhead.py
 	$(PY) benchmarks/compare_tfmot.py
 	$(PY) benchmarks/compression_table.py
+	$(PY) benchmarks/structured_pruning.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -15,12 +15,14 @@ Variants of each, all int8 (PTQ, int8 input and output):
   channels, 10 epochs, then `shrink`.
 
 Latency is the median of `--runs` single-sample invocations, 1 thread, with
-XNNPACK, measured `--rounds` times with the variants interleaved; ratios are
-taken against the dense file round by round and the median ratio is quoted.
+XNNPACK and with TFLite's built-in kernels (`--noxnnpack`), measured
+`--rounds` times with the variants interleaved; ratios are taken against the
+dense file round by round and the median ratio is quoted. A file the runtime
+cannot run is reported with the runtime's error.
 The emulated Raspberry Pi 4 (qemu, Cortex-A72) is measured once per variant
 and labelled as emulated.
 
-Run: `python benchmarks/structured_pruning.py [--rounds=15 --runs=300]`.
+Run: `python benchmarks/structured_pruning.py [--rounds=7 --runs=200]`.
 """
 
 import os
@@ -37,10 +39,11 @@ import kcompress as kc  # noqa: E402
 import tflite_export as te  # noqa: E402
 from kcompress import reference  # noqa: E402
 from tflite_export import targets  # noqa: E402
+from tflite_export.process import CommandFailed  # noqa: E402
 from tflite_export.verify import run  # noqa: E402
 
-_ROUNDS = flags.DEFINE_integer("rounds", 15, "Interleaved host rounds.")
-_RUNS = flags.DEFINE_integer("runs", 300, "Timed runs per host measurement.")
+_ROUNDS = flags.DEFINE_integer("rounds", 7, "Interleaved host rounds.")
+_RUNS = flags.DEFINE_integer("runs", 200, "Timed runs per host measurement.")
 _EMULATED = flags.DEFINE_bool("emulated", True, "Also bench on rpi4-emu.")
 
 L = keras.layers
@@ -113,51 +116,90 @@ def variants(name, model, data):
     return rows
 
 
+def _failure(error):
+    """The runtime's one-line reason, from a failed bench."""
+    return str(error).split(": ", 1)[-1].split("Node number")[0].strip()
+
+
+def _host(path, runs, xnnpack):
+    """Median ms on the host, or None when the runtime cannot run the file."""
+    try:
+        return targets.run("host", path, runs=runs, warmup=20,
+                           xnnpack=xnnpack)["median_ms"]
+    except CommandFailed as error:
+        return _failure(error)
+
+
+def _paired(values, base):
+    pairs = [(v, b) for v, b in zip(values, base)
+             if isinstance(v, float) and isinstance(b, float)]
+    if not pairs:
+        return None, None
+    return (float(np.median([v for v, _ in pairs])),
+            float(np.median([v / b for v, b in pairs])))
+
+
 def measure(rows, data, work, rounds, runs, emulated):
     paths = []
     for i, (_, _, tflite) in enumerate(rows):
         paths.append(os.path.join(work, f"{i}.tflite"))
         te.save_atomically(tflite, paths[-1])
-    host = [[] for _ in rows]
+    host = {True: [[] for _ in rows], False: [[] for _ in rows]}
     progress = keras.utils.Progbar(rounds, unit_name="round")
     for r in range(rounds):
         order = list(range(len(rows)))
         order = order[r % len(order):] + order[:r % len(order)]
         for i in order:
-            host[i].append(targets.run("host", paths[i], runs=runs,
-                                       warmup=20)["median_ms"])
+            for xnnpack in (True, False):
+                host[xnnpack][i].append(_host(paths[i], runs, xnnpack))
         progress.add(1)
     results = []
     for i, (variant, model, tflite) in enumerate(rows):
-        outputs, _ = run(tflite, [data.x_test])
-        ratios = np.array(host[i]) / np.array(host[0])
-        pi4 = None
-        if emulated:
-            pi4 = targets.run("rpi4-emu", paths[i], runs=20,
-                              warmup=3)["median_ms"]
-        results.append({
+        outputs, _ = run(tflite, [data.x_test], delegates=False)
+        result = {
             "variant": variant,
             "accuracy": float(np.mean(outputs.argmax(-1) == data.y_test)),
             "params": model.count_params(),
             "macs": sum(row.macs for row in kc.layer_stats(model)),
-            "size": len(tflite), "gzip": te.gzip_size(tflite),
-            "host": float(np.median(host[i])),
-            "ratio": float(np.median(ratios)),
-            "pi4": pi4,
-        })
+            "size": len(tflite), "gzip": te.gzip_size(tflite), "pi4": None,
+        }
+        for xnnpack, key in ((True, "xnn"), (False, "ref")):
+            median, ratio = _paired(host[xnnpack][i], host[xnnpack][0])
+            failure = next((v for v in host[xnnpack][i]
+                            if not isinstance(v, float)), None)
+            result[key] = (median, ratio, failure)
+        if emulated:
+            try:
+                result["pi4"] = targets.run("rpi4-emu", paths[i], runs=20,
+                                            warmup=3)["median_ms"]
+            except CommandFailed as error:
+                result["pi4"] = _failure(error)
+        results.append(result)
     return results
+
+
+def _cell(entry):
+    median, ratio, failure = entry
+    if median is None:
+        return f"fails: {failure}", "-"
+    return f"{median:.4f}", f"{ratio:.3f}"
 
 
 def table(results):
     lines = ["| variant | int8 acc | params | MACs | int8 size | gzip | host "
-             "ms (median) | host / dense (paired median) | Pi 4 ms "
-             "(emulated) |", "|---|---|---|---|---|---|---|---|---|"]
+             "ms, XNNPACK | x dense (paired) | host ms, built-in kernels | "
+             "x dense (paired) | Pi 4 ms (emulated, XNNPACK) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        pi4 = "-" if r["pi4"] is None else f"{r['pi4']:.3f}"
+        pi4 = r["pi4"]
+        pi4 = "-" if pi4 is None else (f"{pi4:.3f}" if isinstance(
+            pi4, float) else f"fails: {pi4}")
+        xnn, xnn_ratio = _cell(r["xnn"])
+        ref, ref_ratio = _cell(r["ref"])
         lines.append(
             f"| {r['variant']} | {r['accuracy']:.4f} | {r['params']:,} | "
-            f"{r['macs']:,} | {r['size']:,} | {r['gzip']:,} | "
-            f"{r['host']:.4f} | {r['ratio']:.3f} | {pi4} |")
+            f"{r['macs']:,} | {r['size']:,} | {r['gzip']:,} | {xnn} | "
+            f"{xnn_ratio} | {ref} | {ref_ratio} | {pi4} |")
     return "\n".join(lines)
 
 

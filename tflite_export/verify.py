@@ -67,9 +67,13 @@ def output_scale(interpreter):
     return None
 
 
-def run(tflite_bytes, arrays, num_threads=None):
-    """Runs the TFLite model over the input arrays; float outputs."""
-    interpreter = interpreter_for(tflite_bytes, num_threads=num_threads)
+def run(tflite_bytes, arrays, num_threads=None, delegates=True):
+    """Runs the TFLite model over the input arrays; float outputs.
+
+    `delegates=False` uses TFLite's built-in kernels instead of XNNPACK.
+    """
+    interpreter = interpreter_for(tflite_bytes, num_threads=num_threads,
+                                  delegates=delegates)
     input_details = interpreter.get_input_details()
     output_detail = interpreter.get_output_details()[0]
     outputs = []

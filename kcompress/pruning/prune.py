@@ -68,9 +68,11 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1),
             axis (depthwise, embedding, einsum) are left dense with a warning.
         structure: `"channels"` to prune whole output channels instead of
             single weights, for `kcompress.pruning.shrink` to remove after
-            training. On a model, Conv2D, DepthwiseConv2D and Dense layers
-            are wrapped, except the layer that produces the model's output
-            (its channels are the model's outputs). Where such a layer feeds
+            training. On a model, Conv2D and Dense layers are wrapped,
+            except the layer that produces the model's output (its channels
+            are the model's outputs); a DepthwiseConv2D keeps the channels
+            of the layer before it, with all their multiplier outputs, and
+            is pruned only when wrapped on its own. Where a layer feeds
             a BatchNormalization, the BatchNormalization is wrapped instead
             (its |gamma| scores the channels), so that a pruned channel is
             zero after the normalization too. Other layers stay as they
@@ -175,13 +177,14 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1),
 
 def _channel_layers(model):
     """`id`s of the layers that channel pruning wraps in `model`."""
-    producers = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
-                 keras.layers.Dense)
+    producers = (keras.layers.Conv2D, keras.layers.Dense)
     outputs = {id(t._keras_history[0]) for t in model.outputs}
     chosen = set()
     for layer in _model_utils.iter_layers(model):
         if type(layer) not in CHANNEL_LAYERS or id(layer) in outputs:
             continue
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            continue  # its channels follow those of the layer before it
         if isinstance(layer, keras.layers.BatchNormalization):
             sources = [t._keras_history[0] for node in layer._inbound_nodes
                        for t in node.input_tensors]

@@ -119,35 +119,37 @@ def _dead_batchnorm_channels(layer, weights):
 
 
 def _fold_constants(layer, weights, constants):
-    """Adds the contribution of constant removed inputs to the bias."""
+    """Adds the contribution of constant removed inputs to the bias.
+
+    Returns:
+        The new weights, with a bias (created if the layer had none).
+    """
     if not constants:
         return weights
     kernel = weights[0]
-    valid = isinstance(layer, keras.layers.Dense) or (
+    config = layer.get_config()
+    exact = isinstance(layer, keras.layers.Dense) or (
         isinstance(layer, keras.layers.Conv2D)
-        and layer.get_config()["padding"] == "valid")
-    if not valid:
+        and (config["padding"] == "valid"
+             or tuple(config["kernel_size"]) == (1, 1)))
+    if not exact:
         raise ValueError(
             f"Layer '{layer.name}' ({type(layer).__name__}) reads removed "
             "channels that are not zero but a constant (a BatchNormalization"
-            " shift). shrink can fold that into a Dense or 'valid' Conv2D "
-            "bias only: here, padding would make it position-dependent. "
-            "Fold the BatchNormalization into the convolution before "
-            "pruning, or put the pruned channels before a ReLU that zeroes "
-            "the constant."
+            " shift). shrink can fold that into the bias of a Dense, a 1x1 "
+            "or a 'valid' Conv2D only: here, padding would make it "
+            "position-dependent. Prune the BatchNormalization's channels "
+            "(prune_low_magnitude on the model does), or put the pruned "
+            "channels before a ReLU that zeroes the constant."
         )
     index = np.array(sorted(constants))
     values = np.array([constants[i] for i in index], kernel.dtype)
     rows = kernel[..., index, :]
     shift = np.tensordot(rows, values, axes=([rows.ndim - 2], [0]))
     shift = shift.reshape(-1, kernel.shape[-1]).sum(axis=0)
-    bias = weights[1] if len(weights) > 1 else None
-    if bias is None:
-        raise ValueError(
-            f"Layer '{layer.name}' has no bias to take the constant of the "
-            "removed channels; build it with use_bias=True."
-        )
-    return [kernel, bias + shift] + list(weights[2:])
+    bias = weights[1] if layer.use_bias else np.zeros(kernel.shape[-1],
+                                                      kernel.dtype)
+    return [kernel, bias + shift]
 
 
 def _batchnorm(layer, weights, kept, constants, removed):
@@ -234,7 +236,9 @@ def shrink(model):
                     kept = np.array([c * multiplier + m for c in kept
                                      for m in range(multiplier)])
             else:
-                weights = _fold_constants(layer, weights, constants)
+                if constants:
+                    weights = _fold_constants(layer, weights, constants)
+                    config["use_bias"] = True
                 constants = {}
                 if kept is not None:
                     weights = [weights[0][..., kept, :]] + weights[1:]

@@ -72,7 +72,12 @@ def test_depthwise_channels_are_pruned_with_their_producer():
         keras.Input((6, 6, 2)), L.Conv2D(8, 1, activation="relu", name="pw"),
         L.DepthwiseConv2D(3, padding="same", activation="relu", name="dw"),
         L.GlobalAveragePooling2D(), L.Dense(3, name="out")])
-    pruned = kc.prune_low_magnitude(model, structure="channels")
+    assert [w.name for w in kc.pruning.pruning_wrappers(
+        kc.prune_low_magnitude(model, structure="channels"))] == [
+            "prune_low_magnitude_pw"]  # the depthwise follows pw's channels
+    pruned = kc.prune_low_magnitude(model, {  # unless wrapped on its own
+        "pw": ConstantSparsity(0.5, 0), "dw": ConstantSparsity(0.5, 0)},
+        structure="channels")
     wrapper = pruned.get_layer("prune_low_magnitude_dw")
     pruned.compile(optimizer="adam", loss="mse")
     x = np.random.default_rng(0).normal(size=(8, 6, 6, 2)).astype("float32")
@@ -85,6 +90,38 @@ def test_depthwise_channels_are_pruned_with_their_producer():
     np.testing.assert_allclose(small.predict(x, verbose=0),
                                pruned.predict(x, verbose=0),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_mobilenet_chain_shrinks_exactly():
+    # BatchNorms after depthwise layers are not pruned: the removed channels
+    # reach the next 1x1 conv as constants, folded into a bias it gains.
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((8, 8, 3)), L.Conv2D(8, 3, padding="same",
+                                               use_bias=False, name="stem"),
+              L.BatchNormalization(name="bn0"), L.ReLU(6.0)]
+    for i, filters in enumerate((12, 16)):
+        layers += [L.DepthwiseConv2D(3, padding="same", use_bias=False,
+                                     name=f"dw{i}"),
+                   L.BatchNormalization(name=f"bn_dw{i}"), L.ReLU(6.0),
+                   L.Conv2D(filters, 1, use_bias=False, name=f"pw{i}"),
+                   L.BatchNormalization(name=f"bn_pw{i}"), L.ReLU(6.0)]
+    layers += [L.GlobalAveragePooling2D(), L.Dense(3, name="out")]
+    model = keras.Sequential(layers)
+    rng = np.random.default_rng(2)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(size=n),
+                               rng.normal(size=n), rng.uniform(0.5, 2, n)])
+    pruned, x = _prune_channels(model)
+    small = shrink(pruned)
+    np.testing.assert_allclose(small.predict(x, verbose=0),
+                               pruned.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-4)
+    assert small.channels_kept == {"stem": (4, 8), "pw0": (6, 12),
+                                   "pw1": (8, 16)}
+    assert small.get_layer("dw1").kernel.shape == (3, 3, 6, 1)
+    assert small.get_layer("pw0").use_bias  # took the folded constants
 
 
 def _residual():
