@@ -289,6 +289,16 @@ def _quantize(model, annotated_only, preserve_sparsity, calibration_data,
             "rewrites whole models. Use QuantizeWrapper(layer) for one layer."
         )
     _check_model(model, verb)
+    channel_pruned = [w.name for w in pruning_wrappers(model)
+                      if getattr(w, "structure", None)]
+    if channel_pruned:
+        raise ValueError(
+            f"Received: model '{model.name}' with channel-pruned layers "
+            f"{channel_pruned}. Expected a shrunk model: call "
+            "kcompress.pruning.shrink(model) first, then quantize the "
+            "smaller model. QAT of the masked model would not keep the "
+            "removed channels at zero."
+        )
     if pruning_wrappers(model):
         model = strip_pruning(model)
     quantized = _rewrite(_as_functional(model), annotated_only,

@@ -222,3 +222,11 @@ def test_per_layer_fractions_from_a_dict_of_schedules():
     assert small.channels_kept == {"c1": (6, 8), "c2": (6, 12)}
     with pytest.raises(ValueError, match=r"no layers of those names"):
         kc.prune_low_magnitude(model, {"nope": ConstantSparsity(0.5, 0)})
+
+
+def test_qat_of_a_channel_pruned_model_asks_for_shrink_first():
+    pruned = kc.prune_low_magnitude(_cnn(batchnorm=True),
+                                    structure="channels")
+    with pytest.raises(ValueError, match=r"call kcompress.pruning.shrink\("
+                       r"model\) first"):
+        kc.quantize_model(pruned)
