@@ -46,21 +46,15 @@ def kcompress_rows(data):
     from kcompress import reference
 
     def fit(model, epochs, callbacks=()):
-        reference.compile_reference(model)
-        model.fit(data.x_train, data.y_train, batch_size=BATCH,
-                  epochs=epochs, verbose=0, callbacks=list(callbacks))
-        return model
+        return reference.fit(model, data, epochs, callbacks)
 
-    steps = -(-len(data.x_train) // BATCH)
     model = fit(reference.reference_cnn(seed=0), EPOCHS)
     rows = [_row("float32", te.convert(model, "float32"), data)]
     rows.append(_row("PTQ int8", te.convert(
         model, "int8", representative_data=data.x_train), data))
     qat = fit(kc.quantize_model(model), QAT_EPOCHS)
     rows.append(_row("QAT int8", te.convert(qat, "qat"), data))
-    schedule = kc.pruning.PolynomialDecay(
-        0.0, SPARSITY, begin_step=0, end_step=int(steps * PRUNE_EPOCHS * .7),
-        frequency=10)
+    schedule = reference.pruning_schedule(data, SPARSITY, PRUNE_EPOCHS)
     pruned = fit(kc.prune_low_magnitude(model, schedule), PRUNE_EPOCHS,
                  [kc.pruning.UpdatePruningStep()])
     rows.append(_row("pruned 80% float32",

@@ -38,23 +38,6 @@ _VARIANTS = flags.DEFINE_list("variants", list(VARIANTS),
                               f"Which rows, from {VARIANTS}.")
 _SEED = flags.DEFINE_integer("seed", 1, "Seed of every fine-tuning run.")
 
-BATCH = 32
-
-
-def _fit(model, data, epochs, callbacks=(), compiled=False):
-    if not compiled:
-        reference.compile_reference(model)
-    model.fit(data.x_train, data.y_train, batch_size=BATCH, epochs=epochs,
-              verbose=0, callbacks=list(callbacks))
-    return model
-
-
-def _schedule(data, sparsity, epochs):
-    steps = -(-len(data.x_train) // BATCH)
-    return kc.pruning.PolynomialDecay(
-        0.0, sparsity, begin_step=0, end_step=int(steps * epochs * 0.7),
-        frequency=10)
-
 
 def _ptq(model, data):
     return te.convert(model, "int8", representative_data=data.x_train)
@@ -69,29 +52,31 @@ def build(name, float_model, data):
         small = kc.lowrank.factorize(float_model, energy=0.9,
                                      layers=["dense1", "logits"],
                                      data=data.x_train)
-        _fit(small, data, 5)
+        reference.fit(small, data, 5)
         return small, _ptq(small, data)
     if name == "pruned90":
-        pruned = _fit(kc.prune_low_magnitude(
-            float_model, _schedule(data, 0.9, 10)), data, 10, callbacks)
+        schedule = reference.pruning_schedule(data, 0.9, 10)
+        pruned = reference.fit(kc.prune_low_magnitude(float_model, schedule),
+                               data, 10, callbacks)
         final = kc.strip_pruning(pruned)
         return final, _ptq(final, data)
     if name == "pruned90_distilled":
-        student = kc.prune_low_magnitude(float_model,
-                                         _schedule(data, 0.9, 10))
+        student = kc.prune_low_magnitude(
+            float_model, reference.pruning_schedule(data, 0.9, 10))
         distiller = kc.distillation.distill(student, float_model)
         distiller.compile(optimizer=keras.optimizers.Adam(1e-3),
                           loss=keras.losses.SparseCategoricalCrossentropy(
                               from_logits=True))
-        _fit(distiller, data, 10, callbacks, compiled=True)
+        reference.fit(distiller, data, 10, callbacks, compiled=True)
         final = kc.strip_pruning(distiller.student)
         return final, _ptq(final, data)
     if name == "lowrank_pruned_qat":
         small = kc.lowrank.factorize(float_model, energy=0.9,
                                      data=data.x_train)
-        pruned = _fit(kc.prune_low_magnitude(
-            small, _schedule(data, 0.5, 5)), data, 5, callbacks)
-        qat = _fit(kc.quantize_model(pruned), data, 3)
+        schedule = reference.pruning_schedule(data, 0.5, 5)
+        pruned = reference.fit(kc.prune_low_magnitude(small, schedule), data,
+                               5, callbacks)
+        qat = reference.fit(kc.quantize_model(pruned), data, 3)
         return kc.strip_pruning(pruned), te.convert(qat, "qat")
     raise ValueError(f"Received: variant={name!r}. Expected one of "
                      f"{VARIANTS}.")
@@ -132,8 +117,8 @@ def main(argv):
               f"{VARIANTS}.", file=sys.stderr)
         sys.exit(2)
     data = reference.load_digits_split()
-    float_model = _fit(reference.reference_cnn(seed=0), data,
-                       reference.FIT_ARGS["epochs"])
+    float_model = reference.fit(reference.reference_cnn(seed=0), data,
+                                reference.FIT_ARGS["epochs"])
     rows = []
     progress = keras.utils.Progbar(len(_VARIANTS.value), unit_name="variant")
     for name in _VARIANTS.value:

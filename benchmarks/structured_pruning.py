@@ -70,20 +70,6 @@ def mobilenet_chain():
     return keras.Sequential(layers, name="mobilenet_chain")
 
 
-def _fit(model, data, epochs, callbacks=()):
-    reference.compile_reference(model)
-    model.fit(data.x_train, data.y_train, batch_size=32, epochs=epochs,
-              verbose=0, callbacks=list(callbacks))
-    return model
-
-
-def _schedule(data, sparsity):
-    steps = -(-len(data.x_train) // 32)
-    return kc.pruning.PolynomialDecay(0.0, sparsity, begin_step=0,
-                                      end_step=int(steps * EPOCHS * 0.7),
-                                      frequency=10)
-
-
 def variants(name, model, data):
     """`[(variant, Keras model, int8 bytes)]` for one trained model."""
     rep = data.x_train[:300]
@@ -91,8 +77,9 @@ def variants(name, model, data):
     rows = [("dense", model, te.convert(model, "int8",
                                         representative_data=rep))]
     keras.utils.set_random_seed(1)
-    unstructured = kc.strip_pruning(_fit(kc.prune_low_magnitude(
-        model, _schedule(data, 0.8)), data, EPOCHS, callbacks))
+    unstructured = kc.strip_pruning(reference.fit(kc.prune_low_magnitude(
+        model, reference.pruning_schedule(data, 0.8, EPOCHS)), data, EPOCHS,
+        callbacks))
     rows.append(("unstructured 80%", unstructured, te.convert(
         unstructured, "int8", representative_data=rep)))
     rows.append(("unstructured 80% + sparse encoding", unstructured,
@@ -100,7 +87,7 @@ def variants(name, model, data):
                             sparse_encoding=True)))
     if name == "reference CNN":
         keras.utils.set_random_seed(1)
-        m_by_n = kc.strip_pruning(_fit(kc.prune_low_magnitude(
+        m_by_n = kc.strip_pruning(reference.fit(kc.prune_low_magnitude(
             model, kc.pruning.ConstantSparsity(0.5, 0, frequency=50),
             sparsity_m_by_n=(2, 4)), data, EPOCHS, callbacks))
         rows.append(("2:4", m_by_n, te.convert(m_by_n, "int8",
@@ -108,9 +95,9 @@ def variants(name, model, data):
         rows.append(("2:4 + sparse encoding", m_by_n, te.convert(
             m_by_n, "int8", representative_data=rep, sparse_encoding=True)))
     keras.utils.set_random_seed(1)
-    structured = kc.pruning.shrink(_fit(kc.prune_low_magnitude(
-        model, _schedule(data, 0.5), structure="channels"), data, EPOCHS,
-        callbacks))
+    structured = kc.pruning.shrink(reference.fit(kc.prune_low_magnitude(
+        model, reference.pruning_schedule(data, 0.5, EPOCHS),
+        structure="channels"), data, EPOCHS, callbacks))
     rows.append(("structured 50% (shrunk)", structured, te.convert(
         structured, "int8", representative_data=rep)))
     return rows
@@ -207,9 +194,9 @@ def main(argv):
     del argv
     data = reference.load_digits_split()
     models = {
-        "reference CNN": _fit(reference.reference_cnn(seed=0), data,
-                              reference.FIT_ARGS["epochs"]),
-        "MobileNet-style chain": _fit(mobilenet_chain(), data, 20),
+        "reference CNN": reference.fit(reference.reference_cnn(seed=0),
+                                       data, reference.FIT_ARGS["epochs"]),
+        "MobileNet-style chain": reference.fit(mobilenet_chain(), data, 20),
     }
     output = []
     with tempfile.TemporaryDirectory(prefix="structured-bench-") as work:

@@ -26,15 +26,6 @@ _OUT = flags.DEFINE_string("out", "artifacts",
                            "Directory for the models, report and logs.")
 
 
-def _fit(model, data, epochs, callbacks=()):
-    from kcompress import reference
-
-    reference.compile_reference(model)
-    model.fit(data.x_train, data.y_train, batch_size=32, epochs=epochs,
-              verbose=0, callbacks=list(callbacks))
-    return model
-
-
 def _report_table(rows):
     lines = ["| model | Keras acc | TFLite acc | size (B) | gzip -9 (B) "
              "| host ms | Pi 4 ms (emulated) |",
@@ -72,23 +63,19 @@ def run(sparsity, epochs, fine_tune_epochs, qat_epochs, out_dir,
     os.makedirs(out_dir, exist_ok=True)
     data = reference.load_digits_split()
     print_fn(f"1/5 Training the reference CNN for {epochs} epochs...")
-    model = _fit(reference.reference_cnn(), data, epochs)
+    model = reference.fit(reference.reference_cnn(), data, epochs)
 
-    steps_per_epoch = -(-len(data.x_train) // 32)
-    schedule = kc.pruning.PolynomialDecay(
-        0.0, sparsity, begin_step=0,
-        end_step=int(steps_per_epoch * fine_tune_epochs * 0.7), frequency=10)
+    schedule = reference.pruning_schedule(data, sparsity, fine_tune_epochs)
     print_fn(f"2/5 Pruning to {sparsity:.0%} over {fine_tune_epochs} "
              "epochs...")
-    pruned = _fit(kc.prune_low_magnitude(model, schedule), data,
-                  fine_tune_epochs, [
-                      kc.pruning.UpdatePruningStep(),
-                      kc.pruning.PruningSummaries(
-                          os.path.join(out_dir, "logs"))])
+    callbacks = [kc.pruning.UpdatePruningStep(),
+                 kc.pruning.PruningSummaries(os.path.join(out_dir, "logs"))]
+    pruned = reference.fit(kc.prune_low_magnitude(model, schedule), data,
+                           fine_tune_epochs, callbacks)
     stripped = kc.strip_pruning(pruned)
 
     print_fn(f"3/5 Pruning-preserving QAT for {qat_epochs} epochs...")
-    qat = _fit(kc.quantize_model(stripped), data, qat_epochs)
+    qat = reference.fit(kc.quantize_model(stripped), data, qat_epochs)
 
     print_fn("4/5 Exporting float32 and int8 TFLite, verifying...")
     float_bytes = te.convert(model, "float32")

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 __all__ = ["DigitsSplit", "load_digits_split", "reference_cnn",
-           "compile_reference", "FIT_ARGS"]
+           "compile_reference", "fit", "pruning_schedule", "FIT_ARGS"]
 
 # Training settings of the reference model.
 FIT_ARGS = {"batch_size": 32, "epochs": 30}
@@ -86,6 +86,32 @@ def compile_reference(model, learning_rate=LEARNING_RATE, **kwargs):
         **kwargs,
     )
     return model
+
+
+def fit(model, data, epochs, callbacks=(), compiled=False):
+    """Fits `model` on `data.x_train` with the reference batch size, quietly.
+
+    Compiles it with `compile_reference` first unless `compiled` (a
+    Distiller, for instance, is compiled with its own loss). Returns it.
+    """
+    if not compiled:
+        compile_reference(model)
+    model.fit(data.x_train, data.y_train, batch_size=FIT_ARGS["batch_size"],
+              epochs=epochs, verbose=0, callbacks=list(callbacks))
+    return model
+
+
+def pruning_schedule(data, final_sparsity, epochs):
+    """The reference pruning schedule for a fine-tune of `epochs` epochs.
+
+    PolynomialDecay from 0 to `final_sparsity` over the first 70% of the
+    steps, with masks updated every 10 steps.
+    """
+    from kcompress.pruning import PolynomialDecay
+
+    steps = -(-len(data.x_train) // FIT_ARGS["batch_size"])
+    return PolynomialDecay(0.0, final_sparsity, begin_step=0,
+                           end_step=int(steps * epochs * 0.7), frequency=10)
 
 
 def accuracy(model, x, y, batch_size=256):

@@ -7,30 +7,14 @@ prints what `shrink` kept per layer. For different fractions per layer, pass
 `prune_low_magnitude` a dict of schedules keyed by layer name.
 """
 
-import keras
 import numpy as np
-from keras import ops
 
-from kcompress.pruning import masks as masks_lib
 from kcompress.pruning.prune import prune_low_magnitude
 from kcompress.pruning.prune import pruning_wrappers
 from kcompress.pruning.pruning_schedule import ConstantSparsity
 from kcompress.pruning.shrink import shrink
 
 __all__ = ["channel_fraction_for", "channel_report"]
-
-
-def _mask_at(wrapper, fraction):
-    if isinstance(wrapper.layer, keras.layers.BatchNormalization):
-        _, keep = masks_lib.channel_mask(
-            ops.expand_dims(ops.convert_to_tensor(wrapper.layer.gamma), 0),
-            fraction)
-        return [keep] * len(wrapper.masks)
-    depthwise = isinstance(wrapper.layer, keras.layers.DepthwiseConv2D)
-    kernel, keep = masks_lib.channel_mask(
-        ops.convert_to_tensor(wrapper.pruned_weights[0]), fraction,
-        depthwise=depthwise)
-    return [kernel, keep][:len(wrapper.masks)]
 
 
 def _cost(model, measure):
@@ -81,18 +65,19 @@ def channel_fraction_for(model, params=None, macs=None, tolerance=1e-3):
 
     def cost(fraction):
         for wrapper in wrappers:
-            for mask, value in zip(wrapper.masks, _mask_at(wrapper,
-                                                           fraction)):
+            for mask, value in zip(wrapper.masks,
+                                   wrapper.compute_masks(fraction)):
                 mask.assign(value)
         return _cost(shrink(wrapped), measure)
 
     if cost(0.0) <= budget:
         return 0.0
     high = 0.99
-    if cost(high) > budget:
+    smallest = cost(high)
+    if smallest > budget:
         raise ValueError(
             f"Received: {measure}={budget:,}. Even removing 99% of the "
-            f"channels of every prunable layer leaves {cost(high):,} "
+            f"channels of every prunable layer leaves {smallest:,} "
             f"{measure}: the layers that are not channel-pruned (the output "
             "layer, for one) take more than the budget."
         )

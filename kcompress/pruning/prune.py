@@ -194,8 +194,8 @@ def _channel_layers(model):
                 chosen.difference_update(id(source) for source in sources)
             continue
         consumers = [node.operation for node in layer._outbound_nodes]
-        if not (consumers and all(isinstance(c, keras.layers.BatchNormalization)
-                                  for c in consumers)):
+        if not (consumers and all(isinstance(
+                c, keras.layers.BatchNormalization) for c in consumers)):
             chosen.add(id(layer))
     return chosen
 

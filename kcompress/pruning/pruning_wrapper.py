@@ -233,26 +233,29 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         return masks_lib.block_mask(weight, sparsity, self.block_size,
                                     self.block_pooling_type)
 
+    def compute_masks(self, sparsity):
+        """The masks of every pruned weight at `sparsity`, from the weights'
+        current values (what the next mask update would assign)."""
+        if isinstance(self.layer, keras.layers.BatchNormalization):
+            _, keep = masks_lib.channel_mask(
+                ops.expand_dims(ops.convert_to_tensor(self.layer.gamma), 0),
+                sparsity)
+            return [keep] * len(self.pruned_weights)
+        if self.structure:
+            depthwise = isinstance(self.layer, keras.layers.DepthwiseConv2D)
+            kernel_mask, channels = masks_lib.channel_mask(
+                ops.convert_to_tensor(self.pruned_weights[0]), sparsity,
+                depthwise=depthwise)
+            return [kernel_mask, channels][:len(self.pruned_weights)]
+        return [self.compute_mask_for(ops.convert_to_tensor(w), sparsity, axis)
+                for w, axis in zip(self.pruned_weights, self._group_axes)]
+
     def _update_masks(self):
         step = ops.maximum(ops.convert_to_tensor(self.pruning_step), 0)
         should_update, sparsity = self.pruning_schedule(step)
 
         def new_masks():
-            if isinstance(self.layer, keras.layers.BatchNormalization):
-                _, keep = masks_lib.channel_mask(
-                    ops.expand_dims(ops.convert_to_tensor(self.layer.gamma),
-                                    0), sparsity)
-                return [keep] * len(self.pruned_weights)
-            if self.structure:
-                depthwise = isinstance(self.layer,
-                                       keras.layers.DepthwiseConv2D)
-                kernel_mask, channels = masks_lib.channel_mask(
-                    ops.convert_to_tensor(self.pruned_weights[0]), sparsity,
-                    depthwise=depthwise)
-                return [kernel_mask, channels][:len(self.pruned_weights)]
-            return [self.compute_mask_for(ops.convert_to_tensor(w), sparsity,
-                                          axis)
-                    for w, axis in zip(self.pruned_weights, self._group_axes)]
+            return self.compute_masks(sparsity)
 
         if _can_assign_in_branch():
             # TensorFlow (and XLA) run variable updates inside the taken

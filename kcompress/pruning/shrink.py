@@ -34,12 +34,15 @@ __all__ = ["shrink"]
 
 _PRODUCERS = (keras.layers.Conv2D, keras.layers.Dense,
               keras.layers.DepthwiseConv2D)
-_PASS_THROUGH = (keras.layers.Activation, keras.layers.ReLU,
-                 keras.layers.LeakyReLU, keras.layers.ELU,
-                 keras.layers.MaxPooling2D, keras.layers.AveragePooling2D,
-                 keras.layers.GlobalAveragePooling2D,
-                 keras.layers.GlobalMaxPooling2D, keras.layers.Dropout,
-                 keras.layers.SpatialDropout2D, keras.layers.Identity)
+# Layers that keep each channel where it is: activations map a constant
+# channel to another constant, the others keep it as it is.
+_ACTIVATIONS = (keras.layers.Activation, keras.layers.ReLU,
+                keras.layers.LeakyReLU, keras.layers.ELU)
+_PASS_THROUGH = _ACTIVATIONS + (
+    keras.layers.MaxPooling2D, keras.layers.AveragePooling2D,
+    keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D,
+    keras.layers.Dropout, keras.layers.SpatialDropout2D,
+    keras.layers.Identity)
 
 
 def _chain(model):
@@ -152,7 +155,9 @@ def _fold_constants(layer, weights, constants):
     return [kernel, bias + shift]
 
 
-def _batchnorm(layer, weights, kept, constants, removed):
+def _batchnorm(layer, weights, kept, constants):
+    """BatchNorm weights for the `kept` channels, and the constants that the
+    removed ones now hold (a removed channel enters as 0 or its constant)."""
     config = layer.get_config()
     names = [w.path.split("/")[-1] for w in layer.weights]
     values = dict(zip(names, weights))
@@ -164,9 +169,9 @@ def _batchnorm(layer, weights, kept, constants, removed):
         return float((value - values["moving_mean"][channel]) * scale[channel]
                      + beta[channel])
 
-    new_constants = {c: normalize(c, v) for c, v in constants.items()}
-    for channel in removed:
-        new_constants[channel] = normalize(channel, 0.0)
+    removed = np.setdiff1d(np.arange(len(scale)), kept)
+    new_constants = {int(c): normalize(c, constants.get(c, 0.0))
+                     for c in removed}
     new_constants = {c: v for c, v in new_constants.items() if v != 0.0}
     return [w[kept] for w in weights], new_constants
 
@@ -211,8 +216,7 @@ def shrink(model):
         j = i - 1
         while j >= 0 and isinstance(layers[j], _PASS_THROUGH):
             j -= 1
-        if len(dead) and j >= 0 and isinstance(layers[j], _PRODUCERS) and (
-                j != len(layers) - 1):
+        if len(dead) and j >= 0 and isinstance(layers[j], _PRODUCERS):
             unused[j] = np.union1d(unused[j], dead)
     kept, constants = None, {}
     new_layers, new_weights, report = [], [], {}
@@ -228,18 +232,16 @@ def shrink(model):
                         "shrink cannot fold it exactly. Fold the "
                         "BatchNormalization before it first.")
                 if kept is not None:
+                    multiplier = weights[0].shape[-1]
                     weights = [weights[0][:, :, kept, :]] + [
-                        w.reshape(-1, weights[0].shape[-1])[kept].reshape(-1)
+                        w.reshape(-1, multiplier)[kept].reshape(-1)
                         for w in weights[1:]]
-                multiplier = weights[0].shape[-1]
-                if kept is not None:
                     kept = np.array([c * multiplier + m for c in kept
                                      for m in range(multiplier)])
             else:
                 if constants:
                     weights = _fold_constants(layer, weights, constants)
                     config["use_bias"] = True
-                constants = {}
                 if kept is not None:
                     weights = [weights[0][..., kept, :]] + weights[1:]
                 removed = np.union1d(_dead_channels(layer, weights, last),
@@ -257,15 +259,11 @@ def shrink(model):
                 kept = kept_out if len(removed) else None
                 constants = {}
         elif isinstance(layer, keras.layers.BatchNormalization):
-            if kept is not None or constants:
-                full = np.arange(len(weights[0]))
-                current = full if kept is None else kept
-                removed = np.setdiff1d(full, current)
-                fresh = [c for c in removed if c not in constants]
-                weights, constants = _batchnorm(layer, weights, current,
-                                                constants, fresh)
-                constants = {c: v for c, v in constants.items()
-                             if c not in set(current)}
+            # Constants only ever stand for removed channels: with nothing
+            # removed (kept is None) there are none.
+            if kept is not None:
+                weights, constants = _batchnorm(layer, weights, kept,
+                                                constants)
         elif isinstance(layer, keras.layers.Flatten):
             shape = layer.get_build_config()["input_shape"]
             channels = shape[-1]
@@ -277,11 +275,7 @@ def shrink(model):
                          for c, v in constants.items()}
         elif isinstance(layer, _PASS_THROUGH):
             act = getattr(layer, "activation", None) or layer
-            if constants and not isinstance(layer, (
-                    keras.layers.MaxPooling2D, keras.layers.AveragePooling2D,
-                    keras.layers.GlobalAveragePooling2D,
-                    keras.layers.GlobalMaxPooling2D, keras.layers.Dropout,
-                    keras.layers.SpatialDropout2D, keras.layers.Identity)):
+            if constants and isinstance(layer, _ACTIVATIONS):
                 values = keras.ops.convert_to_numpy(act(keras.ops.array(
                     [list(constants.values())], "float32")))[0]
                 constants = {c: float(v) for c, v in zip(constants, values)
