@@ -52,16 +52,40 @@ def _subclassed_error(model, verb, per_layer_hint):
     )
 
 
-def check_model_argument(obj, argument, verb, per_layer_hint):
-    """Raises a named error unless `obj` is a layer, list of layers or model."""
+def check_model_argument(obj, argument, verb, per_layer_hint,
+                         accept_layers=True):
+    """Raises a named error unless `obj` is what `verb` accepts.
+
+    Args:
+        accept_layers: whether a layer or a list of layers is accepted as
+            well as a Sequential or functional model. The message says
+            exactly what is.
+    """
     if isinstance(obj, keras.Model) and not is_graph_model(obj):
         raise _subclassed_error(obj, verb, per_layer_hint)
-    if not isinstance(obj, (keras.layers.Layer, list, tuple)):
-        raise ValueError(
-            f"Received: {argument}={obj!r} of type {type(obj).__name__}. "
-            "Expected a keras.layers.Layer, a list of layers, or a Sequential "
-            "or functional keras.Model."
-        )
+    if isinstance(obj, keras.Model):
+        return
+    if accept_layers and isinstance(obj, (keras.layers.Layer, list, tuple)):
+        return
+    accepted = ("a keras.layers.Layer, a list of layers, or a Sequential or "
+                "functional keras.Model" if accept_layers else
+                f"a Sequential or functional keras.Model; {verb} rewrites "
+                "whole models")
+    raise ValueError(
+        f"Received: {argument}={obj!r} of type {type(obj).__name__}. "
+        f"Expected {accepted}."
+    )
+
+
+# Set on every QAT layer class (quantization/); read here so that pruning can
+# recognize a quantized model without importing quantization.
+QUANTIZED_MARKER = "_kcompress_quantized"
+
+
+def quantized_layer_names(model):
+    """Names of the QAT layers in `model` (empty for a plain model)."""
+    return [layer.name for layer in iter_layers(model)
+            if getattr(layer, QUANTIZED_MARKER, False)]
 
 
 def transform_model(model, layer_fn):

@@ -39,13 +39,13 @@ def _report_table(rows):
 def _bench(path, data, print_fn):
     """`(host median, emulated median, emulated bit-identical)` as text."""
     from tflite_export import targets
-    from tflite_export.errors import CliError
+    from tflite_export.errors import TargetError
 
     host = targets.run("host", path, runs=100, warmup=10)
     try:
         emulated = targets.run("rpi4-emu", path, runs=10, warmup=2,
                                x=data.x_test[:100])
-    except CliError as error:
+    except TargetError as error:
         print_fn(f"(emulated Pi skipped: {error})")
         return f"{host['median_ms']:.3f}", "-", None
     identical = bool((emulated["outputs"] == emulated["host_outputs"]).all())

@@ -4,16 +4,27 @@ The library part: `convert(model, mode, ...)` returns `.tflite` bytes,
 `verify(tflite_bytes, keras_model, x, y)` checks them against the Keras model
 with `ai_edge_litert`, and `inspect(tflite_bytes)` reports ops, int8 coverage,
 weight sparsity and sizes. This package is the only place in the project that
-imports TensorFlow.
+imports TensorFlow, and it does so lazily: `import tflite_export` loads
+neither Keras nor TensorFlow. Every error it raises on purpose is an
+`ExportError` (also a `ValueError`, `RuntimeError` or `OSError`).
 """
 
 from tflite_export.convert import MODES
 from tflite_export.convert import ConversionError
 from tflite_export.convert import convert
+from tflite_export.convert import input_specs
 from tflite_export.convert import save_atomically
+from tflite_export.errors import CommandFailed
+from tflite_export.errors import DataError
+from tflite_export.errors import ExportError
+from tflite_export.errors import OutputError
+from tflite_export.errors import TargetError
+from tflite_export.inspection import ModelFileError
 from tflite_export.inspection import gzip_size
 from tflite_export.inspection import inspect
 from tflite_export.verify import verify
 
-__all__ = ["MODES", "ConversionError", "convert", "gzip_size", "inspect",
+__all__ = ["MODES", "CommandFailed", "ConversionError", "DataError",
+           "ExportError", "ModelFileError", "OutputError", "TargetError",
+           "convert", "gzip_size", "input_specs", "inspect",
            "save_atomically", "verify"]

@@ -9,9 +9,45 @@ Usage: python3 bench_script.py MODEL.tflite THREADS RUNS WARMUP XNNPACK
 """
 
 import json
+import math
 import resource
 import sys
 import time
+
+
+class QuantileSketch:
+    """Quantiles of a stream in bounded memory, within `accuracy` relative.
+
+    Each value goes to a logarithmic bucket (the DDSketch scheme), so memory
+    grows with the spread of the values (a few hundred buckets from 1 us to
+    1 min at 0.5%), never with their count. Min and max are exact; a
+    quantile is clamped into [min, max].
+    """
+
+    def __init__(self, accuracy=0.005):
+        self._gamma = (1 + accuracy) / (1 - accuracy)
+        self._log_gamma = math.log(self._gamma)
+        self.buckets = {}
+        self.count = 0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, value):
+        key = math.ceil(math.log(max(value, 1e-12)) / self._log_gamma)
+        self.buckets[key] = self.buckets.get(key, 0) + 1
+        self.count += 1
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+
+    def quantile(self, q):
+        rank = q * (self.count - 1)
+        seen = 0
+        for key in sorted(self.buckets):
+            seen += self.buckets[key]
+            if seen > rank:
+                estimate = 2 * self._gamma ** key / (self._gamma + 1)
+                return min(max(estimate, self.min), self.max)
+        return self.max
 
 
 def _interpreter_module():
@@ -32,6 +68,9 @@ def main(argv):
 
     model, threads, runs, warmup, xnnpack = argv[1:6]
     threads, runs, warmup = int(threads), int(runs), int(warmup)
+    if threads < 1 or runs < 1 or warmup < 0:
+        sys.exit(f"bench_script: expected THREADS >= 1, RUNS >= 1 and "
+                 f"WARMUP >= 0; got {threads}, {runs}, {warmup}")
     module, runtime = _interpreter_module()
     kwargs = {"num_threads": threads}
     if xnnpack == "0":
@@ -52,12 +91,11 @@ def main(argv):
     first_peak_kib = _peak_rss_kib() - rss_before
     for _ in range(warmup):
         interpreter.invoke()
-    times = []
+    times = QuantileSketch()
     for _ in range(runs):
         start = time.perf_counter()
         interpreter.invoke()
-        times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
+        times.add((time.perf_counter() - start) * 1e3)
     result = {
         "runtime": runtime,
         "threads": threads,
@@ -67,9 +105,9 @@ def main(argv):
         "first_inference_ms": first_ms,
         "first_inference_peak_kib": first_peak_kib,
         "peak_rss_kib": _peak_rss_kib(),
-        "median_ms": times[len(times) // 2],
-        "p90_ms": times[min(len(times) - 1, int(len(times) * 0.9))],
-        "min_ms": times[0],
+        "median_ms": times.quantile(0.5),
+        "p90_ms": times.quantile(0.9),
+        "min_ms": times.min,
     }
     if len(argv) > 7:
         inputs = np.load(argv[6])

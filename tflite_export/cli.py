@@ -1,28 +1,41 @@
 """The `tflite_export` command: convert, bench, report, setup-emulator.
 
     tflite_export convert MODEL.keras --mode=MODE [--representative=DATA]
-        [--verify=DATA] --out=MODEL.tflite
+        [--verify=DATA] [--allow_flex] --out=MODEL.tflite
     tflite_export bench MODEL.tflite --target=TARGET [--threads=N] [--runs=N]
-        [--warmup=N] [--data=DATA] [--noxnnpack]
+        [--warmup=N] [--data=DATA] [--noxnnpack] [--ssh_accept_new_host_key]
     tflite_export report A.tflite B.tflite ...
     tflite_export setup-emulator
 
 Bad input (missing or corrupt files, wrong data, unknown target, missing
-qemu, unwritable output) exits with status 2 and one line on stderr.
+qemu, unwritable output, a flag of another command) exits with status 2 and
+one line on stderr, `tflite_export: error: ...`, checked before any slow
+work. Ctrl-C and SIGTERM end every child process and exit 2 the same way.
+What libraries print on stderr (TensorFlow's start-up lines, converter
+logs) is held back, and shown only with `--verbose` or after a crash.
 """
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import tempfile
+import traceback
+import zipfile
 
 from absl import app
 from absl import flags
 
-from tflite_export.errors import CliError
+from tflite_export.convert import MODES
+from tflite_export.errors import ExportError
+from tflite_export.targets import MAX_RUNS
+from tflite_export.targets import MAX_THREADS
+from tflite_export.targets import MAX_WARMUP
 
 COMMANDS = ("convert", "bench", "report", "setup-emulator")
 
-_MODE = flags.DEFINE_string("mode", None, "convert: conversion mode.")
+_MODE = flags.DEFINE_enum("mode", None, MODES, "convert: conversion mode.")
 _OUT = flags.DEFINE_string("out", None, "convert: output .tflite path.")
 _REPRESENTATIVE = flags.DEFINE_string(
     "representative", None, "convert: DATA for int8/int16x8 calibration.")
@@ -30,17 +43,29 @@ _VERIFY = flags.DEFINE_string("verify", None,
                               "convert: DATA to verify Keras against TFLite.")
 _FLOAT_IO = flags.DEFINE_bool("float_io", False,
                               "convert: float input/output for mode int8.")
+_ALLOW_FLEX = flags.DEFINE_bool(
+    "allow_flex", False,
+    "convert: allow TensorFlow (Flex) ops the TFLite builtins lack; the app "
+    "must then link the Flex delegate.")
 _TARGET = flags.DEFINE_string(
     "target", "host",
     "bench: host, rpi4-emu, rpi5-emu, ssh://user@host[:port] or adb[:SERIAL].")
-_THREADS = flags.DEFINE_integer("threads", 1, "bench: CPU threads.")
-_RUNS = flags.DEFINE_integer("runs", 50, "bench: timed runs.")
-_WARMUP = flags.DEFINE_integer("warmup", 5, "bench: untimed runs first.")
+_THREADS = flags.DEFINE_integer("threads", 1, "bench: CPU threads.",
+                                lower_bound=1, upper_bound=MAX_THREADS)
+_RUNS = flags.DEFINE_integer("runs", 50, "bench: timed runs.", lower_bound=1,
+                             upper_bound=MAX_RUNS)
+_WARMUP = flags.DEFINE_integer("warmup", 5, "bench: untimed runs first.",
+                               lower_bound=0, upper_bound=MAX_WARMUP)
 _XNNPACK = flags.DEFINE_bool("xnnpack", True, "bench: use XNNPACK.")
 _DATA = flags.DEFINE_string("data", None,
                             "bench: DATA to compare target and host outputs.")
 _SSH_IDENTITY = flags.DEFINE_string(
     "ssh_identity", None, "bench: private key for ssh:// targets.")
+_SSH_ACCEPT_NEW = flags.DEFINE_bool(
+    "ssh_accept_new_host_key", False,
+    "bench: trust and record the host key of an ssh:// board not yet in "
+    "known_hosts (StrictHostKeyChecking=accept-new). By default an unknown "
+    "or changed key is refused.")
 _REMOTE_PYTHON = flags.DEFINE_string(
     "remote_python", "python3",
     "bench: the board's Python for ssh:// targets (name or path).")
@@ -48,6 +73,26 @@ _BENCHMARK_BINARY = flags.DEFINE_string(
     "benchmark_binary", None,
     "bench: local path of LiteRT's benchmark_model to push to an adb "
     "device (else /data/local/tmp/benchmark_model on the device is used).")
+_VERBOSE = flags.DEFINE_bool(
+    "verbose", False, "Show what TensorFlow and the converter print.")
+
+_COMMAND_FLAGS = {
+    "convert": {"mode", "out", "representative", "verify", "float_io",
+                "allow_flex"},
+    "bench": {"target", "threads", "runs", "warmup", "xnnpack", "data",
+              "ssh_identity", "ssh_accept_new_host_key", "remote_python",
+              "benchmark_binary"},
+    "report": set(),
+    "setup-emulator": set(),
+}
+
+
+class CliError(ExportError):
+    """Bad input to the command line itself (arguments, flags, paths)."""
+
+
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every cleanup runs."""
 
 
 def _progress(total):
@@ -57,28 +102,81 @@ def _progress(total):
 
 
 def _check_input(path, extensions):
-    if not os.path.exists(path):
+    """Refuses a missing, empty, non-regular or misnamed input file."""
+    kind = " or ".join(extensions)
+    if not os.path.lexists(path):
         raise CliError(f"file not found: {path}")
+    if os.path.isdir(path):
+        raise CliError(f"{path} is a directory; expected a {kind} file")
     if not path.endswith(extensions):
-        raise CliError(f"{path} is not a {' or '.join(extensions)} model")
+        raise CliError(f"{path} is not a {kind} model")
+    if not os.path.isfile(path):
+        raise CliError(f"{path} is not a regular file; expected a {kind} file")
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}") from None
+    if size == 0:
+        raise CliError(f"{path} is empty (0 bytes); expected a {kind} file")
 
 
-def _check_output(path):
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def report_paths(tflite_path):
+    """The `.report.json` and `.report.md` beside a `.tflite` path."""
+    base = os.path.splitext(tflite_path)[0]
+    return base + ".report.json", base + ".report.md"
+
+
+def _check_writable(path, protected=()):
+    """Refuses an output that is a directory, a protected (input) file, or
+    in a directory we cannot create files in: checked before slow work."""
+    if os.path.isdir(path):
+        raise CliError(f"--out={path} is a directory; expected a .tflite file "
+                       "path")
+    for other in protected:
+        if os.path.lexists(path) and _same_file(path, other):
+            raise CliError(f"{path} is an input of this command; refusing to "
+                           "overwrite it")
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        handle, probe = tempfile.mkstemp(dir=directory, prefix=".tmp-probe-")
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise CliError(f"cannot write to {directory}: "
+                       f"{error.strerror or error}") from None
+
+
+def _check_output(path, model_path):
     if not path:
         raise CliError("--out is required: the .tflite file to write")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        raise CliError(f"cannot write to {directory}")
+    if not path.endswith(".tflite") or os.path.basename(path) == ".tflite":
+        raise CliError(f"--out={path} does not end in .tflite; expected the "
+                       ".tflite file to write (the input model is never "
+                       "overwritten)")
+    for output in (path, *report_paths(path)):
+        _check_writable(output, protected=(model_path,))
 
 
 def _load_keras(path):
     _check_input(path, (".keras",))
+    if not zipfile.is_zipfile(path):
+        raise CliError(f"{path} is not a .keras archive (truncated or "
+                       "corrupt?)")
     import keras
 
     import kcompress  # noqa: F401  (registers its layers for loading)
 
     try:
-        return keras.saving.load_model(path)
+        return keras.saving.load_model(path)  # safe_mode: no Lambda code
     except Exception as error:  # noqa: BLE001 (any failure means unreadable)
         first = str(error).strip().splitlines()[:1] or [type(error).__name__]
         raise CliError(f"cannot load {path} (truncated or corrupt?): "
@@ -86,22 +184,17 @@ def _load_keras(path):
 
 
 def _read_tflite(path):
+    """The bytes of a `.tflite` file the runtime can load, or a CliError."""
+    from tflite_export.inspection import interpreter_for
+
     _check_input(path, (".tflite",))
     with open(path, "rb") as f:
         data = f.read()
     try:
-        from tflite_export.inspection import interpreter_for
-
         interpreter_for(data, delegates=False)
-    except Exception as error:  # noqa: BLE001
-        raise CliError(f"cannot read {path} as a TFLite model (truncated or "
-                       f"corrupt?): {str(error).splitlines()[0][:200]}")
+    except ExportError as error:
+        raise CliError(f"{path}: {error}") from None
     return data
-
-
-def _report_paths(tflite_path):
-    base = tflite_path[:-len(".tflite")]
-    return base + ".report.json", base + ".report.md"
 
 
 def convert_command(model_path):
@@ -109,39 +202,49 @@ def convert_command(model_path):
     from tflite_export import data as data_lib
 
     if not _MODE.value:
-        raise CliError(f"--mode is required: one of {', '.join(te.MODES)}")
-    _check_output(_OUT.value)
+        raise CliError(f"--mode is required: one of {', '.join(MODES)}")
+    _check_input(model_path, (".keras",))
+    _check_output(_OUT.value, model_path)
+    datasets = {}
+    for flag in (_REPRESENTATIVE, _VERIFY):
+        if flag.value:
+            _check_not_output(flag.value, _OUT.value, flag.name)
+            if not os.path.isdir(flag.value):  # Images need the model shape.
+                datasets[flag.name] = data_lib.load(flag.value)
     progress = _progress(4)
     model = _load_keras(model_path)
     progress.add(1)
-    shape = tuple(model.inputs[0].shape)
-    representative = None
-    if _REPRESENTATIVE.value:
-        representative, _ = data_lib.load(_REPRESENTATIVE.value, shape)
-    try:
-        tflite = te.convert(model, _MODE.value,
-                            representative_data=representative,
-                            float_io=_FLOAT_IO.value)
-        progress.add(1)
-        verification = None
-        if _VERIFY.value:
-            x, y = data_lib.load(_VERIFY.value, shape)
-            verification = te.verify(tflite, model, x, y).to_dict()
-    except te.ConversionError as error:
-        raise CliError(str(error)) from None
+    shape = tuple(te.input_specs(model)[0][0])
+    for flag in (_REPRESENTATIVE, _VERIFY):
+        if flag.value and flag.name not in datasets:
+            datasets[flag.name] = data_lib.load(flag.value, shape)
+    representative = datasets.get("representative", (None,))[0]
+    tflite = te.convert(model, _MODE.value, representative_data=representative,
+                        float_io=_FLOAT_IO.value, allow_flex=_ALLOW_FLEX.value)
     progress.add(1)
-    inspection = te.inspect(tflite)
-    te.save_atomically(tflite, _OUT.value)
+    verification = None
+    if "verify" in datasets:
+        x, y = datasets["verify"]
+        verification = te.verify(tflite, model, x, y).to_dict()
+    progress.add(1)
     report = {
         "model": os.path.abspath(model_path), "mode": _MODE.value,
-        "tflite": os.path.abspath(_OUT.value), "size": inspection.size,
-        "gzip_size": inspection.gzip_size,
-        "int8_coverage": inspection.int8_coverage,
-        "ops": [op.name for op in inspection.ops],
-        "weight_zero_fraction": inspection.weight_zero_fraction,
-        "verification": verification,
+        "tflite": os.path.abspath(_OUT.value), "size": len(tflite),
+        "gzip_size": te.gzip_size(tflite), "int8_coverage": None,
+        "ops": None, "weight_zero_fraction": {}, "verification": verification,
     }
-    json_path, md_path = _report_paths(_OUT.value)
+    try:
+        inspection = te.inspect(tflite)
+        report.update(int8_coverage=inspection.int8_coverage,
+                      ops=[op.name for op in inspection.ops],
+                      weight_zero_fraction=inspection.weight_zero_fraction)
+    except te.ModelFileError:
+        if not _ALLOW_FLEX.value:
+            raise
+        # A file with Flex ops loads only where the Flex delegate is linked,
+        # which the LiteRT Python runtime is not: size only.
+    json_path, md_path = report_paths(_OUT.value)
+    te.save_atomically(tflite, _OUT.value)
     te.save_atomically(json.dumps(report, indent=2).encode(), json_path)
     te.save_atomically(_markdown_report(report).encode(), md_path)
     progress.add(1)
@@ -149,11 +252,21 @@ def convert_command(model_path):
     print(f"Wrote {_OUT.value}, {json_path} and {md_path}.")
 
 
+def _check_not_output(path, out, flag):
+    if os.path.lexists(out) and os.path.lexists(path) and _same_file(path,
+                                                                     out):
+        raise CliError(f"--{flag}={path} is the --out file; refusing to "
+                       "overwrite an input")
+
+
 def _markdown_report(report):
     rows = [("mode", report["mode"]), ("size (B)", f"{report['size']:,}"),
-            ("gzip -9 (B)", f"{report['gzip_size']:,}"),
-            ("int8 coverage", f"{report['int8_coverage']:.0%}"),
-            ("ops", ", ".join(sorted(set(report["ops"]))))]
+            ("gzip -9 (B)", f"{report['gzip_size']:,}")]
+    if report["ops"] is None:
+        rows.append(("ops", "not inspected: Flex ops need the Flex delegate"))
+    else:
+        rows += [("int8 coverage", f"{report['int8_coverage']:.0%}"),
+                 ("ops", ", ".join(sorted(set(report["ops"]))))]
     zeros = report["weight_zero_fraction"]
     if zeros:
         rows.append(("weight sparsity (min..max)",
@@ -174,24 +287,32 @@ def _markdown_report(report):
     return "\n".join(lines) + "\n"
 
 
+def _bench_path(tflite_path, target):
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in target)
+    return f"{os.path.splitext(tflite_path)[0]}.bench.{safe}.json"
+
+
 def bench_command(tflite_path):
     import numpy as np
 
     from tflite_export import data as data_lib
+    from tflite_export import save_atomically
     from tflite_export import targets
 
     _read_tflite(tflite_path)
-    progress = _progress(2)
+    path = _bench_path(tflite_path, _TARGET.value)
+    _check_writable(path, protected=(tflite_path,))
     x = None
     if _DATA.value:
         x, _ = data_lib.load(_DATA.value, None)
-    progress.add(1)
+    progress = _progress(1)
     result = targets.run(_TARGET.value, tflite_path, threads=_THREADS.value,
                          runs=_RUNS.value, warmup=_WARMUP.value,
                          xnnpack=_XNNPACK.value, x=x,
                          ssh_identity=_SSH_IDENTITY.value,
                          benchmark_binary=_BENCHMARK_BINARY.value,
-                         remote_python=_REMOTE_PYTHON.value)
+                         remote_python=_REMOTE_PYTHON.value,
+                         ssh_accept_new_host_key=_SSH_ACCEPT_NEW.value)
     progress.add(1)
     if x is not None:
         outputs = result.pop("outputs")
@@ -201,9 +322,6 @@ def bench_command(tflite_path):
         result["bit_identical_to_host"] = bool(np.array_equal(outputs, host))
     label = " (EMULATED: use for correctness and relative comparisons only)" \
         if result.get("emulated") else ""
-    path = f"{tflite_path[:-len('.tflite')]}.bench.{_safe(_TARGET.value)}.json"
-    from tflite_export import save_atomically
-
     save_atomically(json.dumps(result, indent=2).encode(), path)
     figures = [f"median {result['median_ms']:.3f} ms"]
     for key, name in (("p90_ms", "p90"), ("min_ms", "min"),
@@ -224,41 +342,49 @@ def bench_command(tflite_path):
     print(f"Wrote {path}.")
 
 
-def _safe(target):
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in target)
+def _read_json(path, required):
+    """A sidecar JSON object with the `required` keys, or a CliError."""
+    try:
+        with open(path) as f:
+            value = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CliError(f"cannot read {path} as JSON ({error}); delete it or "
+                       "write it again with tflite_export") from None
+    missing = [key for key in required
+               if not isinstance(value, dict) or key not in value]
+    if missing:
+        raise CliError(f"{path} has no {', '.join(missing)}; delete it or "
+                       "write it again with tflite_export")
+    return value
 
 
 def report_command(paths):
     import glob
 
+    from tflite_export.inspection import gzip_size
+
     if not paths:
         raise CliError("report needs one or more .tflite files")
     rows, targets = [], []
     for path in paths:
-        _check_input(path, (".tflite",))
-        json_path, _ = _report_paths(path)
-        info = {}
-        if os.path.exists(json_path):
-            with open(json_path) as f:
-                info = json.load(f)
+        data = _read_tflite(path)
+        json_path, _ = report_paths(path)
+        info = _read_json(json_path, ("mode",)) if os.path.exists(
+            json_path) else {}
         benches = {}
-        for bench in sorted(glob.glob(f"{path[:-len('.tflite')]}.bench.*.json")):
-            with open(bench) as f:
-                result = json.load(f)
+        pattern = glob.escape(os.path.splitext(path)[0]) + ".bench.*.json"
+        for bench in sorted(glob.glob(pattern)):
+            result = _read_json(bench, ("target", "median_ms"))
             benches[result["target"]] = result
             if result["target"] not in targets:
                 targets.append(result["target"])
-        rows.append((path, info, benches))
+        rows.append((path, data, info, benches))
     header = ["file", "mode", "size (B)", "gzip (B)", "TFLite acc"] + [
         f"{t} median ms" + (" (emulated)" if t.endswith("-emu") else "")
         for t in targets] + ["outputs vs host"]
     lines = ["| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
-    for path, info, benches in rows:
-        from tflite_export.inspection import gzip_size
-
-        with open(path, "rb") as f:
-            data = f.read()
+    for path, data, info, benches in rows:
         check = info.get("verification") or {}
         accuracy = check.get("tflite_accuracy")
         cells = [os.path.basename(path), info.get("mode", "?"),
@@ -285,14 +411,25 @@ def setup_emulator_command():
           f"targets rpi4-emu = cortex-a72, rpi5-emu = cortex-a76).")
 
 
+def _check_flags(command):
+    for name, owned in _COMMAND_FLAGS.items():
+        for flag in sorted(owned - _COMMAND_FLAGS[command]):
+            if flags.FLAGS[flag].present:
+                raise CliError(f"--{flag} is a flag of `{name}`, not of "
+                               f"`{command}`")
+
+
 def main(argv):
     if len(argv) < 2 or argv[1] not in COMMANDS:
         got = argv[1] if len(argv) > 1 else "nothing"
         raise CliError(f"expected a command ({', '.join(COMMANDS)}); got {got}")
     command, rest = argv[1], argv[2:]
+    _check_flags(command)
     if command == "report":
         return report_command(rest)
     if command == "setup-emulator":
+        if rest:
+            raise CliError(f"setup-emulator takes no files; got {len(rest)}")
         return setup_emulator_command()
     if len(rest) != 1:
         raise CliError(f"{command} takes exactly one model file; got "
@@ -302,8 +439,40 @@ def main(argv):
     return bench_command(rest[0])
 
 
-def _fail(message):
-    print(f"tflite_export: error: {message}", file=sys.stderr)
+class _HeldStderr:
+    """Points fd 2 at a temporary file, so only our own lines reach the
+    terminal; `say` writes to the real stderr, `replay` shows what was held."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.real = os.dup(2)
+        self.held = tempfile.TemporaryFile()
+        os.dup2(self.held.fileno(), 2)
+        return self
+
+    def say(self, text):
+        sys.stderr.flush()
+        os.write(self.real, (text.rstrip("\n") + "\n").encode())
+
+    def replay(self):
+        sys.stderr.flush()
+        self.held.seek(0)
+        os.write(self.real, self.held.read())
+
+    def __exit__(self, *exc_info):
+        sys.stderr.flush()
+        os.dup2(self.real, 2)
+        os.close(self.real)
+        self.held.close()
+
+
+def _one_line(error):
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _exit_2(stderr, message):
+    stderr.say(f"tflite_export: error: {_one_line(message)}")
     sys.exit(2)
 
 
@@ -311,16 +480,49 @@ def _parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as error:
-        _fail(str(error).splitlines()[0])
+        raise CliError(str(error).splitlines()[0]) from None
 
 
-def _main_or_exit_2(argv):
+def _raise_interrupted(signum, frame):
+    raise _Interrupted()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
-        main(argv)
-    except CliError as error:
-        _fail(str(error))
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def run():
-    """Console-script entry point."""
-    app.run(_main_or_exit_2, flags_parser=_parse_flags)
+def _verbose():
+    try:
+        return _VERBOSE.value
+    except flags.UnparsedFlagAccessError:
+        return False
+
+
+def run(argv=None):
+    """Console-script entry point; `argv` defaults to `sys.argv`."""
+    argv = sys.argv if argv is None else argv
+    flags.FLAGS.unparse_flags()  # A fresh parse, also when called twice.
+    with _HeldStderr() as stderr, _sigterm_as_interrupt():
+        try:
+            app.run(main, argv=argv, flags_parser=_parse_flags)
+        except SystemExit as done:
+            if _verbose() or done.code not in (None, 0):
+                stderr.replay()
+            raise
+        except ExportError as error:
+            _exit_2(stderr, error)
+        except _Interrupted:
+            _exit_2(stderr, "interrupted by SIGTERM; child processes ended, "
+                    "no output written")
+        except KeyboardInterrupt:
+            _exit_2(stderr, "interrupted (Ctrl-C); child processes ended, no "
+                    "output written")
+        except Exception:  # noqa: BLE001  A bug: show everything we have.
+            stderr.replay()
+            stderr.say(traceback.format_exc())
+            sys.exit(1)

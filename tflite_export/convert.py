@@ -11,15 +11,17 @@ import os
 import re
 import tempfile
 
-import keras
 import numpy as np
+
+from tflite_export.errors import ExportError
+from tflite_export.errors import OutputError
 
 MODES = ("float32", "float16", "dynamic", "int8", "int16x8", "qat")
 _NEEDS_DATA = ("int8", "int16x8")
 _REPRESENTATIVE_SAMPLES = 300
 
 
-class ConversionError(ValueError):
+class ConversionError(ExportError, ValueError):
     """The model cannot be converted as asked; the message says why."""
 
 
@@ -29,15 +31,48 @@ def _tf():
     return tf
 
 
-def _input_specs(model):
+def _keras():
+    # Keras (and with it TensorFlow) loads only when a model is handled, so
+    # `import tflite_export` and the command's argument checks stay fast.
+    import keras
+
+    return keras
+
+
+def check_model(model, argument="model"):
+    """Raises a `ConversionError` unless `model` is a `keras.Model`."""
+    keras = _keras()
+    if not isinstance(model, keras.Model):
+        raise ConversionError(
+            f"Received: {argument} of type {type(model).__name__}. Expected "
+            "a keras.Model (load a .keras file with keras.saving.load_model)."
+        )
+
+
+def input_specs(model):
+    """`[(shape, dtype)]` of the model's inputs.
+
+    Raises:
+        ConversionError: for a model with no symbolic inputs: an unbuilt
+            Sequential, or a subclassed model (built or not).
+    """
+    keras = _keras()
     try:
         inputs = model.inputs
     except (AttributeError, ValueError):
         inputs = None
     if not inputs:
+        if isinstance(model, keras.Sequential) or type(model) in (
+                keras.Model, keras.models.Model):
+            raise ConversionError(
+                f"Model '{model.name}' is not built and has no input shape. "
+                "Give it a keras.Input as its first layer before converting."
+            )
         raise ConversionError(
-            f"Model '{model.name}' is not built and has no input shape. Give "
-            "it a keras.Input before converting."
+            f"Model '{model.name}' is a subclassed model "
+            f"({type(model).__name__}), which has no symbolic inputs to trace"
+            ", built or not. Wrap it in a functional model: inputs = "
+            "keras.Input(shape); keras.Model(inputs, model(inputs))."
         )
     return [(tuple(t.shape), keras.backend.standardize_dtype(t.dtype))
             for t in inputs]
@@ -52,7 +87,7 @@ def check_data(data, model, argument="representative_data"):
     Raises:
         ConversionError: on wrong count, shape, dtype, or non-finite values.
     """
-    specs = _input_specs(model)
+    specs = input_specs(model)
     arrays = list(data) if isinstance(data, (list, tuple)) else [data]
     if len(arrays) != len(specs):
         raise ConversionError(
@@ -109,11 +144,8 @@ def prepare(model, mode):
     from kcompress.quantization import quantize_layers
     from kcompress.quantization import strip_quantization
 
-    if not isinstance(model, keras.Model):
-        raise ConversionError(
-            f"Received: model of type {type(model).__name__}. Expected a "
-            "keras.Model."
-        )
+    keras = _keras()
+    check_model(model)
     if pruning_wrappers(model):
         model = strip_pruning(model)
     qat_layers = quantize_layers(model)
@@ -143,15 +175,18 @@ def prepare(model, mode):
 
 def _flex_error(error):
     message = str(error)
-    ops = sorted(set(re.findall(r"\btf\.([A-Za-z0-9_]+)", message)))
+    # The converter quotes each op it could not lower: 'tf.TensorListReserve'.
+    ops = sorted(set(re.findall(r"'tf\.([A-Za-z0-9_]+)'", message)))
     if "Select TF" in message or "flex" in message.lower() or ops:
         return ConversionError(
             "The model needs TensorFlow (Flex) ops that the built-in TFLite "
             f"runtime lacks: {', '.join(ops) or 'see the converter log'}. "
-            "Replace those layers, or pass allow_flex=True to fall back to "
-            "SELECT_TF_OPS (the app must then link the Flex delegate)."
+            "Replace those layers, or allow them with allow_flex=True "
+            "(command line: --allow_flex); the app must then link the Flex "
+            "delegate."
         )
-    return ConversionError(f"TFLite conversion failed: {message.strip()}")
+    first = (message.strip().splitlines() or ["no message"])[0]
+    return ConversionError(f"TFLite conversion failed: {first[:500]}")
 
 
 def convert(model, mode, representative_data=None, float_io=False,
@@ -191,13 +226,14 @@ def convert(model, mode, representative_data=None, float_io=False,
             f"Mode {mode!r} needs representative_data: a few hundred typical "
             "inputs to calibrate the activation ranges."
         )
+    keras = _keras()
     model = prepare(model, mode)
     samples = None
     if representative_data is not None and mode in _NEEDS_DATA:
         samples = check_data(representative_data, model)
     tf = _tf()
     specs = [tf.TensorSpec((None,) + shape[1:], dtype, name=f"input_{i}")
-             for i, (shape, dtype) in enumerate(_input_specs(model))]
+             for i, (shape, dtype) in enumerate(input_specs(model))]
 
     def serve(*args):
         return model(list(args) if len(args) > 1 else args[0],
@@ -247,6 +283,9 @@ def _run_converter(tf, converter, mode, samples, float_io, allow_flex,
     ops_sets = [builtins]
     if allow_flex:
         ops_sets.append(tf.lite.OpsSet.SELECT_TF_OPS)
+        # Keep TensorList ops (recurrent layers) as Flex ops instead of
+        # failing to lower them, as the converter's own error advises.
+        converter._experimental_lower_tensor_list_ops = False
     converter.target_spec.supported_ops = ops_sets
     try:
         return converter.convert()
@@ -254,16 +293,42 @@ def _run_converter(tf, converter, mode, samples, float_io, allow_flex,
         raise _flex_error(error) from error
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_atomically(data, path):
-    """Writes bytes to `path` via a temporary file and a rename."""
+    """Writes bytes to `path` via a temporary file and a rename.
+
+    The file gets the permissions any file the user writes gets (0666 less
+    the umask), not `mkstemp`'s private 0600. A reader never sees a partial
+    file, and a failure leaves no file behind.
+
+    Raises:
+        OutputError: if the directory cannot be written, or `path` is a
+            directory.
+    """
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
-                                   suffix=os.path.basename(path))
+    if os.path.isdir(path):
+        raise OutputError(f"{path} is a directory; expected a file path")
+    try:
+        handle, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
+                                       suffix=os.path.basename(path))
+    except OSError as error:
+        raise OutputError(f"cannot write to {directory}: "
+                          f"{error.strerror}") from None
     try:
         with os.fdopen(handle, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(error, OSError):
+            raise OutputError(f"cannot write {path}: "
+                              f"{error.strerror or error}") from None
         raise

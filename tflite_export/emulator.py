@@ -25,8 +25,9 @@ import shutil
 import sys
 import zipfile
 
-from tflite_export.errors import CliError
+from tflite_export.errors import TargetError
 from tflite_export.process import run_command
+from tflite_export.process import run_json
 
 PACKAGES = ("libc6", "zlib1g", "libexpat1", "libffi8", "libgcc-s1",
             "libstdc++6", "libpython3.11-minimal", "libpython3.11-stdlib",
@@ -67,7 +68,7 @@ def cache_dir():
 def qemu_path():
     path = shutil.which(QEMU)
     if path is None:
-        raise CliError(
+        raise TargetError(
             f"qemu is not installed ({QEMU} not found); install it with "
             "`sudo apt-get install qemu-user-static`")
     return path
@@ -97,7 +98,7 @@ def build(force=False):
 
     bar = Progbar(5 + len(PACKAGES), unit_name="step")
     run_command(["apt-get"] + _apt_options(work) + ["update"],
-          "apt-get update (arm64 lists)")
+                "apt-get update (arm64 lists)")
     bar.add(1)
     for package in PACKAGES:
         run_command(["apt-get"] + _apt_options(work)
@@ -111,11 +112,11 @@ def build(force=False):
     platforms = []
     for minor in range(17, 37):
         platforms += ["--platform", f"manylinux_2_{minor}_aarch64"]
-    run_command([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-           "--only-binary=:all:", "--python-version", "3.11",
-           "--implementation", "cp", "--abi", "cp311", *platforms,
-           "-d", os.path.join(work, "wheels"), *WHEELS],
-          "pip download of the aarch64 wheels")
+    run_command([sys.executable, "-m", "pip", "download", "--quiet",
+                 "--no-deps", "--only-binary=:all:", "--python-version",
+                 "3.11", "--implementation", "cp", "--abi", "cp311",
+                 *platforms, "-d", os.path.join(work, "wheels"), *WHEELS],
+                "pip download of the aarch64 wheels")
     bar.add(1)
     site = os.path.join(sysroot, "usr", "lib", "python3", "dist-packages")
     os.makedirs(site, exist_ok=True)
@@ -136,8 +137,9 @@ def _python(sysroot):
 
 def probe(cpu, sysroot):
     """`{"hwcap": int, "midr": int}` of the emulated `cpu`, read under qemu."""
-    out = run_command([qemu_path(), "-cpu", cpu, "-L", sysroot, _python(sysroot),
-                 "-c", _PROBE], f"probing emulated {cpu}")
+    out = run_command([qemu_path(), "-cpu", cpu, "-L", sysroot,
+                       _python(sysroot), "-c", _PROBE],
+                      f"probing emulated {cpu}")
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -172,11 +174,10 @@ def prefix_for(cpu, sysroot):
 
 def run_script(cpu, script, args):
     """Runs a Python script with the emulated Pi's Python; returns its JSON."""
-    from tflite_export.targets import _run
-
     if cpu == "max":
-        raise CliError("-cpu max is refused: qemu 7.2 emulates SVE/SME wrongly")
+        raise TargetError("-cpu max is refused: qemu 7.2 emulates SVE/SME wrongly")
     sysroot = build()
     prefix = prefix_for(cpu, sysroot)
-    return _run([qemu_path(), "-cpu", cpu, "-L", prefix, _python(sysroot),
-                 script] + list(args), f"emulated {cpu} bench")
+    return run_json([qemu_path(), "-cpu", cpu, "-L", prefix,
+                     _python(sysroot), script] + list(args),
+                    f"emulated {cpu} bench")

@@ -1,5 +1,31 @@
-"""The error the command line turns into one line and exit status 2."""
+"""The errors of `tflite_export`, a leaf every other module may import.
+
+Library code raises `ExportError` subclasses (which are also `ValueError`
+or `RuntimeError`, so callers can catch the builtin they expect). Only
+`cli.py` turns them into one line on stderr and exit status 2.
+"""
 
 
-class CliError(Exception):
-    """Bad input to `tflite_export`: reported as one line, exit status 2."""
+class ExportError(Exception):
+    """Base of every error `tflite_export` raises on purpose."""
+
+
+class DataError(ExportError, ValueError):
+    """A DATA file or array that cannot be used: the message says why."""
+
+
+class TargetError(ExportError, RuntimeError):
+    """A bench target that is missing, unreachable or failed."""
+
+
+class CommandFailed(TargetError):
+    """A helper program exited non-zero; `returncode` says how."""
+
+    def __init__(self, message, returncode, stderr=""):
+        super().__init__(message)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class OutputError(ExportError, OSError):
+    """An output path that cannot be written, or must not be."""

@@ -7,11 +7,33 @@ fraction of each constant weight, and the size raw and gzipped.
 
 import dataclasses
 import gzip
+import os
 
 import numpy as np
 
+from tflite_export.errors import ExportError
+
 _FLOAT = (np.float32, np.float16, np.float64)
 _BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+class ModelFileError(ExportError, ValueError):
+    """Bytes that are not a TFLite flatbuffer the runtime can load."""
+
+
+def check_tflite_bytes(tflite_bytes, argument="tflite_bytes"):
+    """`tflite_bytes` as `bytes`, or a `ModelFileError` saying what it got."""
+    if isinstance(tflite_bytes, (bytes, bytearray, memoryview)):
+        return bytes(tflite_bytes)
+    if isinstance(tflite_bytes, (str, os.PathLike)):
+        raise ModelFileError(
+            f"Received: {argument}={os.fspath(tflite_bytes)!r}, a path. "
+            "Expected the .tflite flatbuffer as bytes: pass "
+            "open(path, 'rb').read().")
+    raise ModelFileError(
+        f"Received: {argument} of type {type(tflite_bytes).__name__}. "
+        "Expected the .tflite flatbuffer as bytes (what "
+        "tflite_export.convert returns).")
 
 
 def interpreter_for(tflite_bytes, num_threads=None, delegates=True):
@@ -25,12 +47,19 @@ def interpreter_for(tflite_bytes, num_threads=None, delegates=True):
     """
     from ai_edge_litert import interpreter as litert
 
+    tflite_bytes = check_tflite_bytes(tflite_bytes)
     resolver = (litert.OpResolverType.AUTO if delegates else
                 litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interpreter = litert.Interpreter(
-        model_content=bytes(tflite_bytes), num_threads=num_threads,
-        experimental_op_resolver_type=resolver)
-    interpreter.allocate_tensors()
+    try:
+        interpreter = litert.Interpreter(
+            model_content=tflite_bytes, num_threads=num_threads,
+            experimental_op_resolver_type=resolver)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as error:
+        first = (str(error).strip().splitlines() or ["no message"])[0]
+        raise ModelFileError(
+            f"cannot load {len(tflite_bytes):,} bytes as a TFLite model "
+            f"(truncated or corrupt?): {first[:200]}") from None
     return interpreter
 
 

@@ -3,41 +3,61 @@
 - `ssh://user@host[:port]` copies the model and `bench_script.py` to a
   temporary directory on the board, runs the script with the board's
   `python3` (which needs numpy and `ai_edge_litert` or `tflite_runtime`),
-  and brings the JSON result (and outputs) back.
-- `adb[:SERIAL]` pushes the model to `/data/local/tmp` and runs LiteRT's
-  `benchmark_model` binary: one given with `--benchmark_binary`, else one
-  already at `/data/local/tmp/benchmark_model`. Its output is parsed.
+  brings the JSON result (and outputs) back, and removes the directory.
+  The bench runs on a pseudo-terminal (`ssh -tt`), so it dies with the
+  connection: an interrupted bench leaves nothing running on the board.
+  The board's host key must already be in the user's known_hosts
+  (`StrictHostKeyChecking=yes`) unless `accept_new_host_key` is given.
+- `adb[:SERIAL]` pushes the model to a fixed name in `/data/local/tmp` and
+  runs LiteRT's `benchmark_model` binary: one given with
+  `--benchmark_binary`, else one already at
+  `/data/local/tmp/benchmark_model`. Every argument of the device command is
+  quoted for the device's shell, and what was pushed is removed afterwards.
 """
 
 import os
 import re
 import shlex
 import shutil
-import subprocess
 
-from tflite_export.errors import CliError
-from tflite_export.process import CommandFailed
+from tflite_export.errors import CommandFailed
+from tflite_export.errors import TargetError
 from tflite_export.process import run_command
 
 # Seconds to wait for an ssh host to answer (TCP connect and SSH banner).
 CONNECT_TIMEOUT = int(os.environ.get("TFLITE_EXPORT_SSH_TIMEOUT", "10"))
 DEVICE_DIR = "/data/local/tmp"
+DEVICE_MODEL = f"{DEVICE_DIR}/tflite_export_bench.tflite"
+DEVICE_BINARY = f"{DEVICE_DIR}/benchmark_model"
+# A user or host name: letters, digits, '.', '_' and '-', never first '-'
+# (so it cannot be read as an ssh option, CVE-2017-1000117); IPv6 in [].
+_NAME = r"[A-Za-z0-9_.][A-Za-z0-9_.-]*"
+_SSH_TARGET = re.compile(
+    rf"ssh://({_NAME})@({_NAME}|\[[0-9A-Fa-f:.]+\])(?::(\d{{1,5}}))?")
 
 
 def parse_ssh_target(target):
-    """`(user, host, port)` from `ssh://user@host[:port]`."""
-    match = re.fullmatch(r"ssh://([^@/:]+)@([^@/:]+)(?::(\d+))?", target)
-    if not match:
-        raise CliError(f"bad ssh target {target!r}; expected "
-                       "ssh://user@host[:port]")
-    user, host, port = match.groups()
-    return user, host, int(port or 22)
+    """`(user, host, port)` from `ssh://user@host[:port]`.
+
+    Raises:
+        TargetError: for anything else, including a user or host that
+            starts with '-' or holds characters outside [A-Za-z0-9._-].
+    """
+    match = _SSH_TARGET.fullmatch(target)
+    port = int(match.group(3) or 22) if match else 0
+    if not match or not 0 < port < 65536:
+        raise TargetError(
+            f"bad ssh target {target!r}; expected ssh://user@host[:port], "
+            "where user and host use letters, digits, '.', '_' and '-' and "
+            "do not start with '-', and port is 1..65535")
+    return match.group(1), match.group(2).strip("[]"), port
 
 
-def _ssh_options(identity):
+def _ssh_options(identity, accept_new_host_key=False):
+    checking = "accept-new" if accept_new_host_key else "yes"
     options = ["-o", "BatchMode=yes", "-o",
                f"ConnectTimeout={CONNECT_TIMEOUT}", "-o",
-               "StrictHostKeyChecking=accept-new"]
+               f"StrictHostKeyChecking={checking}", "-o", "LogLevel=ERROR"]
     known_hosts = os.environ.get("TFLITE_EXPORT_SSH_KNOWN_HOSTS")
     if known_hosts:
         options += ["-o", f"UserKnownHostsFile={known_hosts}"]
@@ -46,21 +66,39 @@ def _ssh_options(identity):
     return options
 
 
-def _call(command, what, timeout):
-    """`run_command`, naming an ssh host that does not answer as such."""
+def _ssh_failure(text, host, port):
+    """What an ssh/scp exit 255 means, from what it printed."""
+    if "Host key verification failed" in text or "HOST IDENTIFICATION HAS " \
+            "CHANGED" in text:
+        return (f"the host key of {host}:{port} is not in known_hosts, or it "
+                "changed. Check the board, then add its key (ssh-keyscan, or "
+                "one interactive ssh), or pass --ssh_accept_new_host_key to "
+                "trust a new board's key on first contact")
+    if "Permission denied" in text:
+        return (f"{host}:{port} refused our login (Permission denied); "
+                "check the user and --ssh_identity")
+    if "timed out" in text or "Connection refused" in text or \
+            "Could not resolve" in text or "banner exchange" in text:
+        return (f"the ssh host {host}:{port} did not answer within "
+                f"{CONNECT_TIMEOUT} s or refused the connection "
+                f"({text.strip().splitlines()[-1]})")
+    last = (text.strip().splitlines() or ["no output"])[-1]
+    return f"ssh to {host}:{port} failed ({last})"
+
+
+def _call(command, what, timeout, host=None, port=None):
+    """`run_command`, saying what an ssh failure (exit 255) means."""
     try:
         return run_command(command, what, timeout)
     except CommandFailed as error:
         if error.returncode == 255 and command[0] in ("ssh", "scp"):
-            raise CliError(
-                f"{what}: the ssh host did not answer within "
-                f"{CONNECT_TIMEOUT} s or refused us "
-                f"({str(error).rpartition(': ')[2]})") from None
+            raise TargetError(f"{what}: {_ssh_failure(error.stderr, host, port)}"
+                              ) from None
         raise
 
 
 def run_ssh(target, script, args, files, fetch=None, identity=None,
-            python="python3", timeout=1800):
+            python="python3", timeout=1800, accept_new_host_key=False):
     """Runs `script args` on the board; returns stdout.
 
     Args:
@@ -68,29 +106,41 @@ def run_ssh(target, script, args, files, fetch=None, identity=None,
             refer to them by their base names.
         fetch: `(remote base name, local path)` to copy back, or None.
         python: the board's Python (a name on its PATH or a path).
+        accept_new_host_key: trust and record an unknown board's host key
+            (`StrictHostKeyChecking=accept-new`) instead of refusing it.
     """
     user, host, port = parse_ssh_target(target)
-    options = _ssh_options(identity)
+    options = _ssh_options(identity, accept_new_host_key)
     address = f"{user}@{host}"
-    ssh = ["ssh", *options, "-p", str(port), address]
+    # "--" ends the options: nothing after it is read as one.
+    ssh = ["ssh", *options, "-p", str(port), "--", address]
+    scp = ["scp", *options, "-P", str(port), "--"]
     remote = _call(ssh + ["mktemp -d"], f"ssh to {host}:{port}",
-                   CONNECT_TIMEOUT + 20).strip()
+                   CONNECT_TIMEOUT + 20, host, port).strip()
+    if not remote.startswith("/") or any(c.isspace() for c in remote):
+        raise TargetError(f"mktemp -d on {host} printed {remote[:80]!r}, not "
+                          "a directory path")
     try:
-        _call(["scp", *options, "-P", str(port), *files,
-               f"{address}:{remote}/"], f"copying to {host}", timeout)
-        command = "cd {} && {} {} {}".format(
+        _call(scp + [*files, f"{address}:{remote}/"], f"copying to {host}",
+              timeout, host, port)
+        command = "cd {} && exec {} {} {}".format(
             shlex.quote(remote), shlex.quote(python),
             shlex.quote(os.path.basename(script)),
             " ".join(shlex.quote(a) for a in args))
-        out = _call(ssh + [command], f"bench on {host}", timeout)
+        # -tt: the bench gets a pseudo-terminal, so it is hung up (SIGHUP)
+        # when the connection ends, however we end.
+        out = _call(ssh[:1] + ["-tt"] + ssh[1:] + [command],
+                    f"bench on {host}", timeout, host, port)
         if fetch:
-            _call(["scp", *options, "-P", str(port),
-                   f"{address}:{remote}/{fetch[0]}", fetch[1]],
-                  f"copying results from {host}", timeout)
+            _call(scp + [f"{address}:{remote}/{fetch[0]}", fetch[1]],
+                  f"copying results from {host}", timeout, host, port)
         return out
     finally:
-        subprocess.run(ssh + [f"rm -rf {shlex.quote(remote)}"],
-                       capture_output=True, timeout=CONNECT_TIMEOUT + 20)
+        try:
+            run_command(ssh + [f"rm -rf {shlex.quote(remote)}"],
+                        f"removing {remote} on {host}", CONNECT_TIMEOUT + 20)
+        except TargetError:
+            pass  # The board went away; the error that got us here matters.
 
 
 def parse_benchmark_model(text):
@@ -108,7 +158,8 @@ def parse_benchmark_model(text):
         rf"{number}, Warmup \(avg\): {number}, Inference \(avg\): {number}",
         text)
     if not summary:
-        raise CliError("benchmark_model printed no 'Inference timings' line")
+        raise TargetError(
+            "benchmark_model printed no 'Inference timings' line")
     init, first, warmup, average = (float(v) / 1e3 for v in summary.groups())
     result = {"load_ms": init, "first_inference_ms": first,
               "warmup_avg_ms": warmup, "avg_ms": average}
@@ -138,31 +189,52 @@ def adb_devices(adb):
             if line.strip().endswith("\tdevice")]
 
 
+def _device_shell(base, words, what, timeout):
+    """`adb shell` with each word quoted: adb joins its arguments into one
+    line for the device's `sh -c`, so an unquoted word would be code."""
+    return _call(base + ["shell", " ".join(shlex.quote(w) for w in words)],
+                 what, timeout)
+
+
 def run_adb(target, tflite_path, threads, runs, warmup, xnnpack,
             benchmark_binary=None, timeout=1800):
     adb = shutil.which("adb")
     if adb is None:
-        raise CliError("adb is not installed; install it with "
-                       "`sudo apt-get install adb`")
+        raise TargetError("adb is not installed; install it with "
+                          "`sudo apt-get install adb`")
     serial = target.partition(":")[2] or None
+    if serial is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]+", serial):
+        raise TargetError(f"bad adb serial {serial!r}; expected letters, "
+                          "digits, '.', '_', ':' and '-'")
     devices = adb_devices(adb)
     if not devices:
-        raise CliError("no Android device attached (`adb devices` lists "
-                       "none); connect one with USB debugging enabled")
+        raise TargetError("no Android device attached (`adb devices` lists "
+                          "none); connect one with USB debugging enabled")
     if serial and serial not in devices:
-        raise CliError(f"Android device {serial} is not attached; attached: "
-                       f"{', '.join(devices)}")
+        raise TargetError(f"Android device {serial} is not attached; "
+                          f"attached: {', '.join(devices)}")
     base = [adb] + (["-s", serial] if serial else [])
-    name = os.path.basename(tflite_path)
-    _call(base + ["push", tflite_path, f"{DEVICE_DIR}/{name}"], "adb push",
-          timeout)
-    binary = f"{DEVICE_DIR}/benchmark_model"
-    if benchmark_binary:
-        _call(base + ["push", benchmark_binary, binary], "adb push", timeout)
-        _call(base + ["shell", "chmod", "+x", binary], "adb chmod", 60)
-    out = _call(base + ["shell", binary, f"--graph={DEVICE_DIR}/{name}",
-                        f"--num_threads={threads}", f"--num_runs={runs}",
-                        f"--warmup_runs={warmup}",
-                        f"--use_xnnpack={'true' if xnnpack else 'false'}"],
-                "benchmark_model on the device", timeout)
+    pushed = [DEVICE_MODEL]
+    try:
+        # The model goes under a fixed name: its own name never reaches the
+        # device's shell.
+        _call(base + ["push", "--", os.path.abspath(tflite_path),
+                      DEVICE_MODEL], "adb push", timeout)
+        if benchmark_binary:
+            pushed.append(DEVICE_BINARY)
+            _call(base + ["push", "--", os.path.abspath(benchmark_binary),
+                          DEVICE_BINARY], "adb push", timeout)
+            _device_shell(base, ["chmod", "755", DEVICE_BINARY], "adb chmod",
+                          60)
+        out = _device_shell(
+            base, [DEVICE_BINARY, f"--graph={DEVICE_MODEL}",
+                   f"--num_threads={int(threads)}", f"--num_runs={int(runs)}",
+                   f"--warmup_runs={int(warmup)}",
+                   f"--use_xnnpack={'true' if xnnpack else 'false'}"],
+            "benchmark_model on the device", timeout)
+    finally:
+        try:
+            _device_shell(base, ["rm", "-f", *pushed], "adb cleanup", 60)
+        except TargetError:
+            pass  # The device went away; the error that got us here matters.
     return parse_benchmark_model(out)

@@ -5,24 +5,27 @@ JSON result, so latency, load time and outputs are measured the same way.
 """
 
 import os
+import shutil
 import sys
 import tempfile
 
 import numpy as np
 
-from tflite_export.errors import CliError
+from tflite_export.data import check_inputs
+from tflite_export.errors import DataError
+from tflite_export.errors import TargetError
 from tflite_export.process import last_json
-from tflite_export.process import run_command
+from tflite_export.process import run_json
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       "bench_script.py")
 EMULATED = {"rpi4-emu": "cortex-a72", "rpi5-emu": "cortex-a76"}
 TIMEOUT = 1800
-
-
-def _run(command, what, timeout=TIMEOUT):
-    """Runs a bench command; returns the JSON result it printed."""
-    return last_json(run_command(command, what, timeout), what)
+# Bounds of the bench loop: enough for any measurement, small enough that a
+# typo cannot make a run that never ends.
+MAX_RUNS = 100_000
+MAX_WARMUP = 10_000
+MAX_THREADS = 256
 
 
 def _script_args(model, threads, runs, warmup, xnnpack, inputs, outputs):
@@ -36,32 +39,49 @@ def _script_args(model, threads, runs, warmup, xnnpack, inputs, outputs):
 def prepare_inputs(tflite_path, x, directory):
     """Saves `x`, quantized to the model's input type, as an `.npy` file."""
     from tflite_export.inspection import interpreter_for
-    from tflite_export.verify import _quantize
+    from tflite_export.verify import quantize
 
+    x = check_inputs(x)
     with open(tflite_path, "rb") as f:
         detail = interpreter_for(f.read()).get_input_details()[0]
     expected = tuple(int(d) for d in detail["shape"][1:])
     if tuple(x.shape[1:]) != expected:
-        raise CliError(
+        raise DataError(
             f"data of shape {x.shape} does not fit the model input "
             f"(n, {', '.join(map(str, expected))})")
-    if x.dtype.kind not in "fiu":
-        raise CliError(f"data of dtype {x.dtype} is not numeric")
     path = os.path.join(directory, "inputs.npy")
-    np.save(path, _quantize(x.astype(np.float32), detail))
+    np.save(path, quantize(x.astype(np.float32), detail))
     return path
+
+
+def check_settings(threads, runs, warmup):
+    """Raises a `ValueError` unless the bench loop settings are in bounds."""
+    for name, value, low, high in (("threads", threads, 1, MAX_THREADS),
+                                   ("runs", runs, 1, MAX_RUNS),
+                                   ("warmup", warmup, 0, MAX_WARMUP)):
+        if isinstance(value, bool) or not isinstance(value, int) or not (
+                low <= value <= high):
+            raise ValueError(f"Received: {name}={value!r}. Expected an "
+                             f"integer in [{low}, {high}].")
 
 
 def run(target, tflite_path, threads=1, runs=50, warmup=5, xnnpack=True,
         x=None, ssh_identity=None, benchmark_binary=None,
-        remote_python="python3"):
+        remote_python="python3", ssh_accept_new_host_key=False):
     """Benchmarks `tflite_path` on `target`.
 
     Returns:
         The bench result dict (latency in ms, load time, first-inference
         peak). With `x`, also `outputs` (the target's outputs, an array) and
         `host_outputs` to compare with.
+
+    Raises:
+        ValueError: for settings out of bounds (`runs` in [1, 100000],
+            `warmup` in [0, 10000], `threads` in [1, 256]).
+        DataError: for `x` that does not fit the model.
+        TargetError: for a target that is unknown, missing or fails.
     """
+    check_settings(threads, runs, warmup)
     with tempfile.TemporaryDirectory(prefix="tflite-bench-") as work:
         inputs = outputs = None
         if x is not None:
@@ -70,7 +90,8 @@ def run(target, tflite_path, threads=1, runs=50, warmup=5, xnnpack=True,
         args = _script_args(os.path.abspath(tflite_path), threads, runs,
                             warmup, xnnpack, inputs, outputs)
         if target == "host":
-            result = _run([sys.executable, SCRIPT] + args, "host bench")
+            result = run_json([sys.executable, SCRIPT] + args, "host bench",
+                              TIMEOUT)
         elif target in EMULATED:
             from tflite_export import emulator
 
@@ -79,27 +100,29 @@ def run(target, tflite_path, threads=1, runs=50, warmup=5, xnnpack=True,
         elif target.startswith("ssh://"):
             from tflite_export import remote
 
-            files = [os.path.abspath(tflite_path), SCRIPT]
+            # Fixed names on the board: the user's file name never reaches
+            # the remote shell or scp.
+            model_copy = os.path.join(work, "model.tflite")
+            shutil.copyfile(tflite_path, model_copy)
+            files = [model_copy, SCRIPT] + ([inputs] if inputs else [])
             remote_args = _script_args(
-                os.path.basename(tflite_path), threads, runs, warmup,
-                xnnpack, inputs and "inputs.npy",
-                outputs and "outputs.npy")
-            if inputs:
-                files.append(inputs)
+                "model.tflite", threads, runs, warmup, xnnpack,
+                inputs and "inputs.npy", outputs and "outputs.npy")
             out = remote.run_ssh(target, SCRIPT, remote_args, files,
                                  fetch=outputs and ("outputs.npy", outputs),
-                                 identity=ssh_identity, python=remote_python)
+                                 identity=ssh_identity, python=remote_python,
+                                 accept_new_host_key=ssh_accept_new_host_key)
             result = last_json(out, f"bench on {target}")
         elif target == "adb" or target.startswith("adb:"):
             from tflite_export import remote
 
             if x is not None:
-                raise CliError("--data is not supported with adb targets: "
-                               "benchmark_model does not return outputs")
+                raise TargetError("--data is not supported with adb targets: "
+                                  "benchmark_model does not return outputs")
             result = remote.run_adb(target, tflite_path, threads, runs,
                                     warmup, xnnpack, benchmark_binary)
         else:
-            raise CliError(
+            raise TargetError(
                 f"unknown target {target!r}; expected host, "
                 f"{', '.join(EMULATED)}, ssh://user@host[:port] or "
                 "adb[:SERIAL]")
@@ -108,8 +131,8 @@ def run(target, tflite_path, threads=1, runs=50, warmup=5, xnnpack=True,
             result["outputs"] = np.load(outputs)
             if target != "host":
                 host_out = os.path.join(work, "host_outputs.npy")
-                _run([sys.executable, SCRIPT] + _script_args(
+                run_json([sys.executable, SCRIPT] + _script_args(
                     os.path.abspath(tflite_path), threads, 1, 0, xnnpack,
-                    inputs, host_out), "host reference run")
+                    inputs, host_out), "host reference run", TIMEOUT)
                 result["host_outputs"] = np.load(host_out)
     return result

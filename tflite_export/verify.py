@@ -4,7 +4,10 @@ import dataclasses
 
 import numpy as np
 
+from tflite_export.convert import ConversionError
 from tflite_export.convert import check_data
+from tflite_export.convert import check_model
+from tflite_export.inspection import check_tflite_bytes
 from tflite_export.inspection import interpreter_for
 
 _BATCH = 64
@@ -32,7 +35,8 @@ class Verification:
         return dataclasses.asdict(self)
 
 
-def _quantize(x, detail):
+def quantize(x, detail):
+    """`x` in the input type of `detail` (an interpreter tensor detail)."""
     scale, zero_point = detail["quantization"]
     if detail["dtype"] in (np.int8, np.int16, np.uint8) and scale:
         info = np.iinfo(detail["dtype"])
@@ -85,11 +89,36 @@ def run(tflite_bytes, arrays, num_threads=None, delegates=True):
                 interpreter.resize_tensor_input(detail["index"], array.shape)
         interpreter.allocate_tensors()
         for detail, array in zip(interpreter.get_input_details(), batch):
-            interpreter.set_tensor(detail["index"], _quantize(array, detail))
+            interpreter.set_tensor(detail["index"], quantize(array, detail))
         interpreter.invoke()
         raw = interpreter.get_tensor(output_detail["index"])
         outputs.append(_dequantize(raw, interpreter.get_output_details()[0]))
     return np.concatenate(outputs), output_scale(interpreter)
+
+
+def _check_same_signature(tflite_bytes, keras_model):
+    """Refuses a file whose inputs or output do not match the model's."""
+    if len(keras_model.outputs) != 1:
+        raise ConversionError(
+            f"Model '{keras_model.name}' has {len(keras_model.outputs)} "
+            "outputs. verify compares single-output models; verify each "
+            "output through a keras.Model(model.inputs, model.outputs[i]).")
+    interpreter = interpreter_for(tflite_bytes, delegates=False)
+    def lite(details):
+        return [tuple(int(d) if d >= 0 else None
+                      for d in detail["shape_signature"][1:])
+                for detail in details]
+
+    lite_in = lite(interpreter.get_input_details())
+    lite_out = lite(interpreter.get_output_details())
+    keras_in = [tuple(t.shape[1:]) for t in keras_model.inputs]
+    keras_out = [tuple(keras_model.outputs[0].shape[1:])]
+    if lite_in != keras_in or lite_out != keras_out:
+        raise ConversionError(
+            f"The .tflite file takes inputs {lite_in} and gives {lite_out} "
+            f"(per sample), but model '{keras_model.name}' takes {keras_in} "
+            f"and gives {keras_out}. Pass the Keras model the file was "
+            "converted from.")
 
 
 def verify(tflite_bytes, keras_model, x, y=None):
@@ -105,7 +134,18 @@ def verify(tflite_bytes, keras_model, x, y=None):
         A `Verification`: top-1 agreement, output differences (absolute and,
         for a quantized output, in quantization steps) and accuracies.
     """
+    tflite_bytes = check_tflite_bytes(tflite_bytes)
+    check_model(keras_model, argument="keras_model")
     arrays = check_data(x, keras_model, argument="x")
+    _check_same_signature(tflite_bytes, keras_model)
+    if y is not None:
+        y = np.asarray(y)
+        if y.dtype.kind not in "iu" or y.reshape(len(y), -1).shape != (
+                len(arrays[0]), 1):
+            raise ConversionError(
+                f"Received: y of dtype {y.dtype} and shape {y.shape}. "
+                f"Expected one integer label per sample, shape "
+                f"({len(arrays[0])},).")
     lite, scale = run(tflite_bytes, arrays)
     reference = keras_model.predict(arrays if len(arrays) > 1 else arrays[0],
                                     verbose=0, batch_size=256)

@@ -245,6 +245,33 @@ def _input_grams(model, candidates, data, batch_size=256):
     return statistics
 
 
+def _check_data(data, model):
+    """`data` as a float array that fits the model's (single) input."""
+    array = np.asarray(data)
+    if array.dtype.kind not in "fiub":
+        raise ValueError(f"Received: data of dtype {array.dtype}. Expected "
+                         "numbers (typical model inputs).")
+    expected = tuple(model.inputs[0].shape[1:]) if len(model.inputs) == 1 \
+        else None
+    if expected is None:
+        raise ValueError(f"Received: data for model '{model.name}', which "
+                         f"has {len(model.inputs)} inputs. Data-aware "
+                         "factorization supports single-input models; call "
+                         "factorize without data.")
+    if array.ndim != len(expected) + 1 or len(array) == 0 or any(
+            want is not None and want != got
+            for want, got in zip(expected, array.shape[1:])):
+        raise ValueError(
+            f"Received: data of shape {array.shape}. Expected (n, "
+            f"{', '.join(str(d) for d in expected)}) with n >= 1, to match "
+            f"the input of model '{model.name}'.")
+    array = array.astype("float32")
+    if not np.isfinite(array).all():
+        raise ValueError("Received: data with NaN or infinite values. "
+                         "Expected finite numbers.")
+    return array
+
+
 def factorize(model, rank=None, energy=None, layers=None, data=None):
     """Replaces Dense and Conv2D layers with low-rank factorized pairs.
 
@@ -282,12 +309,7 @@ def factorize(model, rank=None, energy=None, layers=None, data=None):
     _model_utils.check_model_argument(
         model, "model", "factorize",
         "factorize the layers yourself with kcompress.lowrank.factorize on "
-        "a functional copy of the model.")
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            f"Received: model={model!r}. Expected a Sequential or functional "
-            "keras.Model."
-        )
+        "a functional copy of the model.", accept_layers=False)
     wanted = None
     if layers is not None:
         wanted = {getattr(item, "name", item) for item in layers}
@@ -307,7 +329,8 @@ def factorize(model, rank=None, energy=None, layers=None, data=None):
     grams = {}
     if data is not None:
         grams = _input_grams(model, [layer for layer in model.layers
-                                     if selected(layer)], np.asarray(data))
+                                     if selected(layer)],
+                             _check_data(data, model))
 
     def replace(layer):
         if not selected(layer):

@@ -167,6 +167,14 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1),
             "input-channel axis to group along: %s", sparsity_m_by_n,
             ", ".join(skipped))
     if not wrapped:
+        quantized = _model_utils.quantized_layer_names(model)
+        if quantized:
+            raise ValueError(
+                f"Model '{model.name}' is already quantized (QAT layers "
+                f"{quantized[:3]}{'...' if len(quantized) > 3 else ''}). "
+                "Prune first, then run QAT: prune_low_magnitude the float "
+                "model, train, then kcompress.quantization.quantize_model "
+                "(it keeps the zeros), or strip_quantization this model.")
         raise ValueError(
             f"Model '{model.name}' has no prunable layers. Prunable layers: "
             f"{', '.join(prunable_layer.SUPPORTED_LAYERS)}, or any layer "

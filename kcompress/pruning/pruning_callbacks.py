@@ -32,6 +32,13 @@ class UpdatePruningStep(keras.callbacks.Callback):
     `keras.callbacks.BackupAndRestore` and `.keras` files keep them, and a
     resumed `fit` continues the schedule where it stopped.
 
+    A backup taken mid-epoch (`BackupAndRestore(save_freq=N)`) restores
+    mid-epoch weights, but Keras then replays that epoch from its first
+    batch. The callback rewinds the pruning step to that epoch's start, so
+    the schedule, the step and the mask updates match an uninterrupted run.
+    The weights themselves see the replayed batches twice, as in any Keras
+    model resumed this way; `save_freq="epoch"` resumes exactly.
+
     Example:
 
     >>> import keras, numpy as np
@@ -44,10 +51,27 @@ class UpdatePruningStep(keras.callbacks.Callback):
     """
 
     def on_train_begin(self, logs=None):
-        for wrapper in _wrappers_or_raise(self.model, "UpdatePruningStep"):
+        self._wrappers = _wrappers_or_raise(self.model, "UpdatePruningStep")
+        for wrapper in self._wrappers:
             wrapper.step_callback_attached = True
             if int(ops.convert_to_numpy(wrapper.pruning_step)) < 0:
                 wrapper.pruning_step.assign(0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for wrapper in self._wrappers:
+            marked_epoch, start = (int(v) for v in ops.convert_to_numpy(
+                wrapper.epoch_marks))
+            if marked_epoch == epoch and start >= 0:
+                # Restored from a backup taken inside this very epoch, which
+                # Keras replays from its first batch.
+                wrapper.pruning_step.assign(start)
+            else:
+                step = int(ops.convert_to_numpy(wrapper.pruning_step))
+                wrapper.epoch_marks.assign([epoch, step])
+
+    def on_epoch_end(self, epoch, logs=None):
+        for wrapper in self._wrappers:
+            wrapper.epoch_marks.assign([-1, -1])
 
     def get_config(self):
         return {}

@@ -224,7 +224,24 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             initializer=keras.initializers.Constant(-1), trainable=False,
             aggregation="only_first_replica",
         )
+        # [epoch in progress, pruning step at its start], or [-1, -1]
+        # between epochs: a sub-epoch backup records where the epoch that
+        # Keras will replay began (see UpdatePruningStep.on_epoch_begin).
+        self.epoch_marks = self.add_weight(
+            name="epoch_marks", shape=(2,), dtype="int64",
+            initializer=keras.initializers.Constant(-1), trainable=False,
+            aggregation="only_first_replica",
+        )
         self.built = True
+
+    def load_own_variables(self, store):
+        own = self._trainable_variables + self._non_trainable_variables
+        if len(store.keys()) == len(own) - 1 and own[-1] is self.epoch_marks:
+            # Saved before `epoch_marks` existed: load the rest, keep -1s.
+            for i, variable in enumerate(own[:-1]):
+                variable.assign(store[str(i)])
+            return
+        super().load_own_variables(store)
 
     def compute_mask_for(self, weight, sparsity, axis):
         """The mask this wrapper's settings give `weight` at `sparsity`."""

@@ -196,7 +196,8 @@ def shrink(model):
     """
     _model_utils.check_model_argument(
         model, "model", "shrink",
-        "rebuild it as a functional or Sequential model first.")
+        "rebuild it as a functional or Sequential model first.",
+        accept_layers=False)
     if pruning_wrappers(model):
         model = strip_pruning(model)
     layers = _chain(model)

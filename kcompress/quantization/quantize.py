@@ -84,12 +84,8 @@ def quantize_annotate_layer(to_annotate, quantize_config=None):
 
 
 def _check_model(model, verb):
-    _model_utils.check_model_argument(model, "model", verb, _PER_LAYER_HINT)
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            f"Received: model={model!r} of type {type(model).__name__}. "
-            "Expected a Sequential or functional keras.Model."
-        )
+    _model_utils.check_model_argument(model, "model", verb, _PER_LAYER_HINT,
+                                      accept_layers=False)
     if not model.built or not _has_inputs(model):
         raise ValueError(
             f"Model '{model.name}' is not built and has no input shape. "

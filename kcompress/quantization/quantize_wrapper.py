@@ -34,6 +34,8 @@ class ActivationRange:
       pass-through, so the traced graph is what the TFLite converter expects.
     """
 
+    _kcompress_quantized = True  # _model_utils.QUANTIZED_MARKER
+
     def build_range(self):
         self.range_state = self.add_weight(
             name="range_state", shape=(3,),

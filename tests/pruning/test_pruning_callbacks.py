@@ -115,3 +115,54 @@ def test_callback_configs_round_trip(tmp_path):
                                               tensorboard=False)):
         clone = type(callback).from_config(callback.get_config())
         assert clone.get_config() == callback.get_config()
+
+
+class _InterruptAtBatch(keras.callbacks.Callback):
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at = (epoch, batch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise RuntimeError("interrupted")
+
+
+def test_sub_epoch_backup_resumes_the_step_the_replay_implies(tmp_path):
+    # 4 batches an epoch; a backup every 3 batches, the last one after
+    # epoch 2's first batch (step 9); the crash comes one batch later. Keras
+    # replays epoch 2 from its first batch, so the step must restart at 8.
+    x = np.random.default_rng(0).normal(size=(32, 6)).astype("float32")
+    y = np.zeros((32, 2))
+    steps = {}
+
+    class Steps(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            steps.setdefault(epoch, [
+                int(keras.ops.convert_to_numpy(w.pruning_step))
+                for w in pruning.pruning_wrappers(self.model)])
+
+    def fit(model, extra):
+        model.compile("adam", "mse")
+        model.fit(x, y, batch_size=8, epochs=4, verbose=0, callbacks=[
+            pruning.UpdatePruningStep(),
+            keras.callbacks.BackupAndRestore(str(tmp_path / "backup"),
+                                             save_freq=3),
+            *extra])
+
+    keras.utils.set_random_seed(1)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fit(_pruned_model(), [_InterruptAtBatch(epoch=2, batch=1)])
+    keras.utils.set_random_seed(1)
+    resumed = _pruned_model()
+    fit(resumed, [Steps()])
+    assert min(steps) == 2
+    assert steps[2] == [8, 8] and steps[3] == [12, 12]
+    for wrapper in pruning.pruning_wrappers(resumed):
+        assert int(keras.ops.convert_to_numpy(wrapper.pruning_step)) == 16
+        assert float(np.mean(keras.ops.convert_to_numpy(
+            wrapper.masks[0]) == 0)) == pytest.approx(0.5)
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(wrapper.epoch_marks), [-1, -1])

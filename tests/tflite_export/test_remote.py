@@ -8,7 +8,7 @@ their neighbours.
 
 import pytest
 
-from tflite_export.errors import CliError
+from tflite_export.errors import TargetError
 from tflite_export.remote import parse_benchmark_model
 from tflite_export.remote import parse_ssh_target
 
@@ -67,7 +67,7 @@ def test_scientific_notation():
 
 
 def test_output_without_timings_is_an_error():
-    with pytest.raises(CliError, match="no 'Inference timings' line"):
+    with pytest.raises(TargetError, match="no 'Inference timings' line"):
         parse_benchmark_model("ERROR: Could not open 'x.tflite'.\n")
 
 
@@ -76,5 +76,5 @@ def test_ssh_target_addresses():
         "pi", "raspberrypi.local", 22)
     assert parse_ssh_target("ssh://pi@10.0.0.7:2222") == ("pi", "10.0.0.7",
                                                           2222)
-    with pytest.raises(CliError, match="expected ssh://user@host"):
+    with pytest.raises(TargetError, match="expected ssh://user@host"):
         parse_ssh_target("ssh://raspberrypi")

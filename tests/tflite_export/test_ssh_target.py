@@ -3,20 +3,27 @@
 The server's Python is the emulated arm64 Python (qemu user-mode with the
 Raspberry Pi sysroot), so the run is what a real Pi over ssh would do. It is
 passed with --remote_python, since a login shell's profile may put another
-python3 first on the PATH.
+python3 first on the PATH. The interrupt tests use the host's Python on the
+"board" instead, to be quick; what they check is the connection's end.
+
+The board's host key is put in a known_hosts file first, as a user does
+before trusting a board; the default refuses unknown keys.
 """
 
 import getpass
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.tflite_export.test_cli import cli
+from tests.tflite_export.helpers import assert_bad_input
+from tests.tflite_export.helpers import cli
 from tests.tflite_export.test_cli import files  # noqa: F401 (fixture)
 
 SSHD = "/usr/sbin/sshd"
@@ -54,13 +61,18 @@ def ssh_server(tmp_path_factory):
     (root / "authorized_keys").write_text(
         (root / "user_key.pub").read_text())
     port = _free_port()
+    remote_tmp = root / "remote_tmp"
+    remote_tmp.mkdir()
+    host_key = (root / "host_key.pub").read_text().split()[:2]
+    (root / "known_hosts").write_text(
+        f"[127.0.0.1]:{port} {' '.join(host_key)}\n")
     (root / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\n"
         f"HostKey {root / 'host_key'}\nPidFile {root / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {root / 'authorized_keys'}\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
-        f"SetEnv PATH={bin_dir}:/usr/bin:/bin\n"
+        f"SetEnv PATH={bin_dir}:/usr/bin:/bin TMPDIR={remote_tmp}\n"
         "Subsystem sftp /usr/lib/openssh/sftp-server\n")
     os.makedirs("/run/sshd", exist_ok=True)
     server = subprocess.Popen([SSHD, "-D", "-e", "-f",
@@ -72,7 +84,7 @@ def ssh_server(tmp_path_factory):
                 break
         time.sleep(0.1)
     yield {"port": port, "key": str(root / "user_key"),
-           "python": str(python3),
+           "python": str(python3), "root": root, "remote_tmp": remote_tmp,
            "known_hosts": str(root / "known_hosts")}
     server.terminate()
     server.wait(timeout=10)
@@ -94,3 +106,78 @@ def test_bench_over_ssh_on_the_emulated_board(files, ssh_server):  # noqa: F811
     assert result["runtime"] == "ai_edge_litert"
     assert result["bit_identical_to_host"] is True
     assert result["median_ms"] > 0
+
+
+def _target(server):
+    return f"ssh://{getpass.getuser()}@127.0.0.1:{server['port']}"
+
+
+def test_unknown_host_key_is_refused_unless_asked(tiny, ssh_server,
+                                                  tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    args = ("bench", str(tiny / "tiny.tflite"), f"--target={_target(ssh_server)}",
+            f"--ssh_identity={ssh_server['key']}", "--runs=1",
+            f"--remote_python={sys.executable}")
+    env = {"TFLITE_EXPORT_SSH_KNOWN_HOSTS": str(known)}
+    assert_bad_input(cli(*args, env=env), "is not in known_hosts, or it "
+                     "changed")
+    assert known.read_text() == ""
+    done = cli(*args, "--ssh_accept_new_host_key", env=env)
+    assert done.returncode == 0, done.stderr
+    key = (ssh_server["root"] / "host_key.pub").read_text().split()[1]
+    assert key in known.read_text()  # recorded on first contact
+
+
+def test_changed_host_key_is_named(tiny, ssh_server, tmp_path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                    str(tmp_path / "other")], check=True)
+    other = (tmp_path / "other.pub").read_text().split()[:2]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{ssh_server['port']} {' '.join(other)}\n")
+    done = cli("bench", str(tiny / "tiny.tflite"),
+               f"--target={_target(ssh_server)}",
+               f"--ssh_identity={ssh_server['key']}", "--runs=1",
+               "--ssh_accept_new_host_key",  # does not cover a changed key
+               env={"TFLITE_EXPORT_SSH_KNOWN_HOSTS": str(known)})
+    assert_bad_input(done, "is not in known_hosts, or it changed")
+
+
+def _pids(pattern):
+    done = subprocess.run(["pgrep", "-f", pattern], capture_output=True,
+                          text=True)
+    return done.stdout.split()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_ssh_bench_leaves_nothing_behind(slow_tflite, ssh_server,
+                                                     sig):
+    remote_bench = "bench_script.py model.tflite"
+    client = f"ssh .*-p {ssh_server['port']}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tflite_export", "bench", str(slow_tflite),
+         f"--target={_target(ssh_server)}", "--runs=100000", "--noxnnpack",
+         f"--ssh_identity={ssh_server['key']}",
+         f"--remote_python={sys.executable}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ,
+             "TFLITE_EXPORT_SSH_KNOWN_HOSTS": ssh_server["known_hosts"]})
+    try:
+        deadline = time.monotonic() + 60
+        while not _pids(remote_bench) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _pids(remote_bench), "the remote bench never started"
+        assert os.listdir(ssh_server["remote_tmp"])
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 2, stderr
+    assert stderr.startswith("tflite_export: error: interrupted")
+    deadline = time.monotonic() + 10
+    while (_pids(remote_bench) or _pids(client)) and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _pids(remote_bench), "the remote bench is still running"
+    assert not _pids(client), "an ssh client is still running"
+    assert os.listdir(ssh_server["remote_tmp"]) == []
