@@ -15,10 +15,8 @@ What libraries print on stderr (TensorFlow's start-up lines, converter
 logs) is held back, and shown only with `--verbose` or after a crash.
 """
 
-import contextlib
 import json
 import os
-import signal
 import sys
 import tempfile
 import traceback
@@ -27,6 +25,8 @@ import zipfile
 from absl import app
 from absl import flags
 
+from tflite_export import console
+from tflite_export import reports
 from tflite_export.convert import MODES
 from tflite_export.errors import ExportError
 from tflite_export.targets import MAX_RUNS
@@ -91,10 +91,6 @@ class CliError(ExportError):
     """Bad input to the command line itself (arguments, flags, paths)."""
 
 
-class _Interrupted(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that every cleanup runs."""
-
-
 def _progress(total):
     from keras.utils import Progbar  # Keras loads slowly; only when needed.
 
@@ -129,12 +125,6 @@ def _same_file(a, b):
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def report_paths(tflite_path):
-    """The `.report.json` and `.report.md` beside a `.tflite` path."""
-    base = os.path.splitext(tflite_path)[0]
-    return base + ".report.json", base + ".report.md"
-
-
 def _check_writable(path, protected=()):
     """Refuses an output that is a directory, a protected (input) file, or
     in a directory we cannot create files in: checked before slow work."""
@@ -162,7 +152,7 @@ def _check_output(path, model_path):
         raise CliError(f"--out={path} does not end in .tflite; expected the "
                        ".tflite file to write (the input model is never "
                        "overwritten)")
-    for output in (path, *report_paths(path)):
+    for output in (path, *reports.report_paths(path)):
         _check_writable(output, protected=(model_path,))
 
 
@@ -243,12 +233,12 @@ def convert_command(model_path):
             raise
         # A file with Flex ops loads only where the Flex delegate is linked,
         # which the LiteRT Python runtime is not: size only.
-    json_path, md_path = report_paths(_OUT.value)
+    json_path, md_path = reports.report_paths(_OUT.value)
     te.save_atomically(tflite, _OUT.value)
     te.save_atomically(json.dumps(report, indent=2).encode(), json_path)
-    te.save_atomically(_markdown_report(report).encode(), md_path)
+    te.save_atomically(reports.markdown_report(report).encode(), md_path)
     progress.add(1)
-    print(_markdown_report(report))
+    print(reports.markdown_report(report))
     print(f"Wrote {_OUT.value}, {json_path} and {md_path}.")
 
 
@@ -259,39 +249,6 @@ def _check_not_output(path, out, flag):
                        "overwrite an input")
 
 
-def _markdown_report(report):
-    rows = [("mode", report["mode"]), ("size (B)", f"{report['size']:,}"),
-            ("gzip -9 (B)", f"{report['gzip_size']:,}")]
-    if report["ops"] is None:
-        rows.append(("ops", "not inspected: Flex ops need the Flex delegate"))
-    else:
-        rows += [("int8 coverage", f"{report['int8_coverage']:.0%}"),
-                 ("ops", ", ".join(sorted(set(report["ops"]))))]
-    zeros = report["weight_zero_fraction"]
-    if zeros:
-        rows.append(("weight sparsity (min..max)",
-                     f"{min(zeros.values()):.1%}..{max(zeros.values()):.1%}"))
-    check = report.get("verification")
-    if check:
-        rows.append(("top-1 agreement", f"{check['top1_agreement']:.2%}"))
-        if check["max_steps"] is not None:
-            rows.append(("max diff (quant steps)", f"{check['max_steps']:.1f}"))
-        rows.append(("max abs diff", f"{check['max_abs_diff']:.3g}"))
-        if check["keras_accuracy"] is not None:
-            rows.append(("accuracy Keras / TFLite",
-                         f"{check['keras_accuracy']:.4f} / "
-                         f"{check['tflite_accuracy']:.4f}"))
-    lines = [f"## {os.path.basename(report['tflite'])}", "",
-             "| | |", "|---|---|"]
-    lines += [f"| {key} | {value} |" for key, value in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _bench_path(tflite_path, target):
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in target)
-    return f"{os.path.splitext(tflite_path)[0]}.bench.{safe}.json"
-
-
 def bench_command(tflite_path):
     import numpy as np
 
@@ -300,7 +257,7 @@ def bench_command(tflite_path):
     from tflite_export import targets
 
     _read_tflite(tflite_path)
-    path = _bench_path(tflite_path, _TARGET.value)
+    path = reports.bench_path(tflite_path, _TARGET.value)
     _check_writable(path, protected=(tflite_path,))
     x = None
     if _DATA.value:
@@ -342,63 +299,12 @@ def bench_command(tflite_path):
     print(f"Wrote {path}.")
 
 
-def _read_json(path, required):
-    """A sidecar JSON object with the `required` keys, or a CliError."""
-    try:
-        with open(path) as f:
-            value = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CliError(f"cannot read {path} as JSON ({error}); delete it or "
-                       "write it again with tflite_export") from None
-    missing = [key for key in required
-               if not isinstance(value, dict) or key not in value]
-    if missing:
-        raise CliError(f"{path} has no {', '.join(missing)}; delete it or "
-                       "write it again with tflite_export")
-    return value
-
-
 def report_command(paths):
-    import glob
-
-    from tflite_export.inspection import gzip_size
+    from tflite_export import reports
 
     if not paths:
         raise CliError("report needs one or more .tflite files")
-    rows, targets = [], []
-    for path in paths:
-        data = _read_tflite(path)
-        json_path, _ = report_paths(path)
-        info = _read_json(json_path, ("mode",)) if os.path.exists(
-            json_path) else {}
-        benches = {}
-        pattern = glob.escape(os.path.splitext(path)[0]) + ".bench.*.json"
-        for bench in sorted(glob.glob(pattern)):
-            result = _read_json(bench, ("target", "median_ms"))
-            benches[result["target"]] = result
-            if result["target"] not in targets:
-                targets.append(result["target"])
-        rows.append((path, data, info, benches))
-    header = ["file", "mode", "size (B)", "gzip (B)", "TFLite acc"] + [
-        f"{t} median ms" + (" (emulated)" if t.endswith("-emu") else "")
-        for t in targets] + ["outputs vs host"]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "---|" * len(header)]
-    for path, data, info, benches in rows:
-        check = info.get("verification") or {}
-        accuracy = check.get("tflite_accuracy")
-        cells = [os.path.basename(path), info.get("mode", "?"),
-                 f"{len(data):,}", f"{gzip_size(data):,}",
-                 f"{accuracy:.4f}" if accuracy is not None else "-"]
-        cells += [f"{benches[t]['median_ms']:.3f}" if t in benches else "-"
-                  for t in targets]
-        checks = [f"{t}: " + ("bit-identical" if b["bit_identical_to_host"]
-                              else f"max diff {b['max_abs_diff_vs_host']:.3g}")
-                  for t, b in benches.items()
-                  if "bit_identical_to_host" in b and t != "host"]
-        cells.append("; ".join(checks) or "-")
-        lines.append("| " + " | ".join(cells) + " |")
-    print("\n".join(lines))
+    print(reports.table([(path, _read_tflite(path)) for path in paths]))
 
 
 def setup_emulator_command():
@@ -439,33 +345,6 @@ def main(argv):
     return bench_command(rest[0])
 
 
-class _HeldStderr:
-    """Points fd 2 at a temporary file, so only our own lines reach the
-    terminal; `say` writes to the real stderr, `replay` shows what was held."""
-
-    def __enter__(self):
-        sys.stderr.flush()
-        self.real = os.dup(2)
-        self.held = tempfile.TemporaryFile()
-        os.dup2(self.held.fileno(), 2)
-        return self
-
-    def say(self, text):
-        sys.stderr.flush()
-        os.write(self.real, (text.rstrip("\n") + "\n").encode())
-
-    def replay(self):
-        sys.stderr.flush()
-        self.held.seek(0)
-        os.write(self.real, self.held.read())
-
-    def __exit__(self, *exc_info):
-        sys.stderr.flush()
-        os.dup2(self.real, 2)
-        os.close(self.real)
-        self.held.close()
-
-
 def _one_line(error):
     text = " ".join(str(error).split())
     return text or type(error).__name__
@@ -483,19 +362,6 @@ def _parse_flags(argv):
         raise CliError(str(error).splitlines()[0]) from None
 
 
-def _raise_interrupted(signum, frame):
-    raise _Interrupted()
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _verbose():
     try:
         return _VERBOSE.value
@@ -507,7 +373,7 @@ def run(argv=None):
     """Console-script entry point; `argv` defaults to `sys.argv`."""
     argv = sys.argv if argv is None else argv
     flags.FLAGS.unparse_flags()  # A fresh parse, also when called twice.
-    with _HeldStderr() as stderr, _sigterm_as_interrupt():
+    with console.HeldStderr() as stderr, console.sigterm_as_interrupt():
         try:
             app.run(main, argv=argv, flags_parser=_parse_flags)
         except SystemExit as done:
@@ -516,7 +382,7 @@ def run(argv=None):
             raise
         except ExportError as error:
             _exit_2(stderr, error)
-        except _Interrupted:
+        except console.Terminated:
             _exit_2(stderr, "interrupted by SIGTERM; child processes ended, "
                     "no output written")
         except KeyboardInterrupt:

@@ -7,6 +7,7 @@ prints what `shrink` kept per layer. For different fractions per layer, pass
 `prune_low_magnitude` a dict of schedules keyed by layer name.
 """
 
+import keras
 import numpy as np
 
 from kcompress.pruning.prune import prune_low_magnitude
@@ -65,6 +66,8 @@ def channel_fraction_for(model, params=None, macs=None, tolerance=1e-3):
 
     def cost(fraction):
         for wrapper in wrappers:
+            for mask in wrapper.masks:  # a trial starts from all channels
+                mask.assign(keras.ops.ones_like(mask))
             for mask, value in zip(wrapper.masks,
                                    wrapper.compute_masks(fraction)):
                 mask.assign(value)

@@ -88,11 +88,13 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     """Prunes the weights of `layer` by magnitude while it trains.
 
     The wrapper holds one 0/1 mask per prunable weight and a step counter. In
-    the forward pass the layer sees `weight * mask`; the stored weight itself is
-    never overwritten, so gradients and optimizer state stay consistent. In a
-    training call, when `pruning_schedule(step)` says so, the masks are
-    recomputed from the magnitudes, and the step counter advances by one.
-    `strip_pruning` bakes the zeros into a plain layer.
+    the forward pass the layer sees `weight * mask`, so a pruned weight gets
+    no gradient. In a training call, when `pruning_schedule(step)` says so,
+    the masks are recomputed from the magnitudes of `weight * mask`: as in
+    TFMOT, a pruned weight stays pruned (the stored value is not rewritten,
+    which keeps the update free of state changes on JAX and in
+    `tf.distribute` replicas). The step counter advances by one per training
+    call. `strip_pruning` bakes the zeros into a plain layer.
 
     Most users call `kcompress.pruning.prune_low_magnitude` instead, and must
     pass `UpdatePruningStep()` to `fit`.
@@ -252,20 +254,27 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     def compute_masks(self, sparsity):
         """The masks of every pruned weight at `sparsity`, from the weights'
-        current values (what the next mask update would assign)."""
+        current values times their current masks (what the next mask update
+        would assign).
+
+        Ranking the masked values, as TFMOT does (it writes `weight * mask`
+        back into the weight every step), means a pruned weight scores zero:
+        it does not come back later with the stale value it had when it was
+        pruned, displacing a weight that trained in its place.
+        """
+        scored = [ops.multiply(ops.convert_to_tensor(w), m)
+                  for w, m in zip(self.pruned_weights, self.masks)]
         if isinstance(self.layer, keras.layers.BatchNormalization):
-            _, keep = masks_lib.channel_mask(
-                ops.expand_dims(ops.convert_to_tensor(self.layer.gamma), 0),
-                sparsity)
+            _, keep = masks_lib.channel_mask(ops.expand_dims(scored[0], 0),
+                                             sparsity)
             return [keep] * len(self.pruned_weights)
         if self.structure:
             depthwise = isinstance(self.layer, keras.layers.DepthwiseConv2D)
             kernel_mask, channels = masks_lib.channel_mask(
-                ops.convert_to_tensor(self.pruned_weights[0]), sparsity,
-                depthwise=depthwise)
+                scored[0], sparsity, depthwise=depthwise)
             return [kernel_mask, channels][:len(self.pruned_weights)]
-        return [self.compute_mask_for(ops.convert_to_tensor(w), sparsity, axis)
-                for w, axis in zip(self.pruned_weights, self._group_axes)]
+        return [self.compute_mask_for(w, sparsity, axis)
+                for w, axis in zip(scored, self._group_axes)]
 
     def _update_masks(self):
         step = ops.maximum(ops.convert_to_tensor(self.pruning_step), 0)

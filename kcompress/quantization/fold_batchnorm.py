@@ -20,7 +20,7 @@ from keras import ops
 from kcompress import _model_utils
 from kcompress._substitute import call_with_values
 from kcompress.quantization import quantizers
-from kcompress.quantization.quantize_wrapper import ActivationRange
+from kcompress.quantization.activation_range import ActivationRange
 
 __all__ = ["QuantizeConvBatchNorm", "can_fold"]
 

@@ -1,7 +1,8 @@
 """Layer patterns that TFLite fuses, found in a functional graph.
 
 QAT must train what TFLite will run, so the rewrite in `quantize.py` needs to
-know, before cloning:
+know, before cloning (this module only analyses the graph and returns plain
+layers; `quantize.py` wraps them):
 - which Conv/DepthwiseConv + BatchNorm pairs fold into one convolution;
 - which layers feed a ReLU/ReLU6 that TFLite fuses into them (their output
   is not fake-quantized);
@@ -13,8 +14,6 @@ import keras
 
 from kcompress.quantization import fold_batchnorm
 from kcompress.quantization.quantize_config import QuantizeConfig
-from kcompress.quantization.quantize_config import default_quantize_config
-from kcompress.quantization.quantize_wrapper import QuantizeWrapper
 
 
 def producer(layer):
@@ -94,8 +93,9 @@ def without_output(config):
                           num_bits=config.num_bits)
 
 
-def split_separable(layer, config):
-    """DepthwiseConv2D + 1x1 Conv2D wrappers equal to a SeparableConv2D."""
+def split_separable(layer):
+    """The DepthwiseConv2D and 1x1 Conv2D, built and holding `layer`'s
+    weights, that together equal a SeparableConv2D (as TFLite runs it)."""
     cfg = layer.get_config()
     depthwise = keras.layers.DepthwiseConv2D(
         cfg["kernel_size"], strides=cfg["strides"], padding=cfg["padding"],
@@ -112,7 +112,4 @@ def split_separable(layer, config):
     values = layer.get_weights()
     depthwise.set_weights(values[:1])
     pointwise.set_weights(values[1:])
-    return (QuantizeWrapper(depthwise, default_quantize_config(depthwise),
-                            config["preserve_sparsity"]),
-            QuantizeWrapper(pointwise, default_quantize_config(pointwise),
-                            config["preserve_sparsity"]))
+    return depthwise, pointwise

@@ -5,7 +5,7 @@ from keras import ops
 
 from kcompress.quantization.fold_batchnorm import QuantizeConvBatchNorm
 from kcompress.quantization.quantize import quantize_layers
-from kcompress.quantization.quantize_wrapper import ActivationRange
+from kcompress.quantization.activation_range import ActivationRange
 
 __all__ = ["FreezeQuantizationRanges", "FreezeBatchNormStatistics"]
 

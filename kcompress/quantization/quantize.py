@@ -22,9 +22,9 @@ from kcompress.pruning.prune import strip_pruning
 from kcompress.quantization import fold_batchnorm
 from kcompress.quantization import patterns
 from kcompress.quantization.quantize_annotate import QuantizeAnnotate
-from kcompress.quantization.quantize_config import SUPPORTED_LAYERS
 from kcompress.quantization.quantize_config import default_quantize_config
-from kcompress.quantization.quantize_wrapper import ActivationRange
+from kcompress.quantization.quantize_config import unsupported_layer_error
+from kcompress.quantization.activation_range import ActivationRange
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 from kcompress.quantization.quantize_wrapper import QuantizeWrapper
 
@@ -38,15 +38,6 @@ _PER_LAYER_HINT = (
 )
 
 
-def unsupported_layer_error(layer):
-    return ValueError(
-        f"Layer '{layer.name}' of type {type(layer).__name__} has no default "
-        "int8 quantization. Either give it a QuantizeConfig with "
-        "`quantize_annotate_layer(layer, quantize_config=...)` and call "
-        "`quantize_apply`, or leave it in float: annotate only the other "
-        "layers with `quantize_annotate_layer` and call `quantize_apply`. "
-        f"Layers with a default: {', '.join(SUPPORTED_LAYERS)}."
-    )
 
 
 def quantize_layers(model):
@@ -164,7 +155,6 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
     fused = patterns.fused_producers(model, resolve)
     dropped = set()  # ids of the Identity stand-ins of folded BatchNorms
     followers = {}  # id(depthwise half of a split SeparableConv2D) -> pointwise
-    options = {"preserve_sparsity": preserve_sparsity}
 
     quantized = set()  # ids of new layers that take quantized inputs
 
@@ -186,7 +176,10 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
                 inner, pairs[id(inner)], preserve_sparsity,
                 output_quantized=id(pairs[id(inner)]) not in fused)
         elif config == "separable":
-            new, pointwise = patterns.split_separable(inner, options)
+            new, pointwise = (
+                QuantizeWrapper(part, default_quantize_config(part),
+                                preserve_sparsity)
+                for part in patterns.split_separable(inner))
             followers[id(new)] = pointwise
         elif id(inner) in fused and patterns.without_output(config).quantizes_anything:
             new = QuantizeWrapper(_model_utils.clone_layer(inner),

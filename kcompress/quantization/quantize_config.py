@@ -126,3 +126,14 @@ def default_quantize_config(layer):
         if isinstance(layer, classes):
             return QuantizeConfig(**kwargs)
     return None
+
+
+def unsupported_layer_error(layer):
+    return ValueError(
+        f"Layer '{layer.name}' of type {type(layer).__name__} has no default "
+        "int8 quantization. Either give it a QuantizeConfig with "
+        "`quantize_annotate_layer(layer, quantize_config=...)` and call "
+        "`quantize_apply`, or leave it in float: annotate only the other "
+        "layers with `quantize_annotate_layer` and call `quantize_apply`. "
+        f"Layers with a default: {', '.join(SUPPORTED_LAYERS)}."
+    )

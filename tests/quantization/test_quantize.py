@@ -239,7 +239,8 @@ def test_unbuilt_model_is_refused():
 
 
 @pytest.mark.parametrize("bad, message", [
-    ("model.keras", "Expected a keras.layers.Layer"),
+    ("model.keras", "str. Expected a Sequential or functional keras.Model; "
+                    "quantize_model rewrites whole models"),
     (L.Dense(2), "Expected a Sequential or functional keras.Model"),
 ])
 def test_non_model_is_refused(bad, message):

@@ -19,6 +19,7 @@ from tests.tflite_export.helpers import cli
 from tests.tflite_export.helpers import digests
 from tflite_export import cli as cli_lib
 from tflite_export import remote
+from tflite_export import reports
 from tflite_export.bench_script import QuantileSketch
 
 
@@ -59,7 +60,7 @@ def test_report_paths_come_from_the_real_suffix(tiny, tmp_path):
     assert done.returncode == 0, done.stderr
     assert sorted(os.listdir(tmp_path / "out")) == [
         "m.report.json", "m.report.md", "m.tflite"]
-    assert cli_lib.report_paths("a/b.c.tflite") == ("a/b.c.report.json",
+    assert reports.report_paths("a/b.c.tflite") == ("a/b.c.report.json",
                                                      "a/b.c.report.md")
 
 

@@ -1,0 +1,99 @@
+"""`ActivationRange`: the learned output range of a QAT layer, and the fake
+quantization that uses it.
+
+A mixin for the layers of `quantize_wrapper.py` and `fold_batchnorm.py`.
+The range is learned as an exponential moving average during `fit`; the
+first training batch (or `calibrate`) sets it outright, and until then
+activations pass through in float.
+"""
+
+import keras
+from keras import ops
+
+from kcompress.quantization import quantizers
+
+__all__ = ["ActivationRange"]
+
+EMA_DECAY = 0.999
+
+
+class ActivationRange:
+    """Mixin: a learned output range and the fake quantization that uses it.
+
+    The range lives in one variable, `range_state = [min, max, frozen]`, so a
+    training step reads and writes it once. `min > max` means "not set yet".
+    The host layer calls `build_range()` in `build` and
+    `quantize_output(y, training)` in `call`. Python flags set by
+    `kcompress.quantization` functions:
+
+    - `calibrating`: the call widens the range to cover the data (eager);
+    - `export_mode`: the call always fake-quantizes, with no float
+      pass-through, so the traced graph is what the TFLite converter expects.
+    """
+
+    _kcompress_quantized = True  # _model_utils.QUANTIZED_MARKER
+
+    def build_range(self):
+        self.range_state = self.add_weight(
+            name="range_state", shape=(3,),
+            initializer=keras.initializers.Constant([1.0, -1.0, 0.0]),
+            # Under tf.distribute, each replica sees its own slice of the
+            # batch; the range is the mean of the replicas' ranges.
+            trainable=False, aggregation="mean")
+        self.calibrating = False
+        self.export_mode = False
+
+    @property
+    def output_min(self):
+        return self.range_state[0]
+
+    @property
+    def output_max(self):
+        return self.range_state[1]
+
+    @property
+    def range_initialized(self):
+        """1.0 once a range has been set, else 0.0."""
+        return ops.cast(ops.less_equal(self.range_state[0],
+                                       self.range_state[1]), "float32")
+
+    @property
+    def ranges_frozen(self):
+        return self.range_state[2]
+
+    def freeze_range(self):
+        """Stops range updates (used by `FreezeQuantizationRanges`)."""
+        state = ops.convert_to_numpy(self.range_state)
+        self.range_state.assign([state[0], state[1], 1.0])
+
+    def _fake_quant(self, y, low, high):
+        return quantizers.fake_quant_activation(y, low, high, self.num_bits)
+
+    def quantize_output(self, y, training=None):
+        state = ops.convert_to_tensor(self.range_state)
+        low, high, frozen = state[0], state[1], state[2]
+        if self.calibrating:
+            batch_low = ops.minimum(ops.min(y), 0.0)
+            batch_high = ops.maximum(ops.max(y), 0.0)
+            if float(ops.convert_to_numpy(low)) <= float(
+                    ops.convert_to_numpy(high)):
+                batch_low = ops.minimum(batch_low, low)
+                batch_high = ops.maximum(batch_high, high)
+            self.range_state.assign(ops.stack([batch_low, batch_high,
+                                               frozen]))
+            return self._fake_quant(y, batch_low, batch_high)
+        seen = ops.less_equal(low, high)
+        if training:
+            new_low, new_high = quantizers.update_range(
+                low, high, y, ops.cast(seen, "float32"), EMA_DECAY)
+            keep = ops.greater(frozen, 0.5)
+            # The range is a statistic of the batch, not a path for
+            # gradients: without this, backprop runs through min/max of y.
+            low = ops.stop_gradient(ops.where(keep, low, new_low))
+            high = ops.stop_gradient(ops.where(keep, high, new_high))
+            self.range_state.assign(ops.stack([low, high, frozen]))
+            return self._fake_quant(y, low, high)
+        quantized = self._fake_quant(y, low, high)
+        if self.export_mode:
+            return quantized
+        return ops.where(seen, quantized, y)

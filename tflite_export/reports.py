@@ -1,0 +1,114 @@
+"""The reports the command writes and reads back.
+
+`convert` writes `MODEL.report.json` and `MODEL.report.md` beside the
+`.tflite` file, `bench` writes `MODEL.bench.TARGET.json`, and `report` reads
+them back into one Markdown table.
+"""
+
+import glob
+import json
+import os
+
+from tflite_export.errors import ExportError
+from tflite_export.inspection import gzip_size
+
+
+class SidecarError(ExportError, ValueError):
+    """A report or bench JSON file that cannot be read back."""
+
+
+def report_paths(tflite_path):
+    """The `.report.json` and `.report.md` beside a `.tflite` path."""
+    base = os.path.splitext(tflite_path)[0]
+    return base + ".report.json", base + ".report.md"
+
+
+def bench_path(tflite_path, target):
+    """The `.bench.TARGET.json` beside a `.tflite` path."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in target)
+    return f"{os.path.splitext(tflite_path)[0]}.bench.{safe}.json"
+
+
+def markdown_report(report):
+    """The Markdown table of one `convert` report dict."""
+    rows = [("mode", report["mode"]), ("size (B)", f"{report['size']:,}"),
+            ("gzip -9 (B)", f"{report['gzip_size']:,}")]
+    if report["ops"] is None:
+        rows.append(("ops", "not inspected: Flex ops need the Flex delegate"))
+    else:
+        rows += [("int8 coverage", f"{report['int8_coverage']:.0%}"),
+                 ("ops", ", ".join(sorted(set(report["ops"]))))]
+    zeros = report["weight_zero_fraction"]
+    if zeros:
+        rows.append(("weight sparsity (min..max)",
+                     f"{min(zeros.values()):.1%}..{max(zeros.values()):.1%}"))
+    check = report.get("verification")
+    if check:
+        rows.append(("top-1 agreement", f"{check['top1_agreement']:.2%}"))
+        if check["max_steps"] is not None:
+            rows.append(("max diff (quant steps)", f"{check['max_steps']:.1f}"))
+        rows.append(("max abs diff", f"{check['max_abs_diff']:.3g}"))
+        if check["keras_accuracy"] is not None:
+            rows.append(("accuracy Keras / TFLite",
+                         f"{check['keras_accuracy']:.4f} / "
+                         f"{check['tflite_accuracy']:.4f}"))
+    lines = [f"## {os.path.basename(report['tflite'])}", "",
+             "| | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _read_json(path, required):
+    """A sidecar JSON object with the `required` keys, or a SidecarError."""
+    try:
+        with open(path) as f:
+            value = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SidecarError(f"cannot read {path} as JSON ({error}); delete it or "
+                       "write it again with tflite_export") from None
+    missing = [key for key in required
+               if not isinstance(value, dict) or key not in value]
+    if missing:
+        raise SidecarError(f"{path} has no {', '.join(missing)}; delete it or "
+                       "write it again with tflite_export")
+    return value
+
+
+def table(files):
+    """One Markdown table over `[(tflite path, its bytes)]`: mode, sizes,
+    accuracy and every bench's median, from the sidecar files."""
+    rows, targets = [], []
+    for path, data in files:
+        json_path, _ = report_paths(path)
+        info = _read_json(json_path, ("mode",)) if os.path.exists(
+            json_path) else {}
+        benches = {}
+        pattern = glob.escape(os.path.splitext(path)[0]) + ".bench.*.json"
+        for bench in sorted(glob.glob(pattern)):
+            result = _read_json(bench, ("target", "median_ms"))
+            benches[result["target"]] = result
+            if result["target"] not in targets:
+                targets.append(result["target"])
+        rows.append((path, data, info, benches))
+    header = ["file", "mode", "size (B)", "gzip (B)", "TFLite acc"] + [
+        f"{t} median ms" + (" (emulated)" if t.endswith("-emu") else "")
+        for t in targets] + ["outputs vs host"]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
+    for path, data, info, benches in rows:
+        check = info.get("verification") or {}
+        accuracy = check.get("tflite_accuracy")
+        cells = [os.path.basename(path), info.get("mode", "?"),
+                 f"{len(data):,}", f"{gzip_size(data):,}",
+                 f"{accuracy:.4f}" if accuracy is not None else "-"]
+        cells += [f"{benches[t]['median_ms']:.3f}" if t in benches else "-"
+                  for t in targets]
+        checks = [f"{t}: " + ("bit-identical" if b["bit_identical_to_host"]
+                              else f"max diff {b['max_abs_diff_vs_host']:.3g}")
+                  for t, b in benches.items()
+                  if "bit_identical_to_host" in b and t != "host"]
+        cells.append("; ".join(checks) or "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
