@@ -30,12 +30,13 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): $(VENV)/bin/python setup.cfg pyproject.toml
-	$(PY) -m pip install --quiet -e '.[test,notebooks]'
+# constraints.txt pins the tested versions; setup.cfg only declares ranges.
+$(STAMP): $(VENV)/bin/python setup.cfg pyproject.toml constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,notebooks]'
 	touch $(STAMP)
 
 $(VENV)/.bench-installed: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $@
 
 ## demo: the main job: train, prune 80%, QAT, int8 export, bench on host and emulated Pi 4, report.
@@ -48,9 +49,10 @@ notebooks: $(STAMP) system-deps
 	  ../$(PY) -m jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
 	done
 
-## test: the whole test suite (the notebooks included).
+## test: ruff, then the whole test suite (the notebooks included).
 test: $(STAMP) system-deps
-	$(PY) -m pytest -q tests
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q --doctest-modules kcompress tflite_export tests
 
 ## bench: every benchmark against TFMOT, side by side (installs the bench extra).
 bench: $(VENV)/.bench-installed

@@ -1,4 +1,7 @@
-"""Shim so that tools which still call `setup.py` work; metadata lives in setup.cfg."""
+"""Shim so that tools which still call `setup.py` work.
+
+The metadata lives in setup.cfg.
+"""
 
 from setuptools import setup
 

@@ -67,7 +67,6 @@ def kcompress_rows(data):
 def tfmot_rows(data):
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
-
     import tf_keras_reference as ref
 
     def compile_fit(model, epochs, callbacks=()):

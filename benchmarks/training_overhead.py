@@ -82,7 +82,6 @@ def _kcompress_fits(data, end_step):
 def _tfmot_fits(data, end_step):
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
-
     import tf_keras_reference as ref
 
     tf_keras = tf.keras
@@ -178,7 +177,7 @@ def main(argv):
     frameworks = ["kcompress"] + (["tfmot"] if with_tfmot else [])
     text, ratios = table(times, frameworks)
     command = "python benchmarks/training_overhead.py " + " ".join(
-        f"--{name}={getattr(flag, 'value')}" for name, flag in
+        f"--{name}={flag.value}" for name, flag in
         (("rounds", _ROUNDS), ("epochs_per_round", _EPOCHS)))
     print(f"\nTraining overhead, reference digits CNN, batch {BATCH}: "
           f"pruning ({SPARSITY:.0%} PolynomialDecay, frequency {FREQUENCY}) "

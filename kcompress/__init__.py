@@ -1,9 +1,10 @@
 """kcompress: pruning, quantization-aware training and int8 TFLite for Keras 3.
 
 `import kcompress as kc` gives the subpackages (`kc.pruning`,
-`kc.quantization`, `kc.distillation`, `kc.lowrank`) and the top-level verbs `kc.prune_low_magnitude`,
-`kc.strip_pruning`, `kc.quantize_model`, `kc.strip_quantization` and
-`kc.summary`. Importing the package sets no environment variables.
+`kc.quantization`, `kc.distillation`, `kc.lowrank`) and the top-level verbs
+`kc.prune_low_magnitude`, `kc.strip_pruning`, `kc.quantize_model`,
+`kc.strip_quantization` and `kc.summary`. Importing the package sets no
+environment variables.
 """
 
 from kcompress import distillation

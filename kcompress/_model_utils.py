@@ -7,6 +7,7 @@ re-initializes weights; `clone_layer` copies them.
 """
 
 import keras
+
 # Keras does not export the Functional class; it is the only reliable way to
 # tell a graph-built model from a subclassed one.
 from keras.src.models.functional import Functional

@@ -7,6 +7,7 @@ variables during one call, on every backend and under XLA.
 """
 
 import keras
+
 # Keras exports `StatelessScope` but not the accessor for the active scope;
 # it is needed to nest our scope correctly inside JAX's stateless train step.
 from keras.src.backend.common.stateless_scope import get_stateless_scope

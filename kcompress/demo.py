@@ -6,7 +6,7 @@ Keras model, benchmarks both files on the host and on the emulated
 Raspberry Pi 4, and prints the compression report: per-layer sparsity,
 accuracy in Keras and in TFLite, size, gzip size and latency.
 
-Run: `python -m kcompress.demo [--sparsity=0.8] [--out=artifacts]`.
+Run: `python -m kcompress.demo [--sparsity=0.8] [--out_dir=artifacts]`.
 """
 
 import json
@@ -22,8 +22,8 @@ _EPOCHS = flags.DEFINE_integer("epochs", 30, "Float training epochs.")
 _FINE_TUNE = flags.DEFINE_integer("fine_tune_epochs", 10,
                                   "Pruning fine-tune epochs.")
 _QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 5, "QAT epochs.")
-_OUT = flags.DEFINE_string("out", "artifacts",
-                           "Directory for the models, report and logs.")
+_OUT_DIR = flags.DEFINE_string("out_dir", "artifacts",
+                               "Directory for the models, report and logs.")
 
 
 def _report_table(rows):
@@ -141,7 +141,7 @@ def main(argv):
               "float in [0, 1).", file=sys.stderr)
         sys.exit(2)
     run(_SPARSITY.value, _EPOCHS.value, _FINE_TUNE.value, _QAT_EPOCHS.value,
-        _OUT.value)
+        _OUT_DIR.value)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ import dataclasses
 import keras
 import numpy as np
 
-
 __all__ = ["LayerStats", "layer_stats", "summary"]
 
 

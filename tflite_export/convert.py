@@ -123,7 +123,7 @@ def check_data(data, model, argument="representative_data"):
 
 @contextlib.contextmanager
 def _export_mode(model):
-    """Traces QAT layers without their float pass-through (see ActivationRange)."""
+    """Traces QAT layers without their float pass-through (ActivationRange)."""
     from kcompress.quantization import quantize_layers
 
     layers = [layer for layer in quantize_layers(model)

@@ -102,7 +102,8 @@ def _check_labels(y, count, name):
     if y is None:
         return None
     y = np.asarray(y)
-    if y.dtype.kind == "f" and np.isfinite(y).all() and np.all(y == np.round(y)):
+    if (y.dtype.kind == "f" and np.isfinite(y).all()
+            and np.all(y == np.round(y))):
         y = y.astype(np.int64)
     if y.dtype.kind not in "iu":
         raise DataError(f"{name}: labels y of dtype {y.dtype} are not "

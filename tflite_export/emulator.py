@@ -175,7 +175,8 @@ def prefix_for(cpu, sysroot):
 def run_script(cpu, script, args):
     """Runs a Python script with the emulated Pi's Python; returns its JSON."""
     if cpu == "max":
-        raise TargetError("-cpu max is refused: qemu 7.2 emulates SVE/SME wrongly")
+        raise TargetError(
+            "-cpu max is refused: qemu 7.2 emulates SVE/SME wrongly")
     sysroot = build()
     prefix = prefix_for(cpu, sysroot)
     return run_json([qemu_path(), "-cpu", cpu, "-L", prefix,

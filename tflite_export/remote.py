@@ -92,8 +92,8 @@ def _call(command, what, timeout, host=None, port=None):
         return run_command(command, what, timeout)
     except CommandFailed as error:
         if error.returncode == 255 and command[0] in ("ssh", "scp"):
-            raise TargetError(f"{what}: {_ssh_failure(error.stderr, host, port)}"
-                              ) from None
+            reason = _ssh_failure(error.stderr, host, port)
+            raise TargetError(f"{what}: {reason}") from None
         raise
 
 

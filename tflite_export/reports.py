@@ -64,13 +64,13 @@ def _read_json(path, required):
         with open(path) as f:
             value = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SidecarError(f"cannot read {path} as JSON ({error}); delete it or "
-                       "write it again with tflite_export") from None
+        raise SidecarError(f"cannot read {path} as JSON ({error}); delete it "
+                           "or write it again with tflite_export") from None
     missing = [key for key in required
                if not isinstance(value, dict) or key not in value]
     if missing:
-        raise SidecarError(f"{path} has no {', '.join(missing)}; delete it or "
-                       "write it again with tflite_export")
+        raise SidecarError(f"{path} has no {', '.join(missing)}; delete it "
+                           "or write it again with tflite_export")
     return value
 
 

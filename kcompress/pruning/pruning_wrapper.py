@@ -127,7 +127,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     >>> import keras
     >>> dense = PruneLowMagnitude(keras.layers.Dense(4))
-    >>> dense(keras.ops.ones((1, 3))).shape
+    >>> tuple(dense(keras.ops.ones((1, 3))).shape)
     (1, 4)
     """
 

@@ -12,9 +12,11 @@ Typical use::
 
 from kcompress.quantization.fold_batchnorm import QuantizeConvBatchNorm
 from kcompress.quantization.quantization_callbacks import (
-    FreezeBatchNormStatistics)
+    FreezeBatchNormStatistics,
+)
 from kcompress.quantization.quantization_callbacks import (
-    FreezeQuantizationRanges)
+    FreezeQuantizationRanges,
+)
 from kcompress.quantization.quantize import calibrate
 from kcompress.quantization.quantize import quantize_annotate_layer
 from kcompress.quantization.quantize import quantize_annotate_model

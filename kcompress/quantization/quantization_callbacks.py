@@ -3,9 +3,9 @@
 import keras
 from keras import ops
 
+from kcompress.quantization.activation_range import ActivationRange
 from kcompress.quantization.fold_batchnorm import QuantizeConvBatchNorm
 from kcompress.quantization.quantize import quantize_layers
-from kcompress.quantization.activation_range import ActivationRange
 
 __all__ = ["FreezeQuantizationRanges", "FreezeBatchNormStatistics"]
 

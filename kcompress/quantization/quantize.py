@@ -21,10 +21,10 @@ from kcompress.pruning.prune import pruning_wrappers
 from kcompress.pruning.prune import strip_pruning
 from kcompress.quantization import fold_batchnorm
 from kcompress.quantization import patterns
+from kcompress.quantization.activation_range import ActivationRange
 from kcompress.quantization.quantize_annotate import QuantizeAnnotate
 from kcompress.quantization.quantize_config import default_quantize_config
 from kcompress.quantization.quantize_config import unsupported_layer_error
-from kcompress.quantization.activation_range import ActivationRange
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 from kcompress.quantization.quantize_wrapper import QuantizeWrapper
 
@@ -181,9 +181,11 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
                                 preserve_sparsity)
                 for part in patterns.split_separable(inner))
             followers[id(new)] = pointwise
-        elif id(inner) in fused and patterns.without_output(config).quantizes_anything:
+        elif (id(inner) in fused
+              and patterns.without_output(config).quantizes_anything):
             new = QuantizeWrapper(_model_utils.clone_layer(inner),
-                                  patterns.without_output(config), preserve_sparsity)
+                                  patterns.without_output(config),
+                                  preserve_sparsity)
         elif id(inner) in fused:
             new = _model_utils.clone_layer(inner)
         elif config.quantizes_anything:

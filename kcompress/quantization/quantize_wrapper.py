@@ -71,7 +71,7 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
 
     >>> import keras
     >>> dense = QuantizeWrapper(keras.layers.Dense(3))
-    >>> dense(keras.ops.ones((2, 4))).shape
+    >>> tuple(dense(keras.ops.ones((2, 4))).shape)
     (2, 3)
     """
 

@@ -44,7 +44,7 @@ def fake_quant_weight(weight, axis=None, num_bits=8):
     Example:
 
     >>> import numpy as np
-    >>> w = np.array([[1.0, -0.5], [0.25, 0.3]], "float32")
+    >>> w = np.array([[1.0, -0.4], [0.25, 0.3]], "float32")
     >>> q = ops.convert_to_numpy(fake_quant_weight(w))
     >>> bool(np.allclose(q, np.round(w * 127) / 127, atol=1e-6))
     True

@@ -2,11 +2,8 @@
 
 import hashlib
 import json
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 
 import keras

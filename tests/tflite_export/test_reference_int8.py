@@ -1,7 +1,6 @@
 """Issue acceptance: QAT, PTQ and pruning-preserving QAT on the digits CNN."""
 
 import keras
-import numpy as np
 import pytest
 
 import kcompress as kc

@@ -116,7 +116,8 @@ def test_unknown_host_key_is_refused_unless_asked(tiny, ssh_server,
                                                   tmp_path):
     known = tmp_path / "known_hosts"
     known.write_text("")
-    args = ("bench", str(tiny / "tiny.tflite"), f"--target={_target(ssh_server)}",
+    args = ("bench", str(tiny / "tiny.tflite"),
+            f"--target={_target(ssh_server)}",
             f"--ssh_identity={ssh_server['key']}", "--runs=1",
             f"--remote_python={sys.executable}")
     env = {"TFLITE_EXPORT_SSH_KNOWN_HOSTS": str(known)}
