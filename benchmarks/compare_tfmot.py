@@ -32,9 +32,9 @@ BATCH = 32
 
 def _row(name, tflite, data, params=None):
     from tflite_export import gzip_size
-    from tflite_export.verify import run
+    from tflite_export.verification import run_tflite
 
-    outputs, _ = run(tflite, [data.x_test])
+    outputs, _ = run_tflite(tflite, [data.x_test])
     accuracy = float(np.mean(outputs.argmax(-1) == data.y_test))
     return {"variant": name, "accuracy": accuracy, "size": len(tflite),
             "gzip": gzip_size(tflite)}

@@ -30,7 +30,7 @@ from absl import flags  # noqa: E402
 import kcompress as kc  # noqa: E402
 import tflite_export as te  # noqa: E402
 from kcompress import reference  # noqa: E402
-from tflite_export.verify import run  # noqa: E402
+from tflite_export.verification import run_tflite  # noqa: E402
 
 VARIANTS = ("dense", "lowrank", "pruned90", "pruned90_distilled",
             "lowrank_pruned_qat")
@@ -84,7 +84,7 @@ def build(name, float_model, data):
 
 def measure(name, model, tflite, data):
     stats = kc.layer_stats(model)
-    outputs, _ = run(tflite, [data.x_test])
+    outputs, _ = run_tflite(tflite, [data.x_test])
     return {
         "variant": name,
         "accuracy": float(np.mean(outputs.argmax(-1) == data.y_test)),

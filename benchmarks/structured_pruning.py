@@ -40,7 +40,7 @@ import tflite_export as te  # noqa: E402
 from kcompress import reference  # noqa: E402
 from tflite_export import targets  # noqa: E402
 from tflite_export.process import CommandFailed  # noqa: E402
-from tflite_export.verify import run  # noqa: E402
+from tflite_export.verification import run_tflite  # noqa: E402
 
 _ROUNDS = flags.DEFINE_integer("rounds", 7, "Interleaved host rounds.")
 _RUNS = flags.DEFINE_integer("runs", 200, "Timed runs per host measurement.")
@@ -111,7 +111,7 @@ def _failure(error):
 def _host(path, runs, xnnpack):
     """Median ms on the host, or None when the runtime cannot run the file."""
     try:
-        return targets.run("host", path, runs=runs, warmup=20,
+        return targets.bench("host", path, runs=runs, warmup=20,
                            xnnpack=xnnpack)["median_ms"]
     except CommandFailed as error:
         return _failure(error)
@@ -142,7 +142,7 @@ def measure(rows, data, work, rounds, runs, emulated):
         progress.add(1)
     results = []
     for i, (variant, model, tflite) in enumerate(rows):
-        outputs, _ = run(tflite, [data.x_test], delegates=False)
+        outputs, _ = run_tflite(tflite, [data.x_test], delegates=False)
         result = {
             "variant": variant,
             "accuracy": float(np.mean(outputs.argmax(-1) == data.y_test)),
@@ -157,7 +157,7 @@ def measure(rows, data, work, rounds, runs, emulated):
             result[key] = (median, ratio, failure)
         if emulated:
             try:
-                result["pi4"] = targets.run("rpi4-emu", paths[i], runs=20,
+                result["pi4"] = targets.bench("rpi4-emu", paths[i], runs=20,
                                             warmup=3)["median_ms"]
             except CommandFailed as error:
                 result["pi4"] = _failure(error)

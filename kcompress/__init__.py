@@ -11,12 +11,12 @@ from kcompress import distillation
 from kcompress import lowrank
 from kcompress import pruning
 from kcompress import quantization
+from kcompress.profiling import layer_stats
+from kcompress.profiling import summary
 from kcompress.pruning import prune_low_magnitude
 from kcompress.pruning import strip_pruning
 from kcompress.quantization import quantize_model
 from kcompress.quantization import strip_quantization
-from kcompress.summary import layer_stats
-from kcompress.summary import summary
 
 __version__ = "0.1.0"
 

@@ -41,9 +41,9 @@ def _bench(path, data, print_fn):
     from tflite_export import targets
     from tflite_export.errors import TargetError
 
-    host = targets.run("host", path, runs=100, warmup=10)
+    host = targets.bench("host", path, runs=100, warmup=10)
     try:
-        emulated = targets.run("rpi4-emu", path, runs=10, warmup=2,
+        emulated = targets.bench("rpi4-emu", path, runs=10, warmup=2,
                                x=data.x_test[:100])
     except TargetError as error:
         print_fn(f"(emulated Pi skipped: {error})")
@@ -53,7 +53,7 @@ def _bench(path, data, print_fn):
             identical)
 
 
-def run(sparsity, epochs, fine_tune_epochs, qat_epochs, out_dir,
+def run_pipeline(sparsity, epochs, fine_tune_epochs, qat_epochs, out_dir,
         print_fn=print):
     """Runs the demo; returns a dict of the figures it printed."""
     import kcompress as kc
@@ -140,8 +140,8 @@ def main(argv):
         print(f"demo: Received: --sparsity={_SPARSITY.value}. Expected a "
               "float in [0, 1).", file=sys.stderr)
         sys.exit(2)
-    run(_SPARSITY.value, _EPOCHS.value, _FINE_TUNE.value, _QAT_EPOCHS.value,
-        _OUT_DIR.value)
+    run_pipeline(_SPARSITY.value, _EPOCHS.value, _FINE_TUNE.value,
+                 _QAT_EPOCHS.value, _OUT_DIR.value)
 
 
 if __name__ == "__main__":

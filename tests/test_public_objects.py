@@ -1,5 +1,6 @@
 """Checks over every public object, in the spirit of optax's shared tests."""
 
+import inspect
 import json
 import os
 import subprocess
@@ -139,3 +140,19 @@ def test_import_sets_no_environment_variables():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, check=True, env=dict(os.environ))
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("package", [kc, pruning, quantization, distillation,
+                                     lowrank, tflite_export])
+def test_no_public_function_shadows_a_module(package):
+    """`pkg.name` and `from pkg.module import x` must both keep working."""
+    folder = os.path.dirname(package.__file__)
+    modules = {name[:-3] for name in os.listdir(folder) if name.endswith(".py")}
+    modules |= {name for name in os.listdir(folder)
+                if os.path.isdir(os.path.join(folder, name))}
+    for name in package.__all__:
+        value = getattr(package, name)
+        if name in modules:
+            assert inspect.ismodule(value), (
+                f"{package.__name__}.{name} is a {type(value).__name__} that "
+                f"hides the module {package.__name__}.{name}")

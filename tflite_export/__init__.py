@@ -9,22 +9,27 @@ neither Keras nor TensorFlow. Every error it raises on purpose is an
 `ExportError` (also a `ValueError`, `RuntimeError` or `OSError`).
 """
 
-from tflite_export.convert import MODES
-from tflite_export.convert import ConversionError
-from tflite_export.convert import convert
-from tflite_export.convert import input_specs
-from tflite_export.convert import save_atomically
+from tflite_export import targets
+from tflite_export.conversion import MODES
+from tflite_export.conversion import ConversionError
+from tflite_export.conversion import convert
+from tflite_export.conversion import input_specs
+from tflite_export.conversion import save_atomically
 from tflite_export.errors import CommandFailed
 from tflite_export.errors import DataError
 from tflite_export.errors import ExportError
 from tflite_export.errors import OutputError
 from tflite_export.errors import TargetError
+from tflite_export.inspection import Inspection
 from tflite_export.inspection import ModelFileError
 from tflite_export.inspection import gzip_size
 from tflite_export.inspection import inspect
-from tflite_export.verify import verify
+from tflite_export.verification import Verification
+from tflite_export.verification import run_tflite
+from tflite_export.verification import verify
 
 __all__ = ["MODES", "CommandFailed", "ConversionError", "DataError",
-           "ExportError", "ModelFileError", "OutputError", "TargetError",
-           "convert", "gzip_size", "input_specs", "inspect",
-           "save_atomically", "verify"]
+           "ExportError", "Inspection", "ModelFileError", "OutputError",
+           "TargetError", "Verification", "convert", "gzip_size",
+           "input_specs", "inspect", "run_tflite", "save_atomically",
+           "targets", "verify"]

@@ -27,7 +27,7 @@ from absl import flags
 
 from tflite_export import console
 from tflite_export import reports
-from tflite_export.convert import MODES
+from tflite_export.conversion import MODES
 from tflite_export.errors import ExportError
 from tflite_export.targets import MAX_RUNS
 from tflite_export.targets import MAX_THREADS
@@ -263,7 +263,7 @@ def bench_command(tflite_path):
     if _DATA.value:
         x, _ = data_lib.load(_DATA.value, None)
     progress = _progress(1)
-    result = targets.run(_TARGET.value, tflite_path, threads=_THREADS.value,
+    result = targets.bench(_TARGET.value, tflite_path, threads=_THREADS.value,
                          runs=_RUNS.value, warmup=_WARMUP.value,
                          xnnpack=_XNNPACK.value, x=x,
                          ssh_identity=_SSH_IDENTITY.value,

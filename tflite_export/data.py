@@ -12,6 +12,8 @@
 Every failure is a `DataError` that names the file and what was expected.
 """
 
+from __future__ import annotations
+
 import os
 import zipfile
 
@@ -26,7 +28,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-def load(path, input_shape=None):
+def load(path: str | os.PathLike, input_shape: tuple | None = None):
     """`(x, y or None)` from a DATA path, checked.
 
     Args:

@@ -5,6 +5,8 @@ types they run in, the share of ops that run in integer arithmetic, the zero
 fraction of each constant weight, and the size raw and gzipped.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import gzip
 import os
@@ -103,12 +105,12 @@ class Inspection:
         }
 
 
-def gzip_size(data):
+def gzip_size(data: bytes) -> int:
     """Size of `data` after gzip at level 9."""
     return len(gzip.compress(bytes(data), compresslevel=9))
 
 
-def inspect(tflite_bytes):
+def inspect(tflite_bytes: bytes) -> Inspection:
     """Reports the ops, int8 coverage, weight sparsity and sizes.
 
     An op counts as float when any of its tensors is floating point, as

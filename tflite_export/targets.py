@@ -4,6 +4,8 @@ Every target runs the same self-contained `bench_script.py` and returns its
 JSON result, so latency, load time and outputs are measured the same way.
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import sys
@@ -39,7 +41,7 @@ def _script_args(model, threads, runs, warmup, xnnpack, inputs, outputs):
 def prepare_inputs(tflite_path, x, directory):
     """Saves `x`, quantized to the model's input type, as an `.npy` file."""
     from tflite_export.inspection import interpreter_for
-    from tflite_export.verify import quantize
+    from tflite_export.verification import quantize
 
     x = check_inputs(x)
     with open(tflite_path, "rb") as f:
@@ -65,9 +67,12 @@ def check_settings(threads, runs, warmup):
                              f"integer in [{low}, {high}].")
 
 
-def run(target, tflite_path, threads=1, runs=50, warmup=5, xnnpack=True,
-        x=None, ssh_identity=None, benchmark_binary=None,
-        remote_python="python3", ssh_accept_new_host_key=False):
+def bench(target: str, tflite_path: str, threads: int = 1, runs: int = 50,
+          warmup: int = 5, xnnpack: bool = True, x=None,
+          ssh_identity: str | None = None,
+          benchmark_binary: str | None = None,
+          remote_python: str = "python3",
+          ssh_accept_new_host_key: bool = False) -> dict:
     """Benchmarks `tflite_path` on `target`.
 
     Returns:

@@ -13,7 +13,7 @@ Typical use (a pruned student learns from its float original)::
     final = kc.strip_pruning(distiller.student)
 """
 
-from kcompress.distillation.distill import distill
+from kcompress.distillation.distiller import distill
 from kcompress.distillation.losses import SoftTargetKLDivergence
 
 __all__ = ["distill", "SoftTargetKLDivergence"]

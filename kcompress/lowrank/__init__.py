@@ -8,8 +8,8 @@ Typical use::
     kc.summary(small, baseline=model)   # parameters and MACs per layer
 """
 
-from kcompress.lowrank.factorize import factorize
-from kcompress.lowrank.factorize import factorized_parameters
-from kcompress.lowrank.factorize import rank_for_energy
+from kcompress.lowrank.factorization import factorize
+from kcompress.lowrank.factorization import factorized_parameters
+from kcompress.lowrank.factorization import rank_for_energy
 
 __all__ = ["factorize", "factorized_parameters", "rank_for_energy"]

@@ -22,10 +22,12 @@ from kcompress.pruning.pruning_callbacks import UpdatePruningStep
 from kcompress.pruning.pruning_schedule import ConstantSparsity
 from kcompress.pruning.pruning_schedule import PolynomialDecay
 from kcompress.pruning.pruning_schedule import PruningSchedule
+from kcompress.pruning.pruning_schedule import ScheduleFn
 from kcompress.pruning.pruning_wrapper import PruneLowMagnitude
-from kcompress.pruning.shrink import shrink
+from kcompress.pruning.shrinking import shrink
 
 __all__ = [
+    "ScheduleFn",
     "ConstantSparsity",
     "PolynomialDecay",
     "PrunableLayer",

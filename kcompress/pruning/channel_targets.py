@@ -13,7 +13,7 @@ import numpy as np
 from kcompress.pruning.prune import prune_low_magnitude
 from kcompress.pruning.prune import pruning_wrappers
 from kcompress.pruning.pruning_schedule import ConstantSparsity
-from kcompress.pruning.shrink import shrink
+from kcompress.pruning.shrinking import shrink
 
 __all__ = ["channel_fraction_for", "channel_report"]
 
@@ -21,7 +21,7 @@ __all__ = ["channel_fraction_for", "channel_report"]
 def _cost(model, measure):
     if measure == "params":
         return model.count_params()
-    from kcompress.summary import layer_stats
+    from kcompress.profiling import layer_stats
 
     return sum(row.macs for row in layer_stats(model))
 

@@ -1,12 +1,16 @@
 """Entry points: `prune_low_magnitude` and `strip_pruning`."""
 
+from __future__ import annotations
+
 import logging
+from typing import Union
 
 import keras
 import numpy as np
 
 from kcompress import _model_utils
 from kcompress.pruning import prunable_layer
+from kcompress.pruning.pruning_schedule import ScheduleFn
 from kcompress.pruning.pruning_wrapper import CHANNEL_LAYERS
 from kcompress.pruning.pruning_wrapper import PruneLowMagnitude
 
@@ -34,9 +38,14 @@ def pruning_wrappers(model):
     return list(found.values())
 
 
-def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1),
-                        block_pooling_type="AVG", sparsity_m_by_n=None,
-                        structure=None, **kwargs):
+def prune_low_magnitude(
+        to_prune: Union[keras.layers.Layer, list, keras.Model],
+        pruning_schedule: Union[ScheduleFn, dict, None] = None,
+        block_size: tuple[int, int] = (1, 1),
+        block_pooling_type: str = "AVG",
+        sparsity_m_by_n: Union[tuple[int, int], None] = None,
+        structure: Union[str, None] = None,
+        **kwargs) -> Union[keras.layers.Layer, list, keras.Model]:
     """Makes a layer or model prune its weights by magnitude during `fit`.
 
     Accepts what TFMOT's function of the same name accepts:
@@ -223,7 +232,9 @@ def _strip_wrapper(wrapper):
     return _model_utils.clone_layer(inner, weights=values)
 
 
-def strip_pruning(model):
+def strip_pruning(
+        model: Union[keras.Model, keras.layers.Layer],
+) -> Union[keras.Model, keras.layers.Layer]:
     """Removes the pruning wrappers, keeping the zeros they made.
 
     Args:

@@ -10,10 +10,25 @@ itself, so the final sparsity is reached even when `end_step - begin_step` is
 not a multiple of `frequency`. TFMOT silently stops short in that case.
 """
 
+from typing import Any
+from typing import Protocol
+
 import keras
 from keras import ops
 
-__all__ = ["PruningSchedule", "ConstantSparsity", "PolynomialDecay"]
+__all__ = ["PruningSchedule", "ConstantSparsity", "PolynomialDecay",
+           "ScheduleFn"]
+
+class ScheduleFn(Protocol):
+    """The schedule contract: `step -> (should_update, sparsity)`.
+
+    `step` is an integer (a Python int or a scalar tensor); `should_update`
+    is a boolean scalar saying whether masks are recomputed at this step,
+    and `sparsity` the fraction of weights to zero, in [0, 1). Every
+    `PruningSchedule` is one, and so is any function of that form.
+    """
+
+    def __call__(self, step: Any) -> tuple[Any, Any]: ...
 
 
 def _check_sparsity(name, value):

@@ -23,6 +23,7 @@ from kcompress.quantization.quantize import quantize_annotate_model
 from kcompress.quantization.quantize import quantize_apply
 from kcompress.quantization.quantize import quantize_layers
 from kcompress.quantization.quantize import quantize_model
+from kcompress.quantization.quantize import quantized_layers
 from kcompress.quantization.quantize import strip_quantization
 from kcompress.quantization.quantize_annotate import QuantizeAnnotate
 from kcompress.quantization.quantize_config import QuantizeConfig
@@ -42,6 +43,7 @@ __all__ = [
     "quantize_annotate_model",
     "quantize_apply",
     "quantize_layers",
+    "quantized_layers",
     "quantize_model",
     "strip_quantization",
 ]

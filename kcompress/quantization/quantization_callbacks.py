@@ -5,7 +5,7 @@ from keras import ops
 
 from kcompress.quantization.activation_range import ActivationRange
 from kcompress.quantization.fold_batchnorm import QuantizeConvBatchNorm
-from kcompress.quantization.quantize import quantize_layers
+from kcompress.quantization.quantize import quantized_layers
 
 __all__ = ["FreezeQuantizationRanges", "FreezeBatchNormStatistics"]
 
@@ -72,7 +72,7 @@ class FreezeQuantizationRanges(_FreezeAfterStep):
         layer.freeze_range()
 
     def targets(self, model):
-        return [layer for layer in quantize_layers(model)
+        return [layer for layer in quantized_layers(model)
                 if isinstance(layer, ActivationRange)
                 and hasattr(layer, "range_state")]
 
@@ -92,5 +92,5 @@ class FreezeBatchNormStatistics(_FreezeAfterStep):
         layer.batchnorm_frozen.assign(1.0)
 
     def targets(self, model):
-        return [layer for layer in quantize_layers(model)
+        return [layer for layer in quantized_layers(model)
                 if isinstance(layer, QuantizeConvBatchNorm)]

@@ -13,6 +13,8 @@ DepthwiseConv2D and a 1x1 Conv2D, as TFLite does, and it puts a
 its zeros through QAT (`preserve_sparsity=True`).
 """
 
+from __future__ import annotations
+
 import keras
 import numpy as np
 
@@ -30,7 +32,7 @@ from kcompress.quantization.quantize_wrapper import QuantizeWrapper
 
 __all__ = ["quantize_model", "quantize_annotate_layer",
            "quantize_annotate_model", "quantize_apply", "strip_quantization",
-           "calibrate", "quantize_layers", "unsupported_layer_error"]
+           "calibrate", "quantized_layers", "quantize_layers"]
 
 _PER_LAYER_HINT = (
     "build the model functionally, or quantize its layers where the model "
@@ -40,7 +42,7 @@ _PER_LAYER_HINT = (
 
 
 
-def quantize_layers(model):
+def quantized_layers(model: keras.Model) -> list:
     """The QAT layers (wrappers, folded pairs, input quantizers) of `model`."""
     if isinstance(model, ActivationRange):
         return [model]
@@ -82,7 +84,7 @@ def _check_model(model, verb):
             f"Model '{model.name}' is not built and has no input shape. "
             "Give it a keras.Input (or call it on data) before quantizing."
         )
-    if quantize_layers(model):
+    if quantized_layers(model):
         raise ValueError(
             f"Model '{model.name}' is already quantized: it holds QAT layers. "
             "Quantizing twice is not supported; call strip_quantization "
@@ -224,7 +226,8 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
     return new
 
 
-def quantize_apply(model, preserve_sparsity=True, calibration_data=None):
+def quantize_apply(model: keras.Model, preserve_sparsity: bool = True,
+                   calibration_data=None) -> keras.Model:
     """Quantizes the layers of `model` marked by the annotate functions.
 
     Args:
@@ -241,7 +244,8 @@ def quantize_apply(model, preserve_sparsity=True, calibration_data=None):
                      "quantize_apply")
 
 
-def quantize_model(model, preserve_sparsity=True, calibration_data=None):
+def quantize_model(model: keras.Model, preserve_sparsity: bool = True,
+                   calibration_data=None) -> keras.Model:
     """Quantizes every layer of `model` for QAT with TFLite's int8 scheme.
 
     Args:
@@ -299,7 +303,7 @@ def _quantize(model, annotated_only, preserve_sparsity, calibration_data,
     return quantized
 
 
-def calibrate(model, data, batch_size=32):
+def calibrate(model: keras.Model, data, batch_size: int = 32) -> None:
     """Sets every activation range of a QAT model to cover `data`.
 
     Runs the model eagerly in inference mode over `data` in batches; each
@@ -311,7 +315,7 @@ def calibrate(model, data, batch_size=32):
         data: array of model inputs (or a list of arrays for several inputs).
         batch_size: batch size of the calibration passes.
     """
-    layers = [layer for layer in quantize_layers(model)
+    layers = [layer for layer in quantized_layers(model)
               if isinstance(layer, ActivationRange) and layer.built]
     if not layers:
         raise ValueError(
@@ -339,7 +343,7 @@ def calibrate(model, data, batch_size=32):
             layer.calibrating = False
 
 
-def strip_quantization(model):
+def strip_quantization(model: keras.Model) -> keras.Model:
     """A plain float copy of a QAT model.
 
     QAT wrappers become their float layers (with preserved zeros applied),
@@ -382,3 +386,7 @@ def strip_quantization(model):
                                    call_function=call_function)
     new.name = model.name
     return new
+
+
+# The earlier name, which read as a verb; kept for code that uses it.
+quantize_layers = quantized_layers

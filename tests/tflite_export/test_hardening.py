@@ -76,7 +76,7 @@ def test_runs_and_warmup_are_bounded(tiny):
                      "not an integer in the range [0, 10000]")
     with pytest.raises(ValueError, match="runs=0"):
         from tflite_export import targets
-        targets.run("host", model, runs=0)
+        targets.bench("host", model, runs=0)
 
 
 def test_bench_timings_use_bounded_memory():

@@ -6,15 +6,21 @@ kcompress wrappers where the mode needs it, traces the model into a
 `tf.lite.TFLiteConverter` with the settings of the mode.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import re
 import tempfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tflite_export.errors import ExportError
 from tflite_export.errors import OutputError
+
+if TYPE_CHECKING:  # Keras loads lazily here; only for the hints.
+    import keras
 
 MODES = ("float32", "float16", "dynamic", "int8", "int16x8", "qat")
 _NEEDS_DATA = ("int8", "int16x8")
@@ -124,9 +130,9 @@ def check_data(data, model, argument="representative_data"):
 @contextlib.contextmanager
 def _export_mode(model):
     """Traces QAT layers without their float pass-through (ActivationRange)."""
-    from kcompress.quantization import quantize_layers
+    from kcompress.quantization import quantized_layers
 
-    layers = [layer for layer in quantize_layers(model)
+    layers = [layer for layer in quantized_layers(model)
               if hasattr(layer, "export_mode")]
     for layer in layers:
         layer.export_mode = True
@@ -141,14 +147,14 @@ def prepare(model, mode):
     """The model to trace for `mode`: kcompress wrappers stripped as needed."""
     from kcompress.pruning import pruning_wrappers
     from kcompress.pruning import strip_pruning
-    from kcompress.quantization import quantize_layers
+    from kcompress.quantization import quantized_layers
     from kcompress.quantization import strip_quantization
 
     keras = _keras()
     check_model(model)
     if pruning_wrappers(model):
         model = strip_pruning(model)
-    qat_layers = quantize_layers(model)
+    qat_layers = quantized_layers(model)
     if mode == "qat":
         if not qat_layers:
             raise ConversionError(
@@ -189,8 +195,9 @@ def _flex_error(error):
     return ConversionError(f"TFLite conversion failed: {first[:500]}")
 
 
-def convert(model, mode, representative_data=None, float_io=False,
-            allow_flex=False, sparse_encoding=False):
+def convert(model: keras.Model, mode: str, representative_data=None,
+            float_io: bool = False, allow_flex: bool = False,
+            sparse_encoding: bool = False) -> bytes:
     """Converts a Keras 3 model to TFLite bytes.
 
     Args:
@@ -299,7 +306,7 @@ def _umask():
     return mask
 
 
-def save_atomically(data, path):
+def save_atomically(data: bytes, path: str | os.PathLike) -> None:
     """Writes bytes to `path` via a temporary file and a rename.
 
     The file gets the permissions any file the user writes gets (0666 less

@@ -13,6 +13,8 @@ with them as usual; `distiller.student` comes out ready for
 `strip_pruning` and `tflite_export.convert`.
 """
 
+from __future__ import annotations
+
 import keras
 
 from kcompress import _model_utils
@@ -25,8 +27,10 @@ def _output_shapes(model):
     return [tuple(t.shape[1:]) for t in model.outputs]
 
 
-def distill(student, teacher, temperature=1.0, student_loss_weight=0.1,
-            feature_layers=None, **kwargs):
+def distill(student: keras.Model, teacher: keras.Model,
+            temperature: float = 1.0, student_loss_weight: float = 0.1,
+            feature_layers: list | None = None,
+            **kwargs) -> keras.distillation.Distiller:
     """A `keras.distillation.Distiller` of `teacher` into `student`.
 
     Args:

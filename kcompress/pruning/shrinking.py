@@ -23,6 +23,8 @@ Concatenate, ...) is refused by name, because the merged branches would have
 to drop the same channels.
 """
 
+from __future__ import annotations
+
 import keras
 import numpy as np
 
@@ -176,7 +178,7 @@ def _batchnorm(layer, weights, kept, constants):
     return [w[kept] for w in weights], new_constants
 
 
-def shrink(model):
+def shrink(model: keras.Model) -> keras.Model:
     """Rebuilds `model` without the channels that channel pruning zeroed.
 
     Args:

@@ -5,7 +5,10 @@ count, the zeros, the sparsity, and the bytes the weights take at float32 and
 at int8. Pruned layers are counted as they will be exported (masks applied).
 """
 
+from __future__ import annotations
+
 import dataclasses
+from typing import Callable
 
 import keras
 import numpy as np
@@ -190,7 +193,8 @@ def _format_reduction(rows, baseline_rows):
     return "Against the baseline model:\n" + "\n".join(lines)
 
 
-def summary(model, print_fn=print, baseline=None):
+def summary(model: keras.Model, print_fn: Callable[[str], None] = print,
+            baseline: keras.Model | None = None) -> list:
     """Prints the per-layer compression table of `model`.
 
     Args:

@@ -26,6 +26,8 @@ made of plain Keras layers, so it trains, prunes, quantizes and converts like
 any model.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import logging
 
@@ -272,7 +274,9 @@ def _check_data(data, model):
     return array
 
 
-def factorize(model, rank=None, energy=None, layers=None, data=None):
+def factorize(model: keras.Model, rank: int | None = None,
+              energy: float | None = None, layers: list | None = None,
+              data=None) -> keras.Model:
     """Replaces Dense and Conv2D layers with low-rank factorized pairs.
 
     Args:

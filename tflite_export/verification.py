@@ -1,14 +1,20 @@
 """`verify`: does the `.tflite` file give the answers the Keras model gave?"""
 
+from __future__ import annotations
+
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tflite_export.convert import ConversionError
-from tflite_export.convert import check_data
-from tflite_export.convert import check_model
+from tflite_export.conversion import ConversionError
+from tflite_export.conversion import check_data
+from tflite_export.conversion import check_model
 from tflite_export.inspection import check_tflite_bytes
 from tflite_export.inspection import interpreter_for
+
+if TYPE_CHECKING:  # Keras loads lazily here; only for the hints.
+    import keras
 
 _BATCH = 64
 
@@ -71,7 +77,7 @@ def output_scale(interpreter):
     return None
 
 
-def run(tflite_bytes, arrays, num_threads=None, delegates=True):
+def run_tflite(tflite_bytes, arrays, num_threads=None, delegates=True):
     """Runs the TFLite model over the input arrays; float outputs.
 
     `delegates=False` uses TFLite's built-in kernels instead of XNNPACK.
@@ -121,7 +127,8 @@ def _check_same_signature(tflite_bytes, keras_model):
             "converted from.")
 
 
-def verify(tflite_bytes, keras_model, x, y=None):
+def verify(tflite_bytes: bytes, keras_model: keras.Model, x,
+           y=None) -> Verification:
     """Runs the TFLite model on `x` and compares it with `keras_model`.
 
     Args:
@@ -146,7 +153,7 @@ def verify(tflite_bytes, keras_model, x, y=None):
                 f"Received: y of dtype {y.dtype} and shape {y.shape}. "
                 f"Expected one integer label per sample, shape "
                 f"({len(arrays[0])},).")
-    lite, scale = run(tflite_bytes, arrays)
+    lite, scale = run_tflite(tflite_bytes, arrays)
     reference = keras_model.predict(arrays if len(arrays) > 1 else arrays[0],
                                     verbose=0, batch_size=256)
     reference = np.asarray(reference, np.float32).reshape(lite.shape)
