@@ -41,7 +41,7 @@ $(VENV)/.bench-installed: $(STAMP)
 
 ## demo: the main job: train, prune 80%, QAT, int8 export, bench on host and emulated Pi 4, report.
 demo: $(STAMP) system-deps
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m kcompress.demo
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m kcompress_demo
 
 ## notebooks: re-run every notebook in place, saving its outputs (plots included).
 notebooks: $(STAMP) system-deps

@@ -43,7 +43,7 @@ def _row(name, tflite, data, params=None):
 def kcompress_rows(data):
     import kcompress as kc
     import tflite_export as te
-    from kcompress import reference
+    from kcompress_demo import reference
 
     def fit(model, epochs, callbacks=()):
         return reference.fit(model, data, epochs, callbacks)
@@ -142,7 +142,7 @@ def table(ours, theirs):
 
 def main(argv):
     del argv
-    from kcompress import reference
+    from kcompress_demo import reference
 
     if not _SKIP_TFMOT.value:
         try:

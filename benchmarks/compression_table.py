@@ -29,7 +29,7 @@ from absl import flags  # noqa: E402
 
 import kcompress as kc  # noqa: E402
 import tflite_export as te  # noqa: E402
-from kcompress import reference  # noqa: E402
+from kcompress_demo import reference  # noqa: E402
 from tflite_export.verification import run_tflite  # noqa: E402
 
 VARIANTS = ("dense", "lowrank", "pruned90", "pruned90_distilled",

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 
 def build_cnn(seed=0):
-    """The same architecture as `kcompress.reference.reference_cnn`."""
+    """The same architecture as `kcompress_demo.reference.reference_cnn`."""
     tf.keras.utils.set_random_seed(seed)
     layers = tf.keras.layers
     return tf.keras.Sequential([

@@ -62,7 +62,7 @@ def _kcompress_fits(data, end_step):
     import keras
 
     import kcompress as kc
-    from kcompress import reference
+    from kcompress_demo import reference
 
     plain = reference.compile_reference(reference.reference_cnn(seed=0))
     pruned = reference.compile_reference(kc.prune_low_magnitude(
@@ -102,7 +102,7 @@ def _tfmot_fits(data, end_step):
 
 
 def measure(rounds, epochs_per_round, with_tfmot):
-    from kcompress import reference
+    from kcompress_demo import reference
 
     data = reference.load_digits_split()
     steps = -(-len(data.x_train) // BATCH)

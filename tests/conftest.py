@@ -7,7 +7,7 @@ tests get clones of it, so no test can change another's starting point.
 import keras
 import pytest
 
-from kcompress import reference
+from kcompress_demo import reference
 
 
 @pytest.fixture(autouse=True)

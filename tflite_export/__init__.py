@@ -3,8 +3,9 @@
 The library part: `convert(model, mode, ...)` returns `.tflite` bytes,
 `verify(tflite_bytes, keras_model, x, y)` checks them against the Keras model
 with `ai_edge_litert`, and `inspect(tflite_bytes)` reports ops, int8 coverage,
-weight sparsity and sizes. This package is the only place in the project that
-imports TensorFlow, and it does so lazily: `import tflite_export` loads
+weight sparsity and sizes. TensorFlow is this package's (kcompress reaches
+for it only in two fenced places: TensorBoard event files and a
+`tf.distribute` check), and it loads lazily: `import tflite_export` loads
 neither Keras nor TensorFlow. Every error it raises on purpose is an
 `ExportError` (also a `ValueError`, `RuntimeError` or `OSError`).
 """

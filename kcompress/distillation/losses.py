@@ -5,8 +5,8 @@ softmax of both logits and hands the probabilities to
 `keras.losses.KLDivergence`, which clips them to `[1e-7, 1]`. Where the
 student is confidently wrong, as a freshly pruned student often is, the
 clipped probability has no gradient, and the float32 softmax loses the small
-probabilities the soft targets are about. On the 90%-pruned digits CNN that
-cost 1 to 3 points against plain fine-tuning.
+probabilities the soft targets are about. On the pruned digits CNN that cost
+distillation its lead over plain fine-tuning (BUILD.md has the figures).
 
 This loss takes the temperature-scaled logits that `LogitsDistillation`
 passes to a custom loss and computes the same KL divergence with

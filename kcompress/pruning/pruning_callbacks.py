@@ -83,8 +83,9 @@ class UpdatePruningStep(keras.callbacks.Callback):
 
 def _tensorboard_writer(log_dir):
     """A TensorBoard event writer, or None where TensorFlow is unavailable."""
-    # TensorBoard event files are written by TensorFlow's summary ops; this is
-    # the one place outside tflite_export/ that reaches for TensorFlow.
+    # TensorBoard event files are written by TensorFlow's summary ops. Outside
+    # tflite_export/, TensorFlow is reached only here and in the fenced
+    # `tf.distribute` question of pruning_wrapper._can_assign_in_branch.
     try:
         import tensorboard  # noqa: F401  (tf.summary needs it to write)
         import tensorflow as tf

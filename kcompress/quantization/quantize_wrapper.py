@@ -4,7 +4,7 @@ Both learn an activation range as an exponential moving average during `fit`
 and fake-quantize with it. The first training batch (or `calibrate`) sets the
 range outright. Until a range is set, activations pass through in float, so a
 freshly quantized model scores what the float model scores (TFMOT starts from
-a fixed [-6, 6] range and scores about 10% on digits before training).
+a fixed [-6, 6] range, and scores near chance on digits before training).
 """
 
 import keras

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import kcompress as kc
-from kcompress import reference
+from kcompress_demo import reference
 
 
 def _compile(distiller):

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 import kcompress as kc  # noqa: E402
 import tflite_export as te  # noqa: E402
-from kcompress import reference  # noqa: E402
+from kcompress_demo import reference  # noqa: E402
 
 
 def replica_values(variable):

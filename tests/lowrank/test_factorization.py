@@ -4,9 +4,9 @@ import pytest
 
 import kcompress as kc
 import tflite_export as te
-from kcompress import reference
 from kcompress.lowrank import factorize
 from kcompress.lowrank import rank_for_energy
+from kcompress_demo import reference
 
 L = keras.layers
 

@@ -11,8 +11,8 @@ import pytest
 
 import kcompress as kc
 import tflite_export as te
-from kcompress import reference
 from kcompress.pruning import PolynomialDecay
+from kcompress_demo import reference
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import kcompress as kc
-from kcompress import reference
 from kcompress.pruning import PolynomialDecay
+from kcompress_demo import reference
 
 FINE_TUNE_EPOCHS = 10
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import kcompress as kc
-from kcompress import reference
+from kcompress_demo import reference
 from tests.tflite_export.helpers import assert_bad_input
 from tests.tflite_export.helpers import cli
 

@@ -5,7 +5,7 @@ import pytest
 
 import kcompress as kc
 import tflite_export as te
-from kcompress import reference
+from kcompress_demo import reference
 
 TFMOT_QAT_ACCURACY = 0.9722
 QAT_EPOCHS = 5

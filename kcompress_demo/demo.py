@@ -6,7 +6,7 @@ Keras model, benchmarks both files on the host and on the emulated
 Raspberry Pi 4, and prints the compression report: per-layer sparsity,
 accuracy in Keras and in TFLite, size, gzip size and latency.
 
-Run: `python -m kcompress.demo [--sparsity=0.8] [--out_dir=artifacts]`.
+Run: `python -m kcompress_demo [--sparsity=0.8] [--out_dir=artifacts]`.
 """
 
 import json
@@ -58,7 +58,7 @@ def run_pipeline(sparsity, epochs, fine_tune_epochs, qat_epochs, out_dir,
     """Runs the demo; returns a dict of the figures it printed."""
     import kcompress as kc
     import tflite_export as te
-    from kcompress import reference
+    from kcompress_demo import reference
 
     os.makedirs(out_dir, exist_ok=True)
     data = reference.load_digits_split()
