@@ -7,6 +7,7 @@ re-initializes weights; `clone_layer` copies them.
 """
 
 import keras
+import numpy as np
 
 # Keras does not export the Functional class; it is the only reliable way to
 # tell a graph-built model from a subclassed one.
@@ -24,6 +25,47 @@ def iter_layers(model):
         yield layer
         if isinstance(layer, keras.Model):
             yield from iter_layers(layer)
+
+
+def find_layers(model, kinds):
+    """The layers of `model` that are instances of `kinds`, each once.
+
+    Nested models are searched. A layer reached through more than one path
+    (a Distiller reaches its student's layers twice) is listed once, in
+    first-seen order. `model` may itself be such a layer.
+    """
+    if isinstance(model, kinds):
+        return [model]
+    if not isinstance(model, keras.Model):
+        return []
+    found = {}
+    for layer in iter_layers(model):
+        if isinstance(layer, kinds):
+            found.setdefault(id(layer), layer)
+    return list(found.values())
+
+
+def clone(model, clone_function, call_function=None):
+    """`keras.models.clone_model`, keeping the user's model name."""
+    new = keras.models.clone_model(model, clone_function=clone_function,
+                                   call_function=call_function)
+    # clone_model builds a new graph; the names stay the user's.
+    new.name = model.name
+    return new
+
+
+def values_with(variables, substitutes):
+    """Numpy values of `variables`, with `[(variable, value)]` pairs (masked
+    or fake-quantized weights) in place of those variables' own values."""
+    by_id = {id(v): keras.ops.convert_to_numpy(x) for v, x in substitutes}
+    return [by_id.get(id(v), np.asarray(keras.ops.convert_to_numpy(v)))
+            for v in variables]
+
+
+def has_zeros(tensor):
+    """Whether `tensor` holds at least one exact zero."""
+    return not bool(keras.ops.convert_to_numpy(
+        keras.ops.all(keras.ops.not_equal(tensor, 0))))
 
 
 def clone_layer(layer, weights=None):
@@ -106,10 +148,7 @@ def transform_model(model, layer_fn):
             return transform_model(layer, layer_fn)
         return layer_fn(layer)
 
-    new = keras.models.clone_model(model, clone_function=clone_function)
-    # clone_model builds a new graph; the names stay the user's.
-    new.name = model.name
-    return new
+    return clone(model, clone_function)
 
 
 def expand_layers(model, replace):
@@ -153,7 +192,4 @@ def expand_layers(model, replace):
             outputs = following(outputs)
         return outputs
 
-    new = keras.models.clone_model(model, clone_function=clone_function,
-                                   call_function=call_function)
-    new.name = model.name
-    return new
+    return clone(model, clone_function, call_function)

@@ -13,6 +13,8 @@ from typing import Callable
 import keras
 import numpy as np
 
+from kcompress import _model_utils
+
 __all__ = ["LayerStats", "layer_stats", "summary"]
 
 
@@ -35,15 +37,13 @@ class LayerStats:
 
 def _effective_weights(layer):
     """`(variable, values)` for each weight, pruning masks applied."""
-    masked = {}
     if hasattr(layer, "masked_weights"):
-        masked = {id(w): keras.ops.convert_to_numpy(v)
-                  for w, v in layer.masked_weights()}
         variables = layer.layer.weights
+        substitutes = layer.masked_weights()
     else:
-        variables = layer.weights
-    return [(v, masked.get(id(v), keras.ops.convert_to_numpy(v)))
-            for v in variables]
+        variables, substitutes = layer.weights, ()
+    return list(zip(variables,
+                    _model_utils.values_with(variables, substitutes)))
 
 
 def _int8_bytes(variable, values):

@@ -14,8 +14,6 @@ import re
 import tempfile
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from tflite_export.errors import ExportError
 from tflite_export.errors import OutputError
 
@@ -88,43 +86,20 @@ def check_data(data, model, argument="representative_data"):
     """Validates an input array (or list of arrays) for `model`.
 
     Returns:
-        The list of arrays, one per model input.
+        The list of arrays, one per model input, in the inputs' dtypes.
 
     Raises:
-        ConversionError: on wrong count, shape, dtype, or non-finite values.
+        ConversionError: on wrong count, shape, dtype, no samples, or
+            non-finite values (`kcompress.inputs.check_inputs`).
     """
+    from kcompress.inputs import check_inputs
+
     specs = input_specs(model)
-    arrays = list(data) if isinstance(data, (list, tuple)) else [data]
-    if len(arrays) != len(specs):
-        raise ConversionError(
-            f"Received: {argument} with {len(arrays)} arrays. Expected "
-            f"{len(specs)}, one per model input."
-        )
-    checked = []
-    for array, (shape, dtype) in zip(arrays, specs):
-        array = np.asarray(array)
-        if array.dtype.kind not in "fiu":
-            raise ConversionError(
-                f"Received: {argument} of dtype {array.dtype}. Expected "
-                f"numbers (the model input is {dtype})."
-            )
-        if array.ndim != len(shape) or any(
-                want is not None and want != got
-                for want, got in zip(shape[1:], array.shape[1:])):
-            raise ConversionError(
-                f"Received: {argument} of shape {array.shape}. Expected "
-                f"(n, {', '.join(str(d) for d in shape[1:])}) to match the "
-                "model input."
-            )
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise ConversionError(
-                f"Received: {argument} with NaN or infinite values. Expected "
-                "finite numbers."
-            )
-        if len(array) == 0:
-            raise ConversionError(f"Received: an empty {argument}.")
-        checked.append(array.astype(dtype))
-    return checked
+    try:
+        arrays = check_inputs(data, model, argument)
+    except ValueError as error:
+        raise ConversionError(str(error)) from None
+    return [array.astype(dtype) for array, (_, dtype) in zip(arrays, specs)]
 
 
 @contextlib.contextmanager

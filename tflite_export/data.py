@@ -87,16 +87,23 @@ def _load_arrays(path):
 
 
 def check_inputs(x, name="data"):
-    """`x` as an array of numbers, at least one sample, all finite."""
+    """`x` as an array of numbers, at least one sample, all finite.
+
+    The same checks, with the same messages, as `kcompress.inputs`
+    (which serves everything that has a model to check against), kept here
+    without it: importing kcompress loads Keras, and the command checks
+    DATA files before it loads Keras.
+    """
     x = np.asarray(x)
     if x.dtype.kind not in "fiub":
-        raise DataError(f"{name}: data of dtype {x.dtype} is not numeric. "
-                        "Expected numbers.")
+        raise DataError(f"Received: {name} of dtype {x.dtype}, which is not "
+                        "numeric. Expected numbers.")
     if x.ndim == 0 or len(x) == 0:
-        raise DataError(f"{name}: no samples (inputs of shape {x.shape}).")
+        raise DataError(f"Received: {name} with no samples (shape "
+                        f"{x.shape}). Expected at least one.")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise DataError(f"{name}: inputs hold NaN or infinite values. "
-                        "Expected finite numbers.")
+        raise DataError(f"Received: {name} with NaN or infinite (non-finite) "
+                        "values. Expected finite numbers.")
     return x
 
 

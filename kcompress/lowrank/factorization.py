@@ -35,6 +35,7 @@ import keras
 import numpy as np
 
 from kcompress import _model_utils
+from kcompress.inputs import check_inputs
 
 __all__ = ["factorize", "rank_for_energy", "factorized_parameters"]
 
@@ -249,29 +250,12 @@ def _input_grams(model, candidates, data, batch_size=256):
 
 def _check_data(data, model):
     """`data` as a float array that fits the model's (single) input."""
-    array = np.asarray(data)
-    if array.dtype.kind not in "fiub":
-        raise ValueError(f"Received: data of dtype {array.dtype}. Expected "
-                         "numbers (typical model inputs).")
-    expected = tuple(model.inputs[0].shape[1:]) if len(model.inputs) == 1 \
-        else None
-    if expected is None:
+    if len(model.inputs) != 1:
         raise ValueError(f"Received: data for model '{model.name}', which "
                          f"has {len(model.inputs)} inputs. Data-aware "
                          "factorization supports single-input models; call "
                          "factorize without data.")
-    if array.ndim != len(expected) + 1 or len(array) == 0 or any(
-            want is not None and want != got
-            for want, got in zip(expected, array.shape[1:])):
-        raise ValueError(
-            f"Received: data of shape {array.shape}. Expected (n, "
-            f"{', '.join(str(d) for d in expected)}) with n >= 1, to match "
-            f"the input of model '{model.name}'.")
-    array = array.astype("float32")
-    if not np.isfinite(array).all():
-        raise ValueError("Received: data with NaN or infinite values. "
-                         "Expected finite numbers.")
-    return array
+    return check_inputs(data, model)[0].astype("float32")
 
 
 def factorize(model: keras.Model, rank: int | None = None,

@@ -6,7 +6,6 @@ import logging
 from typing import Union
 
 import keras
-import numpy as np
 
 from kcompress import _model_utils
 from kcompress.pruning import prunable_layer
@@ -26,16 +25,7 @@ _PER_LAYER_HINT = (
 
 def pruning_wrappers(model):
     """All `PruneLowMagnitude` layers in `model`, nested models included."""
-    if isinstance(model, PruneLowMagnitude):
-        return [model]
-    if not isinstance(model, keras.Model):
-        return []
-    # A Distiller reaches its student's layers through more than one path.
-    found = {}
-    for layer in _model_utils.iter_layers(model):
-        if isinstance(layer, PruneLowMagnitude):
-            found.setdefault(id(layer), layer)
-    return list(found.values())
+    return _model_utils.find_layers(model, PruneLowMagnitude)
 
 
 def prune_low_magnitude(
@@ -225,10 +215,7 @@ def _supports_m_by_n(layer):
 def _strip_wrapper(wrapper):
     """A plain copy of the wrapped layer with `weight * mask` baked in."""
     inner = wrapper.layer
-    masked = {id(w): keras.ops.convert_to_numpy(value)
-              for w, value in wrapper.masked_weights()}
-    values = [masked.get(id(v), np.asarray(keras.ops.convert_to_numpy(v)))
-              for v in inner.weights]
+    values = _model_utils.values_with(inner.weights, wrapper.masked_weights())
     return _model_utils.clone_layer(inner, weights=values)
 
 

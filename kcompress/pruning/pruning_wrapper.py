@@ -72,8 +72,6 @@ def _check_block(block_size, pooling_type):
 def _check_schedule(schedule):
     if schedule is None:
         return ConstantSparsity(0.5, begin_step=0)
-    if isinstance(schedule, dict):
-        schedule = keras.saving.deserialize_keras_object(schedule)
     if not callable(schedule):
         raise ValueError(
             f"Received: pruning_schedule={schedule!r}. Expected a "

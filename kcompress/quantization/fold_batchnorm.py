@@ -92,8 +92,7 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         if kernel_sparse is None:
             kernel_sparse = bool(
                 self.preserve_sparsity and conv.built
-                and not ops.convert_to_numpy(
-                    ops.all(ops.not_equal(conv.kernel, 0))))
+                and _model_utils.has_zeros(conv.kernel))
         self.kernel_sparse = bool(kernel_sparse)
 
     def build(self, input_shape):

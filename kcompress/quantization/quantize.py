@@ -16,9 +16,9 @@ its zeros through QAT (`preserve_sparsity=True`).
 from __future__ import annotations
 
 import keras
-import numpy as np
 
 from kcompress import _model_utils
+from kcompress.inputs import check_inputs
 from kcompress.pruning.prune import pruning_wrappers
 from kcompress.pruning.prune import strip_pruning
 from kcompress.quantization import fold_batchnorm
@@ -44,16 +44,7 @@ _PER_LAYER_HINT = (
 
 def quantized_layers(model: keras.Model) -> list:
     """The QAT layers (wrappers, folded pairs, input quantizers) of `model`."""
-    if isinstance(model, ActivationRange):
-        return [model]
-    if not isinstance(model, keras.Model):
-        return []
-    found = {}  # A Distiller reaches its student through several paths.
-    for layer in _model_utils.iter_layers(model):
-        if isinstance(layer, (QuantizeWrapper, QuantizeLayer,
-                              fold_batchnorm.QuantizeConvBatchNorm)):
-            found.setdefault(id(layer), layer)
-    return list(found.values())
+    return _model_utils.find_layers(model, ActivationRange)
 
 
 def quantize_annotate_layer(to_annotate, quantize_config=None):
@@ -220,10 +211,7 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
             outputs = followers[id(layer)](outputs)
         return outputs
 
-    new = keras.models.clone_model(model, clone_function=clone_function,
-                                   call_function=call_function)
-    new.name = model.name
-    return new
+    return _model_utils.clone(model, clone_function, call_function)
 
 
 def quantize_apply(model: keras.Model, preserve_sparsity: bool = True,
@@ -322,15 +310,7 @@ def calibrate(model: keras.Model, data, batch_size: int = 32) -> None:
             f"Model '{model.name}' has no QAT layers to calibrate. Pass the "
             "model returned by quantize_model or quantize_apply."
         )
-    arrays = data if isinstance(data, (list, tuple)) else [data]
-    for array in arrays:
-        array = np.asarray(array)
-        if not np.issubdtype(array.dtype, np.number) or not np.isfinite(
-                array).all():
-            raise ValueError(
-                "Received: calibration data with non-finite or non-numeric "
-                "values. Expected finite numbers."
-            )
+    arrays = check_inputs(data, model, argument="calibration data")
     size = len(arrays[0])
     for layer in layers:
         layer.calibrating = True
@@ -365,12 +345,9 @@ def strip_quantization(model: keras.Model) -> keras.Model:
         if isinstance(layer, fold_batchnorm.QuantizeConvBatchNorm):
             return layer.to_float_conv()
         if isinstance(layer, QuantizeWrapper):
-            values = {id(w): keras.ops.convert_to_numpy(v)
-                      for w, v in layer.effective_weights()}
-            weights = [values.get(id(v), keras.ops.convert_to_numpy(v))
-                       for v in layer.layer.weights]
-            new = _model_utils.clone_layer(layer.layer, weights=weights)
-            return new
+            weights = _model_utils.values_with(layer.layer.weights,
+                                               layer.effective_weights())
+            return _model_utils.clone_layer(layer.layer, weights=weights)
         if isinstance(layer, QuantizeAnnotate):
             return _model_utils.clone_layer(layer.layer)
         return _model_utils.clone_layer(layer)
@@ -382,10 +359,7 @@ def strip_quantization(model: keras.Model) -> keras.Model:
 
     if isinstance(model, keras.Sequential):
         return _model_utils.transform_model(model, clone_function)
-    new = keras.models.clone_model(model, clone_function=clone_function,
-                                   call_function=call_function)
-    new.name = model.name
-    return new
+    return _model_utils.clone(model, clone_function, call_function)
 
 
 # The earlier name, which read as a verb; kept for code that uses it.

@@ -21,9 +21,6 @@ class QuantizeAnnotate(keras.layers.Wrapper):
     def __init__(self, layer, quantize_config=None, **kwargs):
         if isinstance(layer, QuantizeAnnotate):
             raise ValueError(f"Layer '{layer.name}' is already annotated.")
-        if isinstance(quantize_config, dict):
-            quantize_config = keras.saving.deserialize_keras_object(
-                quantize_config)
         if quantize_config is not None and not isinstance(quantize_config,
                                                           QuantizeConfig):
             raise ValueError(
@@ -47,3 +44,12 @@ class QuantizeAnnotate(keras.layers.Wrapper):
         return {**super().get_config(),
                 "quantize_config": keras.saving.serialize_keras_object(
                     self.quantize_config)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # Deserialized here only, as keras.layers.Wrapper does: the
+        # constructor takes objects, not dicts.
+        config = config.copy()
+        config["quantize_config"] = keras.saving.deserialize_keras_object(
+            config["quantize_config"], custom_objects=custom_objects)
+        return super().from_config(config, custom_objects=custom_objects)

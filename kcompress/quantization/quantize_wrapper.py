@@ -10,6 +10,7 @@ a fixed [-6, 6] range, and scores near chance on digits before training).
 import keras
 from keras import ops
 
+from kcompress import _model_utils
 from kcompress._substitute import call_with_values
 from kcompress.quantization import quantizers
 from kcompress.quantization.activation_range import ActivationRange
@@ -26,7 +27,7 @@ def _weights_with_zeros(layer, config):
     names = []
     for name, (weight, _) in zip(config.weights,
                                  config.get_weights_and_axes(layer)):
-        if not ops.convert_to_numpy(ops.all(ops.not_equal(weight, 0))):
+        if _model_utils.has_zeros(weight):
             names.append(name)
     return tuple(names)
 
@@ -37,8 +38,6 @@ def _check_config(config, layer):
         if config is None:
             raise unsupported_layer_error(layer)
         return config
-    if isinstance(config, dict):
-        config = keras.saving.deserialize_keras_object(config)
     if not isinstance(config, QuantizeConfig):
         raise ValueError(
             f"Received: quantize_config={config!r}. Expected a "

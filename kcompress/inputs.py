@@ -1,0 +1,70 @@
+"""`check_inputs`: the one check of input data against a model.
+
+`calibrate`, data-aware `factorize`, and `tflite_export`'s converter,
+verifier and DATA loader all take arrays of model inputs. They check them
+here, so each refuses the same bad data with the same message.
+"""
+
+import numpy as np
+
+__all__ = ["check_inputs"]
+
+
+def _input_shapes(model):
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise ValueError(
+            f"Model '{model.name}' has no symbolic inputs (unbuilt, or "
+            "subclassed). Give it a keras.Input first.")
+    return [tuple(t.shape) for t in inputs]
+
+
+def check_inputs(data, model=None, argument="data"):
+    """The arrays of `data`, one per model input, checked.
+
+    Args:
+        data: an array, or a list or tuple of arrays (one per model input).
+        model: the model they are for; `None` checks only the arrays
+            themselves.
+        argument: the argument's name, for the messages.
+
+    Returns:
+        A list of numpy arrays.
+
+    Raises:
+        ValueError: for the wrong number of arrays, a non-numeric dtype, a
+            shape that does not fit the model input, no samples, or NaN or
+            infinite values. The message says what was received and what
+            is expected.
+    """
+    arrays = list(data) if isinstance(data, (list, tuple)) else [data]
+    shapes = _input_shapes(model) if model is not None else [None] * len(
+        arrays)
+    if len(arrays) != len(shapes):
+        raise ValueError(
+            f"Received: {argument} with {len(arrays)} arrays. Expected "
+            f"{len(shapes)}, one per model input.")
+    checked = []
+    for array, shape in zip(arrays, shapes):
+        array = np.asarray(array)
+        if array.dtype.kind not in "fiub":
+            raise ValueError(
+                f"Received: {argument} of dtype {array.dtype}, which is not "
+                "numeric. Expected numbers.")
+        if shape is not None and (array.ndim != len(shape) or any(
+                want is not None and want != got
+                for want, got in zip(shape[1:], array.shape[1:]))):
+            raise ValueError(
+                f"Received: {argument} of shape {array.shape}. Expected "
+                f"(n, {', '.join(str(d) for d in shape[1:])}) to match the "
+                "model input.")
+        if array.ndim == 0 or len(array) == 0:
+            raise ValueError(
+                f"Received: {argument} with no samples (shape "
+                f"{array.shape}). Expected at least one.")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(
+                f"Received: {argument} with NaN or infinite (non-finite) "
+                "values. Expected finite numbers.")
+        checked.append(array)
+    return checked
