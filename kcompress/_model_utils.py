@@ -68,6 +68,16 @@ def has_zeros(tensor):
         keras.ops.all(keras.ops.not_equal(tensor, 0))))
 
 
+def deserialized(config, keys, custom_objects=None):
+    """A copy of a layer config with the objects under `keys` deserialized
+    (what a `from_config` does before calling the constructor)."""
+    config = config.copy()
+    for key in keys:
+        config[key] = keras.saving.deserialize_keras_object(
+            config[key], custom_objects=custom_objects)
+    return config
+
+
 def clone_layer(layer, weights=None):
     """A new layer with `layer`'s config, built the same, holding its weights.
 

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kcompress import _model_utils
 from kcompress._substitute import call_with_values
 from kcompress.pruning import masks as masks_lib
 from kcompress.pruning import prunable_layer
@@ -335,9 +336,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = config.copy()
-        config["pruning_schedule"] = keras.saving.deserialize_keras_object(
-            config["pruning_schedule"], custom_objects=custom_objects)
+        config = _model_utils.deserialized(config, ["pruning_schedule"],
+                                           custom_objects)
         for key in ("block_size", "sparsity_m_by_n"):
             if config.get(key) is not None:
                 config[key] = tuple(config[key])

@@ -202,11 +202,8 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = config.copy()
-        for key in ("conv", "batchnorm"):
-            config[key] = keras.saving.deserialize_keras_object(
-                config[key], custom_objects=custom_objects)
-        return cls(**config)
+        return cls(**_model_utils.deserialized(config, ["conv", "batchnorm"],
+                                               custom_objects))
 
 
 def fold_pair(conv, batchnorm, preserve_sparsity=True, output_quantized=True):

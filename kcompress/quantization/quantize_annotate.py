@@ -2,6 +2,7 @@
 
 import keras
 
+from kcompress import _model_utils
 from kcompress.quantization.quantize_config import QuantizeConfig
 
 __all__ = ["QuantizeAnnotate"]
@@ -49,7 +50,6 @@ class QuantizeAnnotate(keras.layers.Wrapper):
     def from_config(cls, config, custom_objects=None):
         # Deserialized here only, as keras.layers.Wrapper does: the
         # constructor takes objects, not dicts.
-        config = config.copy()
-        config["quantize_config"] = keras.saving.deserialize_keras_object(
-            config["quantize_config"], custom_objects=custom_objects)
+        config = _model_utils.deserialized(config, ["quantize_config"],
+                                           custom_objects)
         return super().from_config(config, custom_objects=custom_objects)

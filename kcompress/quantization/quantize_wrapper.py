@@ -151,9 +151,8 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = config.copy()
-        config["quantize_config"] = keras.saving.deserialize_keras_object(
-            config["quantize_config"], custom_objects=custom_objects)
+        config = _model_utils.deserialized(config, ["quantize_config"],
+                                           custom_objects)
         return super().from_config(config, custom_objects=custom_objects)
 
 
