@@ -119,9 +119,9 @@ def tfmot_rows(data):
 def table(ours, theirs):
     float_size = {name: rows[0]["size"] for name, rows in
                   (("k", ours), ("t", theirs or ours))}
-    lines = ["| variant | kcompress acc | TFMOT acc | kcompress size "
-             "| TFMOT size | kcompress gzip (x float) | TFMOT gzip (x float) |",
-             "|---|---|---|---|---|---|---|"]
+    from kcompress.tables import render
+
+    lines = []
     for i, mine in enumerate(ours):
         other = theirs[i] if theirs else None
 
@@ -132,12 +132,13 @@ def table(ours, theirs):
             return f"{row['gzip']:,} ({row['gzip'] / float_size[key]:.3f})" \
                 if row else "-"
 
-        lines.append(
-            f"| {mine['variant']} | {cell(mine, 'accuracy', '.4f')} | "
-            f"{cell(other, 'accuracy', '.4f')} | {cell(mine, 'size', ',')} | "
-            f"{cell(other, 'size', ',')} | {ratio(mine, 'k')} | "
-            f"{ratio(other, 't')} |")
-    return "\n".join(lines)
+        lines.append([mine["variant"], cell(mine, "accuracy", ".4f"),
+                      cell(other, "accuracy", ".4f"), cell(mine, "size", ","),
+                      cell(other, "size", ","), ratio(mine, "k"),
+                      ratio(other, "t")])
+    return render(["variant", "kcompress acc", "TFMOT acc", "kcompress size",
+                   "TFMOT size", "kcompress gzip (x float)",
+                   "TFMOT gzip (x float)"], lines)
 
 
 def main(argv):

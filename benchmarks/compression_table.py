@@ -98,15 +98,16 @@ def measure(name, model, tflite, data):
 
 def table(rows):
     base = rows[0]
-    lines = ["| variant | int8 acc | params (non-zero) | MACs | int8 size "
-             "| gzip (x first row) |", "|---|---|---|---|---|---|"]
-    for row in rows:
-        lines.append(
-            f"| {row['variant']} | {row['accuracy']:.4f} | "
-            f"{row['params']:,} ({row['nonzero']:,}) | {row['macs']:,} | "
-            f"{row['size']:,} | {row['gzip']:,} "
-            f"({row['gzip'] / base['gzip']:.3f}) |")
-    return "\n".join(lines)
+    from kcompress.tables import render
+
+    return render(
+        ["variant", "int8 acc", "params (non-zero)", "MACs", "int8 size",
+         "gzip (x first row)"],
+        [(row["variant"], f"{row['accuracy']:.4f}",
+          f"{row['params']:,} ({row['nonzero']:,})", f"{row['macs']:,}",
+          f"{row['size']:,}",
+          f"{row['gzip']:,} ({row['gzip'] / base['gzip']:.3f})")
+         for row in rows])
 
 
 def main(argv):

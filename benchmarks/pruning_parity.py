@@ -199,10 +199,9 @@ def _cells():
 
 
 def _table(kc_results, tfmot_results):
-    lines = ["| model | data | sparsity | kcompress mean | kcompress min | "
-             "TFMOT mean | TFMOT min | mean diff (pt) | kc min - TFMOT min "
-             "(pt) | holds |", "|" + "---|" * 10]
-    held = 0
+    from kcompress.tables import render
+
+    rows, held = [], 0
     for key in kc_results:
         ours, theirs = np.array(kc_results[key]), np.array(tfmot_results[key])
         mean_diff = 100 * (ours.mean() - theirs.mean())
@@ -210,15 +209,17 @@ def _table(kc_results, tfmot_results):
         holds = mean_diff >= -0.5 and min_diff >= -3.0
         held += holds
         model_name, dataset, sparsity = key.split("/")
-        lines.append(
-            f"| {model_name} | {dataset} | {float(sparsity):.0%} | "
-            f"{ours.mean():.3f} | {ours.min():.3f} | {theirs.mean():.3f} | "
-            f"{theirs.min():.3f} | {mean_diff:+.1f} | {min_diff:+.1f} | "
-            f"{'yes' if holds else 'NO'} |")
-    lines.append("")
-    lines.append(f"{held} of {len(kc_results)} cells hold (kcompress mean >= "
-                 "TFMOT mean - 0.5 pt and kcompress min >= TFMOT min - 3 pt)")
-    return "\n".join(lines)
+        rows.append([model_name, dataset, f"{float(sparsity):.0%}",
+                     f"{ours.mean():.3f}", f"{ours.min():.3f}",
+                     f"{theirs.mean():.3f}", f"{theirs.min():.3f}",
+                     f"{mean_diff:+.1f}", f"{min_diff:+.1f}",
+                     "yes" if holds else "NO"])
+    return render(["model", "data", "sparsity", "kcompress mean",
+                   "kcompress min", "TFMOT mean", "TFMOT min",
+                   "mean diff (pt)", "kc min - TFMOT min (pt)", "holds"],
+                  rows) + (
+        f"\n\n{held} of {len(kc_results)} cells hold (kcompress mean >= "
+        "TFMOT mean - 0.5 pt and kcompress min >= TFMOT min - 3 pt)")
 
 
 def main(argv):

@@ -173,21 +173,22 @@ def _cell(entry):
 
 
 def table(results):
-    lines = ["| variant | int8 acc | params | MACs | int8 size | gzip | host "
-             "ms, XNNPACK | x dense (paired) | host ms, built-in kernels | "
-             "x dense (paired) | Pi 4 ms (emulated, XNNPACK) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    from kcompress.tables import render
+
+    lines = []
     for r in results:
         pi4 = r["pi4"]
         pi4 = "-" if pi4 is None else (f"{pi4:.3f}" if isinstance(
             pi4, float) else f"fails: {pi4}")
         xnn, xnn_ratio = _cell(r["xnn"])
         ref, ref_ratio = _cell(r["ref"])
-        lines.append(
-            f"| {r['variant']} | {r['accuracy']:.4f} | {r['params']:,} | "
-            f"{r['macs']:,} | {r['size']:,} | {r['gzip']:,} | {xnn} | "
-            f"{xnn_ratio} | {ref} | {ref_ratio} | {pi4} |")
-    return "\n".join(lines)
+        lines.append([r["variant"], f"{r['accuracy']:.4f}", f"{r['params']:,}",
+                      f"{r['macs']:,}", f"{r['size']:,}", f"{r['gzip']:,}",
+                      xnn, xnn_ratio, ref, ref_ratio, pi4])
+    return render(["variant", "int8 acc", "params", "MACs", "int8 size",
+                   "gzip", "host ms, XNNPACK", "x dense (paired)",
+                   "host ms, built-in kernels", "x dense (paired)",
+                   "Pi 4 ms (emulated, XNNPACK)"], lines)
 
 
 def main(argv):

@@ -140,26 +140,26 @@ def _paired(times, name, kind):
 
 
 def table(times, frameworks):
-    lines = [
-        "| framework | plain s/epoch | pruned s/epoch | QAT s/epoch "
-        "| pruned/plain | QAT/plain | pruned/plain paired | QAT/plain paired "
-        "| epochs each |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    from kcompress.tables import render
+
+    lines = []
     ratios = {}
     for name in frameworks:
         median = {kind: statistics.median(times[(name, kind)])
                   for kind in ("plain", "pruned", "qat")}
         ratios[name] = {kind: _paired(times, name, kind)
                         for kind in ("pruned", "qat")}
-        lines.append(
-            f"| {name} | {median['plain']:.4f} | {median['pruned']:.4f} | "
-            f"{median['qat']:.4f} | "
-            f"{median['pruned'] / median['plain']:.3f} | "
-            f"{median['qat'] / median['plain']:.3f} | "
-            f"{ratios[name]['pruned']:.3f} | {ratios[name]['qat']:.3f} | "
-            f"{len(times[(name, 'plain')])} |")
-    return "\n".join(lines), ratios
+        lines.append([
+            name, f"{median['plain']:.4f}", f"{median['pruned']:.4f}",
+            f"{median['qat']:.4f}",
+            f"{median['pruned'] / median['plain']:.3f}",
+            f"{median['qat'] / median['plain']:.3f}",
+            f"{ratios[name]['pruned']:.3f}", f"{ratios[name]['qat']:.3f}",
+            len(times[(name, "plain")])])
+    return render(["framework", "plain s/epoch", "pruned s/epoch",
+                   "QAT s/epoch", "pruned/plain", "QAT/plain",
+                   "pruned/plain paired", "QAT/plain paired", "epochs each"],
+                  lines), ratios
 
 
 def main(argv):

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from kcompress import _model_utils
+from kcompress import tables
 
 __all__ = ["LayerStats", "layer_stats", "summary"]
 
@@ -127,26 +128,14 @@ def _format_table(rows):
                        sum(r.float32_bytes for r in rows),
                        sum(r.int8_bytes for r in rows),
                        sum(r.macs for r in rows))
-    body.append((total.name, "", f"{params:,}", f"{zeros:,}",
-                 f"{total.sparsity:.1%}", f"{total.macs:,}",
-                 f"{total.float32_bytes:,}", f"{total.int8_bytes:,}"))
-    widths = [max(len(str(row[i])) for row in [header] + body)
-              for i in range(len(header))]
-
-    def line(row):
-        return "  ".join(
-            str(cell).ljust(w) if i < 2 else str(cell).rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths)))
-
-    rule = "-" * len(line(header))
-    lines = [line(header), rule] + [line(r) for r in body[:-1]]
-    lines += [rule, line(body[-1])]
+    footer = [(total.name, "", f"{params:,}", f"{zeros:,}",
+               f"{total.sparsity:.1%}", f"{total.macs:,}",
+               f"{total.float32_bytes:,}", f"{total.int8_bytes:,}")]
     ratio = total.float32_bytes / max(total.int8_bytes, 1)
-    lines.append(
-        f"Int8 weights are {ratio:.2f}x smaller than float32; "
-        f"{total.sparsity:.1%} of all parameters are zero."
-    )
-    return "\n".join(lines)
+    return (tables.render(header, body, style="text", footer=footer,
+                          left_columns=2)
+            + f"\nInt8 weights are {ratio:.2f}x smaller than float32; "
+            f"{total.sparsity:.1%} of all parameters are zero.")
 
 
 _PREFIXES = ("prune_low_magnitude_", "quant_")

@@ -27,13 +27,15 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "artifacts",
 
 
 def _report_table(rows):
-    lines = ["| model | Keras acc | TFLite acc | size (B) | gzip -9 (B) "
-             "| host ms | Pi 4 ms (emulated) |",
-             "|---|---|---|---|---|---|---|"]
-    for name, keras_acc, lite_acc, size, gzipped, host, emulated in rows:
-        lines.append(f"| {name} | {keras_acc:.4f} | {lite_acc:.4f} | "
-                     f"{size:,} | {gzipped:,} | {host} | {emulated} |")
-    return "\n".join(lines)
+    from kcompress.tables import render
+
+    return render(
+        ["model", "Keras acc", "TFLite acc", "size (B)", "gzip -9 (B)",
+         "host ms", "Pi 4 ms (emulated)"],
+        [(name, f"{keras_acc:.4f}", f"{lite_acc:.4f}", f"{size:,}",
+          f"{gzipped:,}", host, emulated)
+         for name, keras_acc, lite_acc, size, gzipped, host, emulated
+         in rows])
 
 
 def _bench(path, data, print_fn):

@@ -52,10 +52,10 @@ def markdown_report(report):
             rows.append(("accuracy Keras / TFLite",
                          f"{check['keras_accuracy']:.4f} / "
                          f"{check['tflite_accuracy']:.4f}"))
-    lines = [f"## {os.path.basename(report['tflite'])}", "",
-             "| | |", "|---|---|"]
-    lines += [f"| {key} | {value} |" for key, value in rows]
-    return "\n".join(lines) + "\n"
+    from kcompress.tables import render  # Keras is loaded by then.
+
+    return (f"## {os.path.basename(report['tflite'])}\n\n"
+            + render(["", ""], rows) + "\n")
 
 
 def _read_json(path, required):
@@ -93,8 +93,9 @@ def table(files):
     header = ["file", "mode", "size (B)", "gzip (B)", "TFLite acc"] + [
         f"{t} median ms" + (" (emulated)" if t.endswith("-emu") else "")
         for t in targets] + ["outputs vs host"]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "---|" * len(header)]
+    from kcompress.tables import render  # The one table renderer.
+
+    lines = []
     for path, data, info, benches in rows:
         check = info.get("verification") or {}
         accuracy = check.get("tflite_accuracy")
@@ -108,7 +109,7 @@ def table(files):
                   for t, b in benches.items()
                   if "bit_identical_to_host" in b and t != "host"]
         cells.append("; ".join(checks) or "-")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(cells)
+    return render(header, lines)
 
 

@@ -10,6 +10,7 @@ prints what `shrink` kept per layer. For different fractions per layer, pass
 import keras
 import numpy as np
 
+from kcompress import tables
 from kcompress.pruning.prune import prune_low_magnitude
 from kcompress.pruning.prune import pruning_wrappers
 from kcompress.pruning.pruning_schedule import ConstantSparsity
@@ -106,12 +107,9 @@ def channel_report(shrunk, print_fn=print):
             f"Received: model '{shrunk.name}' without `channels_kept`. "
             "Expected a model returned by kcompress.pruning.shrink."
         )
-    width = max([len("Layer")] + [len(name) for name in kept])
-    lines = [f"{'Layer':<{width}}  Kept    Of  Fraction kept",
-             "-" * (width + 27)]
-    for name, (now, before) in kept.items():
-        lines.append(f"{name:<{width}}  {now:>4}  {before:>4}  "
-                     f"{now / before:>13.1%}")
-    text = "\n".join(lines)
+    text = tables.render(
+        ["Layer", "Kept", "Of", "Fraction kept"],
+        [(name, now, before, f"{now / before:.1%}")
+         for name, (now, before) in kept.items()], style="text")
     print_fn(text)
     return text
