@@ -329,3 +329,27 @@ def test_ssh_refuses_unknown_host_keys_unless_asked():
     assert "StrictHostKeyChecking=yes" in remote._ssh_options(None)
     assert "StrictHostKeyChecking=accept-new" in remote._ssh_options(
         None, accept_new_host_key=True)
+
+
+def test_ssh_and_scp_end_options_before_the_destination(monkeypatch):
+    calls = []
+
+    def record(command, what, timeout=None, cwd=None):
+        calls.append(command)
+        return "/tmp/remote\n"
+
+    monkeypatch.setattr(remote, "run_command", record)
+    remote.run_ssh("ssh://pi@board:2222", "/x/bench_script.py", ["a"],
+                   ["/x/model.tflite"], fetch=("out.npy", "/tmp/out.npy"))
+    ssh_calls = [c for c in calls if c[0] == "ssh"]
+    scp_calls = [c for c in calls if c[0] == "scp"]
+    assert len(ssh_calls) == 3 and len(scp_calls) == 2  # mktemp, bench, rm
+    for command in ssh_calls:
+        assert command[command.index("--") + 1] == "pi@board"
+    for command in scp_calls:
+        assert "--" in command
+        assert all(not arg.startswith("-") for arg in
+                   command[command.index("--") + 1:])
+    bench = [c for c in ssh_calls if "-tt" in c]
+    assert len(bench) == 1 and "exec" in bench[0][-1]
+    assert ssh_calls[-1][-1] == "rm -rf /tmp/remote"  # always cleaned up
