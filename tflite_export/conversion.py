@@ -230,8 +230,38 @@ def convert(model: keras.Model, mode: str, representative_data=None,
             archive.add_endpoint("serve", serve, input_signature=specs)
         archive.write_out(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        return _run_converter(tf, converter, mode, samples, float_io,
-                              allow_flex, sparse_encoding)
+        tflite = _run_converter(tf, converter, mode, samples, float_io,
+                                allow_flex, sparse_encoding)
+    if mode in _INTEGER_MODES and not allow_flex:
+        check_integer(tflite, mode)
+    return tflite
+
+
+_INTEGER_MODES = ("int8", "qat")
+_BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def check_integer(tflite, mode):
+    """Raises a `ConversionError` unless the file computes in integers.
+
+    For modes `int8` and `qat` a file must have integer compute ops and no
+    float compute op but the QUANTIZE and DEQUANTIZE at its float inputs
+    and outputs: a fake quantization the converter did not fold (it then
+    emulates it in float arithmetic) must not pass for an int8 model.
+    """
+    from tflite_export.inspection import inspect
+
+    ops = inspect(tflite).ops
+    floating = sorted({op.name for op in ops if op.kind == "float"
+                       and op.name not in _BOUNDARY_OPS})
+    if not any(op.integer for op in ops) or floating:
+        raise ConversionError(
+            f"Mode {mode!r} promised an int8 file, but the converter left "
+            f"float compute ops: {', '.join(floating) or 'all of them'}. "
+            "The fake quantization was not folded into int8 kernels. "
+            "Convert a model trained with the TensorFlow backend, or use "
+            "mode 'int8' with representative data; `tflite_export.inspect` "
+            "lists every op and its types.")
 
 
 def _run_converter(tf, converter, mode, samples, float_io, allow_flex,

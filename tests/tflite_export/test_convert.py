@@ -4,6 +4,7 @@ import pytest
 
 import tflite_export as te
 from kcompress import quantization as q
+from tflite_export import conversion
 from tflite_export.inspection import interpreter_for
 
 L = keras.layers
@@ -120,3 +121,19 @@ def test_save_atomically(tmp_path):
     te.save_atomically(b"abc", path)
     assert path.read_bytes() == b"abc"
     assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]
+
+
+def test_a_float_file_is_never_returned_for_an_integer_mode(monkeypatch):
+    """If the converter leaves the fake quantization unfolded (as it does
+    for a model traced on another backend), convert refuses the file."""
+    import tflite_export as te
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    float_file = te.convert(model, "float32")
+    monkeypatch.setattr(conversion, "_run_converter",
+                        lambda *args, **kwargs: float_file)
+    x = np.random.default_rng(0).random((8, 4), "float32")
+    with pytest.raises(te.ConversionError, match="promised an int8 file, "
+                       "but the converter left float compute ops: "
+                       "FULLY_CONNECTED"):
+        te.convert(model, "int8", representative_data=x)
