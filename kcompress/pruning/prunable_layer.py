@@ -56,6 +56,13 @@ SUPPORTED_LAYERS = tuple(
     cls.__name__ for classes, _ in _BUILTIN for cls in classes
 )
 
+# Left dense when a whole model is pruned, as TFMOT does (its registry gives
+# them no prunable weights): a depthwise kernel holds only k*k weights per
+# channel, so magnitude pruning at high sparsity zeroes whole channels
+# (benchmarks/pruning_parity.py measured it). Wrapping one explicitly, or
+# naming it in a dict of schedules, still prunes it.
+DENSE_BY_DEFAULT = (layers.DepthwiseConv1D, layers.DepthwiseConv2D)
+
 
 def _builtin_entry(layer):
     for classes, weights in _BUILTIN:

@@ -125,7 +125,7 @@ def prune_low_magnitude(
             f"Model '{model.name}' is not built. Build it (give it an Input "
             "or call it on data) before pruning, so its weights exist."
         )
-    wrapped, skipped = [], []
+    wrapped, skipped, left_dense = [], [], []
     schedules = pruning_schedule if isinstance(pruning_schedule, dict) and (
         "class_name" not in pruning_schedule) else None  # not a serialized one
     if schedules is not None:
@@ -149,6 +149,9 @@ def prune_low_magnitude(
                 return new
         elif not prunable_layer.is_prunable(layer):
             return new
+        elif isinstance(layer, prunable_layer.DENSE_BY_DEFAULT):
+            left_dense.append(layer.name)
+            return new
         if sparsity_m_by_n and not _supports_m_by_n(new):
             skipped.append(layer.name)
             return new
@@ -160,6 +163,10 @@ def prune_low_magnitude(
                                  **options)
 
     pruned = _model_utils.transform_model(model, clone_function)
+    if left_dense:
+        logging.info(
+            "Depthwise convolutions left dense, as TFMOT does (wrap one "
+            "explicitly to prune it): %s", ", ".join(left_dense))
     if skipped:
         logging.warning(
             "sparsity_m_by_n=%s left these layers dense, having no "

@@ -1,3 +1,5 @@
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -79,6 +81,7 @@ def test_sequential_model():
 
 
 def test_m_by_n_model_leaves_depthwise_dense_with_warning(caplog):
+    caplog.set_level(logging.INFO)  # depthwise: dense by default, logged
     model = keras.Sequential([keras.Input((6, 6, 4)),
                               keras.layers.DepthwiseConv2D(3, name="dw"),
                               keras.layers.Conv2D(8, 1, name="pw")])
