@@ -17,6 +17,7 @@ logs) is held back, and shown only with `--verbose` or after a crash.
 
 import json
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -373,7 +374,7 @@ def run(argv=None):
     """Console-script entry point; `argv` defaults to `sys.argv`."""
     argv = sys.argv if argv is None else argv
     flags.FLAGS.unparse_flags()  # A fresh parse, also when called twice.
-    with console.HeldStderr() as stderr, console.sigterm_as_interrupt():
+    with console.HeldStderr() as stderr, console.signals_as_interrupts():
         try:
             app.run(main, argv=argv, flags_parser=_parse_flags)
         except SystemExit as done:
@@ -382,10 +383,12 @@ def run(argv=None):
             raise
         except ExportError as error:
             _exit_2(stderr, error)
-        except console.Terminated:
-            _exit_2(stderr, "interrupted by SIGTERM; child processes ended, "
-                    "no output written")
-        except KeyboardInterrupt:
+        except console.Interrupted as interrupt:
+            how = ("by SIGTERM" if interrupt.signum == signal.SIGTERM
+                   else "(Ctrl-C)")
+            _exit_2(stderr, f"interrupted {how}; child processes ended, no "
+                    "output written")
+        except KeyboardInterrupt:  # before the handlers were installed
             _exit_2(stderr, "interrupted (Ctrl-C); child processes ended, no "
                     "output written")
         except Exception:  # noqa: BLE001  A bug: show everything we have.

@@ -3,8 +3,13 @@
 `HeldStderr` points file descriptor 2 at a temporary file for the whole run,
 so what TensorFlow's C++ start-up, the converter and Python warnings print
 is held back; `say` writes to the real stderr, and `replay` shows what was
-held (with `--verbose`, or after a crash). `sigterm_as_interrupt` turns
-SIGTERM into `Terminated`, raised like Ctrl-C, so every cleanup runs.
+held (with `--verbose`, or after a crash). `signals_as_interrupts` turns
+SIGINT and SIGTERM into `Interrupted`, so every cleanup runs.
+
+`Interrupted` is deliberately not a `KeyboardInterrupt`: when a
+KeyboardInterrupt passes through code a C extension runs during an import
+(TensorFlow's), CPython records it as unhandled and ends the process by
+SIGINT at exit, even after the command caught it and chose exit status 2.
 """
 
 import contextlib
@@ -14,8 +19,12 @@ import sys
 import tempfile
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that every cleanup runs."""
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM, raised so that every cleanup runs."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class HeldStderr:
@@ -45,14 +54,17 @@ class HeldStderr:
         self.held.close()
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt():
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+def signals_as_interrupts():
+    """Within the block, SIGINT and SIGTERM raise `Interrupted`."""
+    previous = {sig: signal.signal(sig, _raise_interrupted)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
