@@ -146,7 +146,7 @@ def _check_writable(path, protected=()):
                        f"{error.strerror or error}") from None
 
 
-def _check_output(path, model_path):
+def _check_output(path, inputs):
     if not path:
         raise CliError("--out is required: the .tflite file to write")
     if not path.endswith(".tflite") or os.path.basename(path) == ".tflite":
@@ -154,11 +154,12 @@ def _check_output(path, model_path):
                        ".tflite file to write (the input model is never "
                        "overwritten)")
     for output in (path, *reports.report_paths(path)):
-        _check_writable(output, protected=(model_path,))
+        _check_writable(output, protected=inputs)
 
 
 def _load_keras(path):
-    _check_input(path, (".keras",))
+    """The model in `path`, which the caller has checked with
+    `_check_input`."""
     if not zipfile.is_zipfile(path):
         raise CliError(f"{path} is not a .keras archive (truncated or "
                        "corrupt?)")
@@ -195,19 +196,18 @@ def convert_command(model_path):
     if not _MODE.value:
         raise CliError(f"--mode is required: one of {', '.join(MODES)}")
     _check_input(model_path, (".keras",))
-    _check_output(_OUT.value, model_path)
+    data_flags = [flag for flag in (_REPRESENTATIVE, _VERIFY) if flag.value]
+    _check_output(_OUT.value, [model_path] + [f.value for f in data_flags])
     datasets = {}
-    for flag in (_REPRESENTATIVE, _VERIFY):
-        if flag.value:
-            _check_not_output(flag.value, _OUT.value, flag.name)
-            if not os.path.isdir(flag.value):  # Images need the model shape.
-                datasets[flag.name] = data_lib.load(flag.value)
+    for flag in data_flags:
+        if not os.path.isdir(flag.value):  # Images need the model shape.
+            datasets[flag.name] = data_lib.load(flag.value)
     progress = _progress(4)
     model = _load_keras(model_path)
     progress.add(1)
     shape = tuple(te.input_specs(model)[0][0])
-    for flag in (_REPRESENTATIVE, _VERIFY):
-        if flag.value and flag.name not in datasets:
+    for flag in data_flags:
+        if flag.name not in datasets:
             datasets[flag.name] = data_lib.load(flag.value, shape)
     representative = datasets.get("representative", (None,))[0]
     tflite = te.convert(model, _MODE.value, representative_data=representative,
@@ -235,19 +235,13 @@ def convert_command(model_path):
         # A file with Flex ops loads only where the Flex delegate is linked,
         # which the LiteRT Python runtime is not: size only.
     json_path, md_path = reports.report_paths(_OUT.value)
+    markdown = reports.markdown_report(report)
     te.save_atomically(tflite, _OUT.value)
     te.save_atomically(json.dumps(report, indent=2).encode(), json_path)
-    te.save_atomically(reports.markdown_report(report).encode(), md_path)
+    te.save_atomically(markdown.encode(), md_path)
     progress.add(1)
-    print(reports.markdown_report(report))
+    print(markdown)
     print(f"Wrote {_OUT.value}, {json_path} and {md_path}.")
-
-
-def _check_not_output(path, out, flag):
-    if os.path.lexists(out) and os.path.lexists(path) and _same_file(path,
-                                                                     out):
-        raise CliError(f"--{flag}={path} is the --out file; refusing to "
-                       "overwrite an input")
 
 
 def bench_command(tflite_path):

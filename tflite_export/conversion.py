@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import tempfile
+import warnings
 from typing import TYPE_CHECKING
 
 from tflite_export.errors import ExportError
@@ -242,19 +243,25 @@ _BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
 
 
 def check_integer(tflite, mode):
-    """Raises a `ConversionError` unless the file computes in integers.
+    """Refuses a file for modes `int8`/`qat` that computes in float.
 
-    For modes `int8` and `qat` a file must have integer compute ops and no
-    float compute op but the QUANTIZE and DEQUANTIZE at its float inputs
-    and outputs: a fake quantization the converter did not fold (it then
-    emulates it in float arithmetic) must not pass for an int8 model.
+    A fake quantization the converter did not fold is emulated in float
+    arithmetic; such a file must not pass for an int8 model, so a file with
+    no integer compute op raises a `ConversionError`. A file that is int8
+    but for some float compute ops (a layer left in float, such as a
+    softmax head) converts, with a warning naming those ops.
     """
     from tflite_export.inspection import inspect
 
     ops = inspect(tflite).ops
     floating = sorted({op.name for op in ops if op.kind == "float"
                        and op.name not in _BOUNDARY_OPS})
-    if not any(op.integer for op in ops) or floating:
+    if floating and any(op.integer for op in ops):
+        warnings.warn(
+            f"Mode {mode!r}: these ops stay in float in the file: "
+            f"{', '.join(floating)} (the rest is int8; "
+            "`tflite_export.inspect` shows each op's types).", stacklevel=3)
+    elif not any(op.integer for op in ops):
         raise ConversionError(
             f"Mode {mode!r} promised an int8 file, but the converter left "
             f"float compute ops: {', '.join(floating) or 'all of them'}. "

@@ -353,3 +353,15 @@ def test_ssh_and_scp_end_options_before_the_destination(monkeypatch):
     bench = [c for c in ssh_calls if "-tt" in c]
     assert len(bench) == 1 and "exec" in bench[0][-1]
     assert ssh_calls[-1][-1] == "rm -rf /tmp/remote"  # always cleaned up
+
+
+def test_a_data_file_is_never_the_output(tiny, tmp_path):
+    data = tmp_path / "d.tflite"  # DATA is read by content, not by name
+    with open(data, "wb") as f:
+        np.save(f, np.zeros((2, 8, 8, 1), "float32"))
+    before = data.read_bytes()
+    assert_bad_input(cli("convert", str(tiny / "tiny.keras"),
+                         "--mode=float32", f"--verify={data}",
+                         f"--out={data}"),
+                     "is an input of this command")
+    assert data.read_bytes() == before
