@@ -45,9 +45,38 @@ def find_layers(model, kinds):
     return list(found.values())
 
 
+def is_operation_node(operation):
+    """Whether a graph node is a `keras.ops` operation rather than a layer.
+
+    Functional models hold such nodes where the user wrote `x + y`,
+    `x * gate` or `ops.mean(x, axis=1)` on Keras tensors. They have no
+    weights and no build config.
+    """
+    return not isinstance(operation, keras.layers.Layer)
+
+
+def copy_operation(operation):
+    """A fresh copy of a weightless `keras.ops` operation node."""
+    try:
+        return operation.__class__.from_config(operation.get_config())
+    except (NotImplementedError, TypeError, ValueError):
+        return operation  # Stateless: sharing it between graphs is safe.
+
+
 def clone(model, clone_function, call_function=None):
-    """`keras.models.clone_model`, keeping the user's model name."""
-    new = keras.models.clone_model(model, clone_function=clone_function,
+    """`keras.models.clone_model`, keeping the user's model name.
+
+    `clone_function` sees layers only: `keras.ops` operation nodes of a
+    functional graph are copied as they are (every technique carries them
+    through unchanged). `call_function`, if given, sees every node.
+    """
+
+    def layers_only(layer):
+        if is_operation_node(layer):
+            return copy_operation(layer)
+        return clone_function(layer)
+
+    new = keras.models.clone_model(model, clone_function=layers_only,
                                    call_function=call_function)
     # clone_model builds a new graph; the names stay the user's.
     new.name = model.name

@@ -88,6 +88,33 @@ def fused_producers(model, resolve):
     return fused
 
 
+# Activations TFLite fuses into the int8 op that computes them.
+FUSED_ACTIVATIONS = (None, "linear", "relu", "relu6")
+
+
+def split_activation(layer):
+    """`(copy with a linear activation, Activation layer)`, built and
+    holding `layer`'s weights, when `layer` has an activation TFLite runs as
+    an op of its own (gelu, swish, sigmoid, ...); else None.
+
+    TFLite requantizes between the two ops, so QAT learns a range for each.
+    """
+    config = layer.get_config()
+    activation = config.get("activation")
+    if isinstance(activation, dict):  # A serialized function.
+        activation = activation.get("config", activation)
+    if activation in FUSED_ACTIVATIONS or "activation" not in config:
+        return None
+    linear = layer.__class__.from_config({**config, "activation": "linear",
+                                          "name": layer.name})
+    build_config = layer.get_build_config()
+    if build_config:
+        linear.build_from_config(build_config)
+    linear.set_weights(layer.get_weights())
+    return linear, keras.layers.Activation(config["activation"],
+                                           name=f"{layer.name}_activation")
+
+
 def without_output(config):
     return QuantizeConfig(weights=config.weights, quantize_output=False,
                           num_bits=config.num_bits)

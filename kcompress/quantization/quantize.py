@@ -15,6 +15,8 @@ its zeros through QAT (`preserve_sparsity=True`).
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 
 from kcompress import _model_utils
@@ -26,6 +28,7 @@ from kcompress.quantization import patterns
 from kcompress.quantization.activation_range import ActivationRange
 from kcompress.quantization.quantize_annotate import QuantizeAnnotate
 from kcompress.quantization.quantize_config import default_quantize_config
+from kcompress.quantization.quantize_config import float_layer_warning
 from kcompress.quantization.quantize_config import unsupported_layer_error
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 from kcompress.quantization.quantize_wrapper import QuantizeWrapper
@@ -125,8 +128,34 @@ def _as_functional(model):
     return keras.Model(inputs, x, name=model.name)
 
 
-def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
-    """The QAT clone of a functional `model`."""
+# `keras.ops` nodes that only move values: TFLite gives their output the
+# scale of their input, so no output range is learned for them.
+_MOVING_OPS = frozenset((
+    "Reshape", "Transpose", "ExpandDims", "Squeeze", "GetItem", "Slice",
+    "Take", "TakeAlongAxis", "Flip", "Tile", "Repeat", "BroadcastTo",
+    "Max", "Min", "Amax", "Amin", "Pad", "Split", "Stack", "Unstack"))
+
+
+def _quantizes_output(operation):
+    """Whether a `keras.ops` node computes new values (its output is
+    fake-quantized, as TFLite requantizes it)."""
+    return type(operation).__name__ not in _MOVING_OPS
+
+
+def _is_float(tensor):
+    return "float" in str(getattr(tensor, "dtype", ""))
+
+
+def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
+             left_float=None):
+    """The QAT clone of a functional `model`.
+
+    `left_float` collects the names of layers with no int8 quantization,
+    left in float (`quantize_model` only; `quantize_apply` leaves every
+    unannotated layer in float on purpose).
+    """
+    left_float = [] if left_float is None else left_float
+    float_layers = set()  # ids of original layers left in float
 
     def resolve(layer):
         """`(layer, QuantizeConfig, "separable", or None for float)`."""
@@ -140,26 +169,36 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
         if isinstance(inner, keras.layers.SeparableConv2D):
             return inner, "separable"
         config = default_quantize_config(inner)
-        if config is None:
+        if config is None and annotated:
             raise unsupported_layer_error(inner)
+        if config is None:
+            float_layers.add(id(inner))
         return inner, config
 
     pairs = patterns.fold_pairs(model, resolve)
     fused = patterns.fused_producers(model, resolve)
     dropped = set()  # ids of the Identity stand-ins of folded BatchNorms
-    followers = {}  # id(depthwise half of a split SeparableConv2D) -> pointwise
+    # id(first part of a split layer) -> its second part: the pointwise half
+    # of a SeparableConv2D, or the activation of a layer TFLite cannot fuse.
+    followers = {}
 
     quantized = set()  # ids of new layers that take quantized inputs
+    requantized = set()  # ids of new float layers whose output is quantized
 
     def clone_function(layer):
         if isinstance(layer, keras.Model):
             new = _rewrite(_as_functional(layer), annotated_only,
-                           preserve_sparsity, quantize_inputs=False)
+                           preserve_sparsity, quantize_inputs=False,
+                           left_float=left_float)
             quantized.add(id(new))
             return new
         inner, config = resolve(layer)
         if config is None:
-            return _model_utils.clone_layer(inner)
+            new = _model_utils.clone_layer(inner)
+            if id(inner) in float_layers:
+                left_float.append(inner.name)
+                requantized.add(id(new))
+            return new
         if isinstance(inner, keras.layers.BatchNormalization) and (
                 id(inner) in pairs):
             new = keras.layers.Identity(name=inner.name)
@@ -181,6 +220,11 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
                                   preserve_sparsity)
         elif id(inner) in fused:
             new = _model_utils.clone_layer(inner)
+        elif config.quantizes_anything and patterns.split_activation(inner):
+            linear, activation = patterns.split_activation(inner)
+            new = QuantizeWrapper(linear, config, preserve_sparsity)
+            followers[id(new)] = QuantizeWrapper(
+                activation, default_quantize_config(activation))
         elif config.quantizes_anything:
             new = QuantizeWrapper(_model_utils.clone_layer(inner), config,
                                   preserve_sparsity)
@@ -190,6 +234,11 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
         return new
 
     input_quantizers = {}
+
+    def output_quantized(tensor, node):
+        if not _is_float(tensor):
+            return tensor
+        return QuantizeLayer(name=f"quantize_{node.name}")(tensor)
 
     def quantized_input(tensor):
         history = getattr(tensor, "_keras_history", None)
@@ -204,11 +253,18 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True):
     def call_function(layer, *args, **kwargs):
         if id(layer) in dropped:
             return args[0]
-        if quantize_inputs and id(layer) in quantized:
+        operation = _model_utils.is_operation_node(layer)
+        if quantize_inputs and (id(layer) in quantized or (
+                operation and not annotated_only)):
             args = keras.tree.map_structure(quantized_input, args)
         outputs = layer(*args, **kwargs)
         if id(layer) in followers:
             outputs = followers[id(layer)](outputs)
+        if id(layer) in requantized or (
+                operation and not annotated_only
+                and _quantizes_output(layer)):
+            outputs = keras.tree.map_structure(
+                lambda t: output_quantized(t, layer), outputs)
         return outputs
 
     return _model_utils.clone(model, clone_function, call_function)
@@ -284,8 +340,11 @@ def _quantize(model, annotated_only, preserve_sparsity, calibration_data,
         )
     if pruning_wrappers(model):
         model = strip_pruning(model)
+    left_float = []
     quantized = _rewrite(_as_functional(model), annotated_only,
-                         preserve_sparsity)
+                         preserve_sparsity, left_float=left_float)
+    if left_float:
+        warnings.warn(float_layer_warning(left_float), stacklevel=3)
     if calibration_data is not None:
         calibrate(quantized, calibration_data)
     return quantized

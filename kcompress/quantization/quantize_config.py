@@ -91,23 +91,41 @@ class QuantizeConfig:
 
 def _table():
     conv = {"kernel": -1}
+    transpose = {"kernel": -2}  # (h, w, out, in): per output channel
     output_only = dict(quantize_output=True)
     pass_through = dict(quantize_output=False)
     return (
         # Subclasses before their bases.
-        ((layers.DepthwiseConv1D, layers.DepthwiseConv2D),
-         dict(weights={"kernel": DEPTHWISE})),
-        ((layers.Conv1D, layers.Conv2D), dict(weights=conv)),
+        ((layers.DepthwiseConv1D,), dict(weights={"kernel": None})),
+        ((layers.DepthwiseConv2D,), dict(weights={"kernel": DEPTHWISE})),
+        ((layers.Conv1DTranspose, layers.Conv2DTranspose),
+         dict(weights=transpose)),
+        # Per-tensor for 1-D convolutions: the converter runs them as a 2-D
+        # convolution after an ExpandDims, and its per-channel axis then
+        # no longer matches (conversion fails).
+        ((layers.Conv1D,), dict(weights={"kernel": None})),
+        ((layers.Conv2D,), dict(weights=conv)),
         ((layers.Dense,), dict(weights={"kernel": None})),
+        # TFLite's GATHER reads the int8 table and keeps its scale.
+        ((layers.Embedding,), dict(weights={"embeddings": None},
+                                   quantize_output=False)),
         ((layers.BatchNormalization, layers.ReLU, layers.Activation,
-          layers.Add, layers.Concatenate, layers.AveragePooling1D,
-          layers.AveragePooling2D, layers.GlobalAveragePooling1D,
-          layers.GlobalAveragePooling2D, layers.UpSampling2D,
-          layers.Rescaling, layers.Softmax), output_only),
-        ((layers.MaxPooling1D, layers.MaxPooling2D, layers.Reshape,
-          layers.Flatten, layers.Dropout, layers.ZeroPadding1D,
-          layers.ZeroPadding2D, layers.GlobalMaxPooling2D, layers.Identity),
-         pass_through),
+          layers.Add, layers.Subtract, layers.Multiply, layers.Average,
+          layers.Maximum, layers.Minimum, layers.Concatenate,
+          layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D,
+          layers.UpSampling2D, layers.Rescaling, layers.Normalization,
+          layers.LayerNormalization, layers.Softmax, layers.LeakyReLU,
+          layers.ELU, layers.PReLU), output_only),
+        # TFLite's int8 AVERAGE_POOL_2D requires its output to keep the
+        # input's scale.
+        ((layers.MaxPooling1D, layers.MaxPooling2D, layers.AveragePooling1D,
+          layers.AveragePooling2D, layers.Reshape,
+          layers.Flatten, layers.Dropout, layers.SpatialDropout1D,
+          layers.SpatialDropout2D, layers.GaussianNoise,
+          layers.ZeroPadding1D, layers.ZeroPadding2D, layers.Cropping1D,
+          layers.Cropping2D, layers.UpSampling1D, layers.Permute,
+          layers.GlobalMaxPooling1D, layers.GlobalMaxPooling2D,
+          layers.Identity, layers.ActivityRegularization), pass_through),
     )
 
 
@@ -126,6 +144,18 @@ def default_quantize_config(layer):
         if isinstance(layer, classes):
             return QuantizeConfig(**kwargs)
     return None
+
+
+def float_layer_warning(names):
+    """The message for layers `quantize_model` leaves in float."""
+    return (
+        f"quantize_model left these layers in float, having no int8 "
+        f"quantization for them: {', '.join(names)}. They run in float in "
+        "the converted file, between DEQUANTIZE and QUANTIZE ops; their "
+        "outputs are quantized for the layers that follow. To quantize one, "
+        "give it a QuantizeConfig with quantize_annotate_layer and call "
+        "quantize_apply."
+    )
 
 
 def unsupported_layer_error(layer):

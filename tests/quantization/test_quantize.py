@@ -223,12 +223,24 @@ def test_already_quantized_model_is_refused():
         q.quantize_model(qat)
 
 
-def test_unsupported_layer_is_named_with_the_way_out():
+def test_layer_without_int8_kernel_is_left_float_with_a_warning():
     inputs = keras.Input((5, 3))
-    outputs = L.LSTM(4, name="lstm")(inputs)
+    x = L.LSTM(4, name="lstm")(inputs)
+    outputs = L.Dense(2, name="head")(x)
+    with pytest.warns(UserWarning, match="left these layers in float.*lstm"):
+        qat = q.quantize_model(keras.Model(inputs, outputs))
+    kinds = {layer.name: type(layer).__name__ for layer in qat.layers}
+    assert kinds["lstm"] == "LSTM"  # Not wrapped.
+    assert kinds["quantize_lstm"] == "QuantizeLayer"  # Its output is.
+    assert kinds["quant_head"] == "QuantizeWrapper"
+
+
+def test_annotated_layer_without_default_is_named_with_the_way_out():
+    inputs = keras.Input((5, 3))
+    outputs = q.quantize_annotate_layer(L.LSTM(4, name="lstm"))(inputs)
     with pytest.raises(ValueError, match="'lstm' of type LSTM has no default"
                        ".*QuantizeConfig.*leave it in float"):
-        q.quantize_model(keras.Model(inputs, outputs))
+        q.quantize_apply(keras.Model(inputs, outputs))
 
 
 def test_unbuilt_model_is_refused():

@@ -1,0 +1,118 @@
+"""Real architectures at small inputs, with random weights, for conformance.
+
+Each builder returns a built Keras 3 model with no downloaded weights:
+`keras.applications` families at their smallest practical input, and models
+written in their style (a ViT-style encoder, a Conv1D text classifier on an
+`Embedding`, LSTM and GRU sequence classifiers). The tests and
+`benchmarks/model_zoo.py` run every compression technique on them.
+
+Example:
+
+>>> import kcompress_demo.zoo as zoo
+>>> sorted(zoo.MODELS)[:3]
+['Conv1DText', 'ConvNeXtTiny', 'DenseNet121']
+"""
+
+import keras
+from keras import layers
+from keras import ops
+
+CLASSES = 10
+
+
+def _application(name, size, **kwargs):
+    def build():
+        factory = getattr(keras.applications, name)
+        return factory(input_shape=(size, size, 3), weights=None,
+                       classes=CLASSES, **kwargs)
+    return build
+
+
+def vit_encoder(size=32, patch=8, dim=32, heads=2, depth=2,
+                classes=CLASSES, name="vit_encoder"):
+    """A small ViT-style encoder: patch-embedding conv, learned position
+    embedding fed by `ops.arange`, pre-norm `MultiHeadAttention` blocks with
+    GELU MLPs and residual adds, mean pooling and a classifier."""
+    inputs = keras.Input((size, size, 3))
+    x = layers.Conv2D(dim, patch, strides=patch, name="patch_embed")(inputs)
+    tokens = (size // patch) ** 2
+    x = layers.Reshape((tokens, dim))(x)
+    positions = ops.arange(tokens)
+    x = x + layers.Embedding(tokens, dim, name="position_embed")(positions)
+    for i in range(depth):
+        y = layers.LayerNormalization(epsilon=1e-6, name=f"ln1_{i}")(x)
+        y = layers.MultiHeadAttention(heads, dim // heads,
+                                      name=f"attention_{i}")(y, y)
+        x = layers.Add(name=f"residual1_{i}")([x, y])
+        y = layers.LayerNormalization(epsilon=1e-6, name=f"ln2_{i}")(x)
+        y = layers.Dense(dim * 2, activation="gelu", name=f"mlp1_{i}")(y)
+        y = layers.Dense(dim, name=f"mlp2_{i}")(y)
+        x = x + y
+    x = layers.LayerNormalization(epsilon=1e-6, name="ln_final")(x)
+    x = ops.mean(x, axis=1)
+    outputs = layers.Dense(classes, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def conv1d_text(length=32, vocabulary=200, classes=CLASSES,
+                name="conv1d_text"):
+    """A Conv1D text classifier on an `Embedding`."""
+    inputs = keras.Input((length,), dtype="int32")
+    x = layers.Embedding(vocabulary, 16, name="embedding")(inputs)
+    x = layers.Conv1D(32, 5, activation="relu", name="conv1")(x)
+    x = layers.MaxPooling1D(2)(x)
+    x = layers.Conv1D(32, 3, activation="relu", name="conv2")(x)
+    x = layers.GlobalAveragePooling1D()(x)
+    x = layers.Dropout(0.2)(x)
+    outputs = layers.Dense(classes, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def recurrent(cell="LSTM", length=16, features=8, units=32, classes=CLASSES):
+    """An LSTM or GRU sequence classifier with a fixed batch size of 1, so
+    the converter can emit TFLite's fused sequence kernels."""
+    inputs = keras.Input((length, features), batch_size=1)
+    x = getattr(layers, cell)(units, name=cell.lower())(inputs)
+    x = layers.Dense(32, activation="relu", name="hidden")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs, name=f"{cell.lower()}_classifier")
+
+
+MODELS = {
+    "MobileNetV2": _application("MobileNetV2", 96, alpha=0.35),
+    "MobileNetV3Small": _application("MobileNetV3Small", 64),
+    "MobileNetV3Large": _application("MobileNetV3Large", 64),
+    "EfficientNetB0": _application("EfficientNetB0", 64),
+    "EfficientNetV2B0": _application("EfficientNetV2B0", 64),
+    "ResNet50": _application("ResNet50", 64),
+    "ResNet50V2": _application("ResNet50V2", 64),
+    "DenseNet121": _application("DenseNet121", 64),
+    "NASNetMobile": _application("NASNetMobile", 64),
+    "ConvNeXtTiny": _application("ConvNeXtTiny", 64),
+    "ViTEncoder": vit_encoder,
+    "Conv1DText": conv1d_text,
+    "LSTM": lambda: recurrent("LSTM"),
+    "GRU": lambda: recurrent("GRU"),
+}
+
+
+def build(name):
+    """The model called `name` in `MODELS`."""
+    if name not in MODELS:
+        raise ValueError(
+            f"Received: name={name!r}. Expected one of {sorted(MODELS)}.")
+    return MODELS[name]()
+
+
+def sample_inputs(model, count=8, seed=0):
+    """Random inputs that suit `model` (token ids for integer inputs)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    spec = model.inputs[0]
+    shape = (count,) + tuple(spec.shape[1:])
+    if "int" in str(spec.dtype):
+        return rng.integers(0, 100, size=shape).astype("int32")
+    if spec.shape[0] is not None:
+        shape = (spec.shape[0] * count,) + shape[1:]
+    return rng.uniform(0, 1, size=shape).astype("float32")
