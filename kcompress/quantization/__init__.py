@@ -27,6 +27,7 @@ from kcompress.quantization.quantize import quantized_layers
 from kcompress.quantization.quantize import strip_quantization
 from kcompress.quantization.quantize_annotate import QuantizeAnnotate
 from kcompress.quantization.quantize_config import QuantizeConfig
+from kcompress.quantization.quantize_wrapper import QuantizedConstant
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 from kcompress.quantization.quantize_wrapper import QuantizeWrapper
 
@@ -37,6 +38,7 @@ __all__ = [
     "QuantizeConfig",
     "QuantizeConvBatchNorm",
     "QuantizeLayer",
+    "QuantizedConstant",
     "QuantizeWrapper",
     "calibrate",
     "quantize_annotate_layer",

@@ -99,6 +99,8 @@ def split_activation(layer):
 
     TFLite requantizes between the two ops, so QAT learns a range for each.
     """
+    if not layer.weights:  # Activation, ReLU, ...: the activation itself.
+        return None
     config = layer.get_config()
     activation = config.get("activation")
     if isinstance(activation, dict):  # A serialized function.

@@ -30,6 +30,7 @@ from kcompress.quantization.quantize_annotate import QuantizeAnnotate
 from kcompress.quantization.quantize_config import default_quantize_config
 from kcompress.quantization.quantize_config import float_layer_warning
 from kcompress.quantization.quantize_config import unsupported_layer_error
+from kcompress.quantization.quantize_wrapper import QuantizedConstant
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 from kcompress.quantization.quantize_wrapper import QuantizeWrapper
 
@@ -136,10 +137,28 @@ _MOVING_OPS = frozenset((
     "Max", "Min", "Amax", "Amin", "Pad", "Split", "Stack", "Unstack"))
 
 
+# Input preprocessing read in float: a model input feeding one of these is
+# not quantized first. TFLite runs the affine map in float on the raw input
+# and quantizes its result once, which loses less than rounding raw pixels
+# (or per-channel-normalized values) to one int8 grid before the map.
+_FLOAT_INPUT_LAYERS = (keras.layers.Rescaling, keras.layers.Normalization)
+
+
 def _quantizes_output(operation):
     """Whether a `keras.ops` node computes new values (its output is
     fake-quantized, as TFLite requantizes it)."""
     return type(operation).__name__ not in _MOVING_OPS
+
+
+# Elementwise `keras.ops` nodes whose constant operands TFLite needs in int8.
+_BINARY_OPS = frozenset(("Add", "Subtract", "Multiply", "Divide",
+                         "TrueDivide", "Maximum", "Minimum"))
+
+
+def _is_constant(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) or (
+        hasattr(value, "dtype") and not hasattr(value, "_keras_history")
+        and "float" in str(value.dtype))
 
 
 def _is_float(tensor):
@@ -230,7 +249,8 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
                                   preserve_sparsity)
         else:
             new = _model_utils.clone_layer(inner)
-        quantized.add(id(new))
+        if not isinstance(inner, _FLOAT_INPUT_LAYERS):
+            quantized.add(id(new))
         return new
 
     input_quantizers = {}
@@ -245,6 +265,8 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
         if history is None or not isinstance(history.operation,
                                              keras.layers.InputLayer):
             return tensor
+        if not _is_float(tensor):  # Token ids and other integer inputs.
+            return tensor
         if id(tensor) not in input_quantizers:
             layer = QuantizeLayer(name=f"quantize_{history.operation.name}")
             input_quantizers[id(tensor)] = layer(tensor)
@@ -257,6 +279,15 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
         if quantize_inputs and (id(layer) in quantized or (
                 operation and not annotated_only)):
             args = keras.tree.map_structure(quantized_input, args)
+        if (operation and not annotated_only
+                and type(layer).__name__ in _BINARY_OPS):
+            tensor = next((a for a in args if _is_float(a)
+                           and hasattr(a, "_keras_history")), None)
+            if tensor is not None:
+                args = tuple(
+                    QuantizedConstant(a, name=f"{layer.name}_constant{i}")(
+                        tensor) if _is_constant(a) else a
+                    for i, a in enumerate(args))
         outputs = layer(*args, **kwargs)
         if id(layer) in followers:
             outputs = followers[id(layer)](outputs)
@@ -393,6 +424,7 @@ def strip_quantization(model: keras.Model) -> keras.Model:
     _model_utils.check_model_argument(model, "model", "strip_quantization",
                                       _PER_LAYER_HINT)
     dropped = set()
+    constants = {}  # id(stand-in of a QuantizedConstant) -> its number
 
     def clone_function(layer):
         if isinstance(layer, keras.Model):
@@ -400,6 +432,10 @@ def strip_quantization(model: keras.Model) -> keras.Model:
         if isinstance(layer, QuantizeLayer):
             new = keras.layers.Identity(name=layer.name)
             dropped.add(id(new))
+            return new
+        if isinstance(layer, QuantizedConstant):
+            new = keras.layers.Identity(name=layer.name)
+            constants[id(new)] = layer.value
             return new
         if isinstance(layer, fold_batchnorm.QuantizeConvBatchNorm):
             return layer.to_float_conv()
@@ -414,6 +450,8 @@ def strip_quantization(model: keras.Model) -> keras.Model:
     def call_function(layer, *args, **kwargs):
         if id(layer) in dropped:
             return args[0]
+        if id(layer) in constants:
+            return keras.ops.convert_to_numpy(constants[id(layer)])
         return layer(*args, **kwargs)
 
     if isinstance(model, keras.Sequential):

@@ -29,6 +29,9 @@ class QuantizeConfig:
         quantize_output: whether the layer's output is fake-quantized with a
             learned (moving-average) range.
         num_bits: bit width, 8 for TFLite int8.
+        output_range: optional fixed `(low, high)` output range, for ops
+            whose int8 kernel has a fixed output scale (softmax and sigmoid
+            output `[0, 255/256]`, tanh `[-1, 127/128]`). None learns it.
 
     Example:
 
@@ -37,7 +40,8 @@ class QuantizeConfig:
     True
     """
 
-    def __init__(self, weights=None, quantize_output=True, num_bits=8):
+    def __init__(self, weights=None, quantize_output=True, num_bits=8,
+                 output_range=None):
         weights = dict(weights or {})
         for name, axis in weights.items():
             if not (axis is None or axis == DEPTHWISE or (
@@ -50,9 +54,21 @@ class QuantizeConfig:
             raise ValueError(
                 f"Received: num_bits={num_bits!r}. Expected an int in [2, 8]."
             )
+        if output_range is not None:
+            try:
+                low, high = (float(v) for v in output_range)
+            except (TypeError, ValueError):
+                low = high = float("nan")
+            if not low <= 0.0 <= high or low == high:
+                raise ValueError(
+                    f"Received: output_range={output_range!r}. Expected None "
+                    "or a pair (low, high) with low <= 0 <= high, low < high."
+                )
+            output_range = (low, high)
         self.weights = weights
         self.quantize_output = bool(quantize_output)
         self.num_bits = num_bits
+        self.output_range = output_range
 
     @property
     def quantizes_anything(self):
@@ -75,11 +91,16 @@ class QuantizeConfig:
     def get_config(self):
         return {"weights": dict(self.weights),
                 "quantize_output": self.quantize_output,
-                "num_bits": self.num_bits}
+                "num_bits": self.num_bits,
+                "output_range": (None if self.output_range is None
+                                 else list(self.output_range))}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    def __hash__(self):
+        return hash(repr(self))
 
     def __eq__(self, other):
         return type(self) is type(other) and (
@@ -136,13 +157,32 @@ SUPPORTED_LAYERS = tuple(
            | {"SeparableConv2D", "InputLayer"}))
 
 
+# TFLite's int8 kernels for these give their output a fixed scale; QAT
+# rounds to the same grid (a learned range would be requantized after them).
+FIXED_OUTPUT_RANGES = {
+    "softmax": (0.0, 255.0 / 256.0),
+    "sigmoid": (0.0, 255.0 / 256.0),
+    "tanh": (-1.0, 127.0 / 128.0),
+}
+
+
+def _activation_name(layer):
+    if isinstance(layer, layers.Softmax):
+        return "softmax"
+    if isinstance(layer, layers.Activation):
+        activation = layer.get_config()["activation"]
+        return activation if isinstance(activation, str) else None
+    return None
+
+
 def default_quantize_config(layer):
     """The default `QuantizeConfig` for `layer`, or None if it has none."""
     if isinstance(layer, keras.layers.InputLayer):
         return QuantizeConfig(quantize_output=False)
     for classes, kwargs in _table():
         if isinstance(layer, classes):
-            return QuantizeConfig(**kwargs)
+            fixed = FIXED_OUTPUT_RANGES.get(_activation_name(layer))
+            return QuantizeConfig(**kwargs, output_range=fixed)
     return None
 
 

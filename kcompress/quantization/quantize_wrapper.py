@@ -18,7 +18,7 @@ from kcompress.quantization.quantize_config import QuantizeConfig
 from kcompress.quantization.quantize_config import default_quantize_config
 from kcompress.quantization.quantize_config import unsupported_layer_error
 
-__all__ = ["QuantizeWrapper", "QuantizeLayer"]
+__all__ = ["QuantizeWrapper", "QuantizeLayer", "QuantizedConstant"]
 
 def _weights_with_zeros(layer, config):
     """Names of the weights in `config` that hold exact zeros in `layer`."""
@@ -113,6 +113,9 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
             self.zero_masks.append(mask)
         if self.quantize_config.quantize_output:
             self.build_range()
+            fixed = self.quantize_config.output_range
+            if fixed is not None:  # Set and frozen: the kernel's own grid.
+                self.range_state.assign([fixed[0], fixed[1], 1.0])
         else:
             self.calibrating = self.export_mode = False
         self.built = True
@@ -130,7 +133,11 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
             for (w, value), axis in zip(self.effective_weights(), axes)]
         outputs = call_with_values(self, self.layer, mapping, inputs, *args,
                                    **kwargs)
-        if self.quantize_config.quantize_output:
+        fixed = self.quantize_config.output_range
+        if self.quantize_config.quantize_output and fixed is not None:
+            outputs = quantizers.fake_quant_activation(
+                outputs, fixed[0], fixed[1], self.num_bits)
+        elif self.quantize_config.quantize_output:
             outputs = self.quantize_output(outputs, training)
         return outputs
 
@@ -181,3 +188,44 @@ class QuantizeLayer(ActivationRange, keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_bits": self.num_bits}
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class QuantizedConstant(keras.layers.Layer):
+    """A constant operand of a `keras.ops` node, fake-quantized (int8).
+
+    Where a functional model computes `x + 3.0` or `x * (1 / 6)` (the
+    hard-sigmoid of MobileNetV3), TFLite runs an int8 ADD or MUL only if the
+    constant is an int8 tensor too. The QAT rewrite feeds the node this
+    layer's output instead of the number; the range spans 0 and the
+    constant, so the constant is exactly on the grid. `strip_quantization`
+    puts the number back.
+
+    Args:
+        value: the constant, a number or a nested list of numbers.
+        num_bits: bit width.
+        **kwargs: passed to `keras.layers.Layer`.
+    """
+
+    _kcompress_quantized = True  # _model_utils.QUANTIZED_MARKER
+
+    def __init__(self, value, num_bits=8, **kwargs):
+        super().__init__(**kwargs)
+        self.value = keras.ops.convert_to_numpy(value).astype(
+            "float32").tolist()
+        self.num_bits = num_bits
+
+    def call(self, inputs):
+        del inputs  # Only places the constant in the graph.
+        value = ops.convert_to_tensor(self.value, dtype="float32")
+        low = ops.minimum(ops.min(value), 0.0)
+        high = ops.maximum(ops.max(value), 0.0)
+        return quantizers.fake_quant_activation(value, low, high,
+                                                self.num_bits)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(ops.shape(ops.convert_to_tensor(self.value)))
+
+    def get_config(self):
+        return {**super().get_config(), "value": self.value,
+                "num_bits": self.num_bits}
