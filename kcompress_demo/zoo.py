@@ -20,11 +20,12 @@ from keras import ops
 CLASSES = 10
 
 
-def _application(name, size, **kwargs):
-    def build():
+def _application(name, default_size, **kwargs):
+    def build(size=None, classes=CLASSES):
         factory = getattr(keras.applications, name)
+        size = size or default_size
         return factory(input_shape=(size, size, 3), weights=None,
-                       classes=CLASSES, **kwargs)
+                       classes=classes, **kwargs)
     return build
 
 
@@ -89,19 +90,33 @@ MODELS = {
     "DenseNet121": _application("DenseNet121", 64),
     "NASNetMobile": _application("NASNetMobile", 64),
     "ConvNeXtTiny": _application("ConvNeXtTiny", 64),
-    "ViTEncoder": vit_encoder,
-    "Conv1DText": conv1d_text,
-    "LSTM": lambda: recurrent("LSTM"),
-    "GRU": lambda: recurrent("GRU"),
+    "ViTEncoder": lambda size=None, classes=CLASSES: vit_encoder(
+        size or 32, classes=classes),
+    "Conv1DText": lambda size=None, classes=CLASSES: conv1d_text(
+        classes=classes),
+    "LSTM": lambda size=None, classes=CLASSES: recurrent("LSTM",
+                                                        classes=classes),
+    "GRU": lambda size=None, classes=CLASSES: recurrent("GRU",
+                                                       classes=classes),
 }
 
+# The smallest input each keras.applications family accepts.
+SMALLEST = 32
 
-def build(name):
-    """The model called `name` in `MODELS`."""
+
+def build(name, size=None, classes=CLASSES):
+    """The model called `name` in `MODELS`.
+
+    Args:
+        name: a key of `MODELS`.
+        size: image side for the image models (their benchmark size when
+            None; `SMALLEST` is the smallest all of them accept).
+        classes: number of output classes.
+    """
     if name not in MODELS:
         raise ValueError(
             f"Received: name={name!r}. Expected one of {sorted(MODELS)}.")
-    return MODELS[name]()
+    return MODELS[name](size, classes=classes)
 
 
 def sample_inputs(model, count=8, seed=0):

@@ -1,0 +1,173 @@
+"""Every technique on functional graphs built the way real models are.
+
+The graph here has what keras.applications and user models have and a
+single chain of layers has not: `keras.ops` nodes (`x + 3.0`, `x * gate`,
+`ops.mean`), a hard-swish written with ops, a squeeze-excite gate, a layer
+called twice, residual adds, a GELU Dense and a softmax head.
+"""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+from keras import ops
+
+import kcompress as kc
+import tflite_export
+
+# The ops every acceptance file must run in int8.
+INT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL",
+            "CONCATENATION", "MEAN", "BATCH_MATMUL"}
+
+
+def hard_swish(x):
+    return x * layers.ReLU(6.0)(x + 3.0) * (1.0 / 6.0)
+
+
+def op_graph(classes=4):
+    inputs = keras.Input((12, 12, 3))
+    x = layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    x = hard_swish(x)
+    shared = layers.Conv2D(8, 3, padding="same", name="shared")
+    y = shared(x)
+    y = shared(layers.ReLU()(y))  # One layer, two calls.
+    gate = layers.GlobalAveragePooling2D(keepdims=True)(y)
+    gate = layers.Conv2D(8, 1, activation="sigmoid", name="gate")(gate)
+    x = x + y * gate  # Squeeze-excite and a residual add, both as ops.
+    x = layers.Concatenate()([x, layers.DepthwiseConv2D(3, padding="same",
+                                                        name="dw")(x)])
+    x = ops.mean(x, axis=(1, 2))
+    x = layers.Dense(16, activation="gelu", name="mlp")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs, name="op_graph")
+
+
+def _data(count=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (count, 12, 12, 3)).astype("float32")
+    y = (x[:, :6].mean((1, 2, 3)) > x[:, 6:].mean((1, 2, 3))).astype("int32")
+    return x, y
+
+
+def _operation_nodes(model):
+    return [type(op).__name__ for op in model.operations
+            if not isinstance(op, keras.layers.Layer)]
+
+
+def test_the_graph_really_has_op_nodes():
+    assert {"Add", "Multiply", "Mean"} <= set(_operation_nodes(op_graph()))
+
+
+def test_prune_strip_save_load_keep_op_nodes_and_outputs(tmp_path):
+    model = op_graph()
+    x, y = _data()
+    pruned = kc.pruning.prune_low_magnitude(
+        model, kc.pruning.ConstantSparsity(0.5, 0))
+    pruned.compile("adam", "sparse_categorical_crossentropy")
+    pruned.fit(x, y, epochs=1, batch_size=32, verbose=0,
+               callbacks=[kc.pruning.UpdatePruningStep()])
+    stripped = kc.pruning.strip_pruning(pruned)
+    assert sorted(_operation_nodes(stripped)) == sorted(
+        _operation_nodes(model))
+    shared = stripped.get_layer("shared")
+    assert len(shared._inbound_nodes) == 2  # Still one layer, two calls.
+    kernel = keras.ops.convert_to_numpy(shared.kernel)
+    assert abs(np.mean(kernel == 0) - 0.5) < 0.02
+    path = tmp_path / "stripped.keras"
+    stripped.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               stripped.predict(x, verbose=0), atol=1e-6)
+
+
+def test_factorize_and_distill_carry_op_nodes():
+    model = op_graph()
+    x, y = _data()
+    small = kc.lowrank.factorize(model, energy=0.5)
+    assert sorted(_operation_nodes(small)) == sorted(_operation_nodes(model))
+    assert small.count_params() < model.count_params()
+    logits = keras.Model(model.inputs, model.get_layer("head").input)
+    distiller = kc.distillation.distill(logits, logits)
+    distiller.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    history = distiller.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+
+
+def test_qat_file_of_op_graph_is_int8_and_matches_keras():
+    model = op_graph()
+    x, y = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Nothing is left in float.
+        qat = kc.quantization.quantize_model(model, calibration_data=x)
+    qat.compile("adam", "sparse_categorical_crossentropy")
+    qat.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # No float compute op in the file.
+        tflite = tflite_export.convert(qat, "qat")
+    info = tflite_export.inspect(tflite)
+    names = {op.name for op in info.ops}
+    assert {"ADD", "MUL", "MEAN", "CONCATENATION", "GELU"} <= names
+    assert not [op for op in info.ops if op.name in INT8_OPS
+                and not op.integer]
+    check = tflite_export.verify(tflite, qat, x)
+    assert check.top1_agreement >= 0.99
+    assert check.max_steps <= 2.0
+
+
+def test_strip_quantization_restores_the_float_graph():
+    model = op_graph()
+    x, _ = _data()
+    qat = kc.quantization.quantize_model(model, calibration_data=x)
+    names = [type(layer).__name__ for layer in qat.layers]
+    assert "QuantizedConstant" in names  # The 3.0 and 1/6 of hard-swish.
+    plain = kc.quantization.strip_quantization(qat)
+    assert not kc.quantization.quantized_layers(plain)
+    assert "QuantizedConstant" not in [type(layer).__name__
+                                       for layer in plain.layers]
+    np.testing.assert_allclose(plain.predict(x, verbose=0),
+                               model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_qat_model_with_op_nodes_round_trips_through_keras_file(tmp_path):
+    model = op_graph()
+    x, _ = _data()
+    qat = kc.quantization.quantize_model(model, calibration_data=x)
+    path = tmp_path / "qat.keras"
+    qat.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               qat.predict(x, verbose=0), atol=1e-6)
+
+
+def test_integer_token_inputs_are_not_quantized():
+    inputs = keras.Input((10,), dtype="int32")
+    x = layers.Embedding(50, 8)(inputs)
+    x = layers.Conv1D(8, 3, activation="relu")(x)
+    outputs = layers.Dense(3)(layers.GlobalAveragePooling1D()(x))
+    model = keras.Model(inputs, outputs)
+    tokens = np.random.default_rng(0).integers(0, 50, (32, 10)).astype(
+        "int32")
+    qat = kc.quantization.quantize_model(model, calibration_data=tokens)
+    assert not [layer for layer in qat.layers if isinstance(
+        layer, kc.quantization.QuantizeLayer)]
+    tflite = tflite_export.convert(qat, "qat")
+    check = tflite_export.verify(tflite, qat, tokens)
+    assert check.max_steps <= 1.0
+
+
+@pytest.mark.parametrize("activation, grid", [("softmax", 1 / 256),
+                                              ("sigmoid", 1 / 256),
+                                              ("tanh", 1 / 128)])
+def test_fixed_output_grids_match_tflite_kernels(activation, grid):
+    inputs = keras.Input((6,))
+    outputs = layers.Dense(5, activation=activation)(inputs)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).normal(size=(32, 6)).astype("float32")
+    qat = kc.quantization.quantize_model(model, calibration_data=x)
+    tflite = tflite_export.convert(qat, "qat")
+    check = tflite_export.verify(tflite, qat, x)
+    assert check.output_scale == pytest.approx(grid)
+    assert check.max_steps <= 1.0
