@@ -111,7 +111,7 @@ def test_qat_file_of_op_graph_is_int8_and_matches_keras():
     names = {op.name for op in info.ops}
     assert {"ADD", "MUL", "MEAN", "CONCATENATION", "GELU"} <= names
     assert not [op for op in info.ops if op.name in INT8_OPS
-                and not op.integer]
+                and op.kind == "float"]
     check = tflite_export.verify(tflite, qat, x)
     assert check.top1_agreement >= 0.99
     assert check.max_steps <= 2.0
@@ -171,3 +171,50 @@ def test_fixed_output_grids_match_tflite_kernels(activation, grid):
     check = tflite_export.verify(tflite, qat, x)
     assert check.output_scale == pytest.approx(grid)
     assert check.max_steps <= 1.0
+
+
+def test_transformer_block_qat_file_is_int8_and_matches_keras(tmp_path):
+    from kcompress_demo import zoo
+
+    model = zoo.vit_encoder(size=16, patch=4, dim=16, heads=2, depth=1)
+    x = np.random.default_rng(0).uniform(0, 1, (32, 16, 16, 3)).astype(
+        "float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Nothing is left in float.
+        qat = kc.quantization.quantize_model(model, calibration_data=x)
+    kinds = {type(layer).__name__ for layer in qat.layers}
+    assert {"QuantizeLayerNormalization",
+            "QuantizeMultiHeadAttention"} <= kinds
+    path = tmp_path / "vit_qat.keras"
+    qat.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               qat.predict(x, verbose=0), atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tflite = tflite_export.convert(loaded, "qat")
+    info = tflite_export.inspect(tflite)
+    names = {op.name for op in info.ops}
+    assert {"BATCH_MATMUL", "SOFTMAX", "RSQRT", "MEAN"} <= names
+    assert not [op for op in info.ops if op.name in INT8_OPS | {
+        "SOFTMAX", "RSQRT"} and op.kind == "float"]
+    check = tflite_export.verify(tflite, loaded, x)
+    assert check.top1_agreement >= 0.99
+    assert check.max_steps <= 2.0
+    plain = kc.quantization.strip_quantization(qat)
+    np.testing.assert_allclose(plain.predict(x, verbose=0),
+                               model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_activation_ranges_are_exact_in_float32_and_float64():
+    from kcompress.quantization import quantizers
+
+    rng = np.random.default_rng(0)
+    for low, high in zip(-rng.exponential(3, 200), rng.exponential(3, 200)):
+        a, b = (float(keras.ops.convert_to_numpy(v))
+                for v in quantizers.exact_range(low, high))
+        scale32 = np.float32(np.float32(b) - np.float32(a)) / np.float32(255)
+        scale64 = (float(b) - float(a)) / 255.0
+        assert float(scale32) == scale64
+        assert a <= 0 <= b and abs((b - a) - (high - low)) <= (
+            high - low) * 2.0 ** -11 + 1e-9

@@ -23,6 +23,7 @@ from kcompress import _model_utils
 from kcompress.inputs import check_inputs
 from kcompress.pruning.prune import pruning_wrappers
 from kcompress.pruning.prune import strip_pruning
+from kcompress.quantization import composite
 from kcompress.quantization import fold_batchnorm
 from kcompress.quantization import patterns
 from kcompress.quantization.activation_range import ActivationRange
@@ -47,8 +48,12 @@ _PER_LAYER_HINT = (
 
 
 def quantized_layers(model: keras.Model) -> list:
-    """The QAT layers (wrappers, folded pairs, input quantizers) of `model`."""
-    return _model_utils.find_layers(model, ActivationRange)
+    """The QAT layers (wrappers, folded pairs, input quantizers) of `model`,
+    and the ranges inside composite QAT layers (layer norm, attention)."""
+    found = _model_utils.find_layers(model, ActivationRange)
+    for layer in _model_utils.find_layers(model, composite._Composite):
+        found.extend(layer.ranges.values())
+    return found
 
 
 def quantize_annotate_layer(to_annotate, quantize_config=None):
@@ -187,6 +192,8 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
             return inner, layer.quantize_config
         if isinstance(inner, keras.layers.SeparableConv2D):
             return inner, "separable"
+        if composite.composite_for(inner) is not None:
+            return inner, "composite"
         config = default_quantize_config(inner)
         if config is None and annotated:
             raise unsupported_layer_error(inner)
@@ -226,6 +233,9 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
             new = fold_batchnorm.fold_pair(
                 inner, pairs[id(inner)], preserve_sparsity,
                 output_quantized=id(pairs[id(inner)]) not in fused)
+        elif config == "composite":
+            new = composite.composite_for(inner)(
+                _model_utils.clone_layer(inner))
         elif config == "separable":
             new, pointwise = (
                 QuantizeWrapper(part, default_quantize_config(part),
@@ -443,7 +453,7 @@ def strip_quantization(model: keras.Model) -> keras.Model:
             weights = _model_utils.values_with(layer.layer.weights,
                                                layer.effective_weights())
             return _model_utils.clone_layer(layer.layer, weights=weights)
-        if isinstance(layer, QuantizeAnnotate):
+        if isinstance(layer, (QuantizeAnnotate, composite._Composite)):
             return _model_utils.clone_layer(layer.layer)
         return _model_utils.clone_layer(layer)
 

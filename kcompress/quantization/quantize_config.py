@@ -135,7 +135,7 @@ def _table():
           layers.Maximum, layers.Minimum, layers.Concatenate,
           layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D,
           layers.UpSampling2D, layers.Rescaling, layers.Normalization,
-          layers.LayerNormalization, layers.Softmax, layers.LeakyReLU,
+          layers.Softmax, layers.LeakyReLU,
           layers.ELU, layers.PReLU), output_only),
         # TFLite's int8 AVERAGE_POOL_2D requires its output to keep the
         # input's scale.
@@ -152,9 +152,12 @@ def _table():
 
 # SeparableConv2D is split into DepthwiseConv2D + 1x1 Conv2D before
 # quantizing, as TFLite runs it (see quantize.py).
+# LayerNormalization and MultiHeadAttention have composite QAT layers
+# (composite.py).
 SUPPORTED_LAYERS = tuple(
     sorted({cls.__name__ for classes, _ in _table() for cls in classes}
-           | {"SeparableConv2D", "InputLayer"}))
+           | {"SeparableConv2D", "InputLayer", "LayerNormalization",
+              "MultiHeadAttention"}))
 
 
 # TFLite's int8 kernels for these give their output a fixed scale; QAT

@@ -72,10 +72,41 @@ def fake_quant_weight(weight, axis=None, num_bits=8):
         axis=axis)
 
 
+# Significant bits kept in an activation scale (see `exact_range`).
+SCALE_BITS = 12
+
+
+def exact_range(min_value, max_value, num_bits=8):
+    """The range `[min, max]` moved onto a grid every converter agrees on.
+
+    The scale `(max - min) / (2**bits - 1)` is rounded to `SCALE_BITS`
+    significant bits and the zero point to an integer, and both ends are
+    recomputed from them. Each end is then exact in float32 and float64, so
+    the TFLite converter, which derives a tensor's scale once from the
+    FakeQuant attributes in float32 and once in float64, finds the same
+    scale both times. (Otherwise an op that requires equal input and output
+    scales, such as the RESHAPE inside a Dense applied to a 4-D tensor, can
+    fail to convert because two scales differ in the last bit.) The range
+    moves by less than 2**-SCALE_BITS of its width.
+    """
+    levels = float(2 ** num_bits - 1)
+    width = ops.maximum(ops.subtract(max_value, min_value), 1e-12)
+    scale = ops.divide(width, levels)
+    exponent = ops.floor(ops.log2(scale)) - (SCALE_BITS - 1)
+    step = ops.power(2.0, exponent)
+    scale = ops.multiply(ops.round(ops.divide(scale, step)), step)
+    zero_point = ops.clip(ops.round(ops.divide(ops.negative(min_value),
+                                               scale)), 0.0, levels)
+    low = ops.multiply(ops.negative(zero_point), scale)
+    return low, ops.add(low, ops.multiply(levels, scale))
+
+
 def fake_quant_activation(x, min_value, max_value, num_bits=8):
-    """Asymmetric per-tensor fake quantization of an activation."""
+    """Asymmetric per-tensor fake quantization of an activation, on the
+    range `exact_range` makes of `[min_value, max_value]`."""
+    low, high = exact_range(min_value, max_value, num_bits)
     return quantizers.fake_quant_with_min_max_vars(
-        x, min_value, max_value, num_bits=num_bits, narrow_range=False)
+        x, low, high, num_bits=num_bits, narrow_range=False)
 
 
 def update_range(current_min, current_max, x, initialized, decay):

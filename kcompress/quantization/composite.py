@@ -1,0 +1,193 @@
+"""QAT for layers TFLite runs as several int8 ops: LayerNormalization and
+MultiHeadAttention.
+
+TFLite has no int8 kernel for either layer. The converter lowers each to a
+chain of int8 ops (MEAN, SUB, MUL, RSQRT, ADD for a layer norm;
+FULLY_CONNECTED, MUL, BATCH_MATMUL, SOFTMAX for attention) and requantizes
+between every two. QAT has to round where the file rounds, so these
+wrappers compute the same chain with `keras.ops` and fake-quantize each
+intermediate with a range of its own, held by a child `QuantizeLayer`
+(found by `quantized_layers`, calibrated and frozen like any other range).
+Their weights are fake-quantized per tensor, as the converter stores them.
+"""
+
+import keras
+from keras import ops
+
+from kcompress._substitute import call_with_values
+from kcompress.quantization import quantizers
+from kcompress.quantization.quantize_config import FIXED_OUTPUT_RANGES
+from kcompress.quantization.quantize_wrapper import QuantizeLayer
+
+__all__ = ["QuantizeLayerNormalization", "QuantizeMultiHeadAttention",
+           "composite_for"]
+
+
+class _Composite(keras.layers.Wrapper):
+    """A wrapper whose call fake-quantizes named intermediates."""
+
+    _kcompress_quantized = True  # _model_utils.QUANTIZED_MARKER
+    RANGES = ()
+
+    def __init__(self, layer, num_bits=8, **kwargs):
+        if not isinstance(layer, self.WRAPS):
+            raise ValueError(
+                f"Received: layer={layer!r} of type {type(layer).__name__}. "
+                f"Expected a {self.WRAPS.__name__}.")
+        kwargs.setdefault("name", f"quant_{layer.name}")
+        super().__init__(layer, **kwargs)
+        self.num_bits = num_bits
+        self.ranges = {key: QuantizeLayer(num_bits, name=f"{self.name}_{key}")
+                       for key in self.RANGES}
+
+    def build(self, *args, **kwargs):
+        if not self.layer.built:
+            self.layer.build(*args, **kwargs)
+        for child in self.ranges.values():
+            child.build()
+        self.built = True
+
+    def _q(self, key, x, training):
+        return self.ranges[key](x, training=training)
+
+    def _weight(self, variable):
+        return quantizers.fake_quant_weight(variable, None, self.num_bits)
+
+    def _constant(self, value):
+        value = ops.convert_to_tensor(value, "float32")
+        low = ops.minimum(ops.min(value), 0.0)
+        high = ops.maximum(ops.max(value), 0.0)
+        return quantizers.fake_quant_activation(value, low, high,
+                                                self.num_bits)
+
+    def _project(self, dense, x):
+        mapping = [(dense.kernel, self._weight(dense.kernel))]
+        return call_with_values(self, dense, mapping, x)
+
+    def get_config(self):
+        return {**super().get_config(), "num_bits": self.num_bits}
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class QuantizeLayerNormalization(_Composite):
+    """QAT of a `LayerNormalization` as TFLite's int8 ops compute it.
+
+    `mean = MEAN(x)`, `d = x - mean`, `var = MEAN(d * d)`,
+    `inv = RSQRT(var + eps)`, `y = (d * inv) * gamma + beta`, each step
+    rounded to its own learned grid. RMS scaling is not supported (the
+    rewrite leaves such a layer in float).
+
+    Args:
+        layer: the `LayerNormalization`.
+        num_bits: bit width.
+        **kwargs: passed to `keras.layers.Wrapper`.
+    """
+
+    WRAPS = keras.layers.LayerNormalization
+    RANGES = ("mean", "centered", "squared", "variance", "shifted",
+              "inverse", "normalized", "scaled", "output")
+
+    def call(self, inputs, training=None):
+        norm = self.layer
+        axis = norm.axis if isinstance(norm.axis, (list, tuple)) else [
+            norm.axis]
+        axis = [a % len(inputs.shape) for a in axis]
+        q = self._q
+        x = ops.cast(inputs, "float32")
+        mean = q("mean", ops.mean(x, axis=axis, keepdims=True), training)
+        centered = q("centered", x - mean, training)
+        squared = q("squared", centered * centered, training)
+        variance = q("variance", ops.mean(squared, axis=axis, keepdims=True),
+                     training)
+        shifted = q("shifted", variance + self._constant(norm.epsilon),
+                    training)
+        inverse = q("inverse", ops.rsqrt(shifted), training)
+        y = q("normalized", centered * inverse, training)
+        shape = [1] * len(x.shape)
+        for a in axis:
+            shape[a] = x.shape[a]
+        if norm.scale:
+            gamma = ops.reshape(self._weight(norm.gamma), shape)
+            y = q("scaled", y * gamma, training)
+        if norm.center:
+            beta = ops.reshape(self._weight(norm.beta), shape)
+            y = q("output", y + beta, training)
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class QuantizeMultiHeadAttention(_Composite):
+    """QAT of a `MultiHeadAttention` as TFLite's int8 ops compute it.
+
+    The query, key, value and output projections run as FULLY_CONNECTED
+    with per-tensor int8 kernels; the scaled query, the scores and the
+    context as MUL and BATCH_MATMUL with learned ranges; the softmax on its
+    fixed 1/256 grid. Gated attention is not supported (the rewrite leaves
+    such a layer in float).
+
+    Args:
+        layer: the `MultiHeadAttention`.
+        num_bits: bit width.
+        **kwargs: passed to `keras.layers.Wrapper`.
+    """
+
+    WRAPS = keras.layers.MultiHeadAttention
+    RANGES = ("query", "key", "value", "scaled_query", "scores", "context",
+              "output")
+
+    def build(self, query_shape, value_shape, key_shape=None):
+        if not self.layer.built:
+            self.layer.build(query_shape, value_shape, key_shape)
+        for child in self.ranges.values():
+            child.build()
+        self.built = True
+
+    def call(self, query, value, key=None, attention_mask=None,
+             return_attention_scores=False, training=None,
+             use_causal_mask=False):
+        mha = self.layer
+        q = self._q
+        key = value if key is None else key
+        mask = mha._compute_attention_mask(
+            query, value, attention_mask=attention_mask,
+            use_causal_mask=use_causal_mask)
+        queries = q("query", self._project(mha._query_dense, query), training)
+        keys = q("key", self._project(mha._key_dense, key), training)
+        values = q("value", self._project(mha._value_dense, value), training)
+        queries = q("scaled_query", queries * self._constant(
+            mha._inverse_sqrt_key_dim), training)
+        scores = q("scores", ops.einsum(mha._dot_product_equation, keys,
+                                        queries), training)
+        probabilities = mha._masked_softmax(scores, mask)
+        low, high = FIXED_OUTPUT_RANGES["softmax"]
+        probabilities = quantizers.fake_quant_activation(
+            probabilities, low, high, self.num_bits)
+        dropped = mha._dropout_layer(probabilities, training=training)
+        context = q("context", ops.einsum(mha._combine_equation, dropped,
+                                          values), training)
+        outputs = q("output", self._project(mha._output_dense, context),
+                    training)
+        if return_attention_scores:
+            return outputs, probabilities
+        return outputs
+
+    def compute_output_shape(self, query_shape, value_shape, key_shape=None):
+        return self.layer.compute_output_shape(query_shape, value_shape,
+                                               key_shape)
+
+    def compute_output_spec(self, *args, **kwargs):
+        return self.layer.compute_output_spec(*args, **kwargs)
+
+
+def composite_for(layer):
+    """The composite QAT class for `layer`, or None if it has none."""
+    if isinstance(layer, keras.layers.LayerNormalization) and not (
+            layer.rms_scaling):
+        return QuantizeLayerNormalization
+    if isinstance(layer, keras.layers.MultiHeadAttention) and not getattr(
+            layer, "_use_gate", False):
+        return QuantizeMultiHeadAttention
+    return None
