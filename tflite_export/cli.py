@@ -48,6 +48,11 @@ _ALLOW_FLEX = flags.DEFINE_bool(
     "allow_flex", False,
     "convert: allow TensorFlow (Flex) ops the TFLite builtins lack; the app "
     "must then link the Flex delegate.")
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", None,
+    "convert: fixed batch size of the file's inputs (default: the model's "
+    "own, dynamic unless it fixes one). 1 lets LSTM/GRU use builtin ops.",
+    lower_bound=1, upper_bound=65536)
 _TARGET = flags.DEFINE_string(
     "target", "host",
     "bench: host, rpi4-emu, rpi5-emu, ssh://user@host[:port] or adb[:SERIAL].")
@@ -79,7 +84,7 @@ _VERBOSE = flags.DEFINE_bool(
 
 _COMMAND_FLAGS = {
     "convert": {"mode", "out", "representative", "verify", "float_io",
-                "allow_flex"},
+                "allow_flex", "batch_size"},
     "bench": {"target", "threads", "runs", "warmup", "xnnpack", "data",
               "ssh_identity", "ssh_accept_new_host_key", "remote_python",
               "benchmark_binary"},
@@ -211,7 +216,8 @@ def convert_command(model_path):
             datasets[flag.name] = data_lib.load(flag.value, shape)
     representative = datasets.get("representative", (None,))[0]
     tflite = te.convert(model, _MODE.value, representative_data=representative,
-                        float_io=_FLOAT_IO.value, allow_flex=_ALLOW_FLEX.value)
+                        float_io=_FLOAT_IO.value, allow_flex=_ALLOW_FLEX.value,
+                        batch_size=_BATCH_SIZE.value)
     progress.add(1)
     verification = None
     if "verify" in datasets:

@@ -173,7 +173,7 @@ def _flex_error(error):
 
 def convert(model: keras.Model, mode: str, representative_data=None,
             float_io: bool = False, allow_flex: bool = False,
-            sparse_encoding: bool = False) -> bytes:
+            sparse_encoding: bool = False, batch_size=None) -> bytes:
     """Converts a Keras 3 model to TFLite bytes.
 
     Args:
@@ -196,6 +196,11 @@ def convert(model: keras.Model, mode: str, representative_data=None,
             dense). Measured in BUILD.md: XNNPACK, the default delegate,
             fails to prepare the sparse int8 FULLY_CONNECTED it makes, and
             TFLite's built-in kernels run it no faster than the dense file.
+        batch_size: a fixed batch size for the file's inputs, or None for a
+            dynamic one (but a recurrent model whose `keras.Input` fixes its
+            batch size keeps it). A fixed size lets the converter lower LSTM
+            and GRU layers to builtin ops, and drops the shape ops a dynamic
+            batch needs.
 
     Returns:
         The `.tflite` flatbuffer as bytes. The input model is not modified.
@@ -204,18 +209,26 @@ def convert(model: keras.Model, mode: str, representative_data=None,
         raise ConversionError(
             f"Received: mode={mode!r}. Expected one of {', '.join(MODES)}."
         )
+    if batch_size is not None and (isinstance(batch_size, bool) or not (
+            isinstance(batch_size, int) and batch_size >= 1)):
+        raise ConversionError(
+            f"Received: batch_size={batch_size!r}. Expected None or an "
+            "integer >= 1.")
     if mode in _NEEDS_DATA and representative_data is None:
         raise ConversionError(
             f"Mode {mode!r} needs representative_data: a few hundred typical "
             "inputs to calibrate the activation ranges."
         )
     keras = _keras()
+    _check_recurrent(model, mode, batch_size, allow_flex)
     model = prepare(model, mode)
     samples = None
     if representative_data is not None and mode in _NEEDS_DATA:
         samples = check_data(representative_data, model)
     tf = _tf()
-    specs = [tf.TensorSpec((None,) + shape[1:], dtype, name=f"input_{i}")
+    batch_size = batch_size or _recurrent_batch(model)
+    specs = [tf.TensorSpec((batch_size,) + shape[1:], dtype,
+                           name=f"input_{i}")
              for i, (shape, dtype) in enumerate(input_specs(model))]
 
     def serve(*args):
@@ -236,6 +249,48 @@ def convert(model: keras.Model, mode: str, representative_data=None,
     if mode in _INTEGER_MODES and not allow_flex:
         check_integer(tflite, mode)
     return tflite
+
+
+def _recurrent_layers(model):
+    from kcompress._model_utils import find_layers
+
+    return [layer.name for layer in find_layers(model,
+                                                _keras().layers.RNN)]
+
+
+def _recurrent_batch(model):
+    """The fixed input batch size of a recurrent model, else None."""
+    sizes = {shape[0] for shape, _ in input_specs(model)}
+    if len(sizes) == 1 and None not in sizes and _recurrent_layers(model):
+        return sizes.pop()
+    return None
+
+
+def _check_recurrent(model, mode, batch_size, allow_flex):
+    """Refuses calibrated modes for recurrent models, before the converter
+    crashes the process.
+
+    TensorFlow 2.21's converter lowers LSTM/GRU/SimpleRNN to a WHILE loop,
+    and its calibration of that loop ends in a segmentation fault: a
+    crash of the caller's process (a notebook kernel, say), not an error.
+    """
+    recurrent = _recurrent_layers(model)
+    if recurrent and mode in _NEEDS_DATA:
+        raise ConversionError(
+            f"Received: mode={mode!r} for model '{model.name}' with recurrent "
+            f"layers {recurrent}. The converter's calibration crashes on the "
+            "loop they lower to. Use mode 'qat' (quantize_model keeps them "
+            "in float and quantizes the rest), 'dynamic' or 'float16'; give "
+            "the model a fixed batch size (keras.Input(..., batch_size=1)) "
+            "or pass batch_size=1.")
+    dynamic = batch_size is None and _recurrent_batch(model) is None
+    if recurrent and dynamic and not allow_flex:
+        raise ConversionError(
+            f"Model '{model.name}' has recurrent layers {recurrent} and a "
+            "dynamic batch size. TFLite's builtin ops run them only with a "
+            "fixed batch size: pass batch_size=1 (command line: "
+            "--batch_size=1), or allow_flex=True to keep them as TensorFlow "
+            "ops.")
 
 
 _INTEGER_MODES = ("int8", "qat")

@@ -130,12 +130,14 @@ def inspect(tflite_bytes: bytes) -> Inspection:
     graph_inputs = {t["index"] for t in interpreter.get_input_details()}
     infos, zero_fraction = [], {}
     for op in ops:
-        inputs = [i for i in op["inputs"] if i >= 0]
+        # -1 marks an optional tensor left out (an LSTM's unused gates).
+        inputs = [i for i in op["inputs"] if i >= 0 and i in tensors]
+        outputs = [i for i in op["outputs"] if i >= 0 and i in tensors]
         in_types = tuple(np.dtype(tensors[i]["dtype"]).name for i in inputs)
         out_types = tuple(np.dtype(tensors[i]["dtype"]).name
-                          for i in op["outputs"])
+                          for i in outputs)
         types = {np.dtype(tensors[i]["dtype"]).type
-                 for i in inputs + list(op["outputs"])}
+                 for i in inputs + outputs}
         if types & set(_FLOAT):
             kind = "float"
         elif types & {np.int8, np.uint8, np.int16}:

@@ -88,8 +88,16 @@ def run_tflite(tflite_bytes, arrays, num_threads=None, delegates=True):
     output_detail = interpreter.get_output_details()[0]
     outputs = []
     size = len(arrays[0])
-    for start in range(0, size, _BATCH):
-        batch = [a[start:start + _BATCH] for a in arrays]
+    # A file converted with a fixed batch size runs that many at a time.
+    signature = input_details[0].get("shape_signature")
+    fixed = signature is not None and len(signature) and signature[0] > 0
+    step = int(signature[0]) if fixed else _BATCH
+    if fixed and size % step:
+        raise ConversionError(
+            f"Received: {size} samples for a file with a fixed batch size "
+            f"of {step}. Expected a multiple of {step}.")
+    for start in range(0, size, step):
+        batch = [a[start:start + step] for a in arrays]
         for detail, array in zip(input_details, batch):
             if tuple(detail["shape"]) != array.shape:
                 interpreter.resize_tensor_input(detail["index"], array.shape)
