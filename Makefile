@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench notebooks clean system-deps
+.PHONY: demo test bench bench-zoo notebooks clean system-deps
 
 # Debian packages the emulated Raspberry Pi, the ssh target and the adb target
 # need. Installed with apt-get when running as root (or with sudo); otherwise
@@ -60,6 +60,10 @@ bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/compare_tfmot.py
 	$(PY) benchmarks/compression_table.py
 	$(PY) benchmarks/structured_pruning.py
+
+## bench-zoo: the conformance table on real architectures against TFMOT (about an hour).
+bench-zoo: $(VENV)/.bench-installed
+	$(PY) benchmarks/model_zoo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -21,16 +21,16 @@ CLASSES = 10
 
 
 def _application(name, default_size, **kwargs):
-    def build(size=None, classes=CLASSES):
+    def build(size=None, classes=CLASSES, head="softmax"):
         factory = getattr(keras.applications, name)
         size = size or default_size
         return factory(input_shape=(size, size, 3), weights=None,
-                       classes=classes, **kwargs)
+                       classes=classes, classifier_activation=head, **kwargs)
     return build
 
 
 def vit_encoder(size=32, patch=8, dim=32, heads=2, depth=2,
-                classes=CLASSES, name="vit_encoder"):
+                classes=CLASSES, head="softmax", name="vit_encoder"):
     """A small ViT-style encoder: patch-embedding conv, learned position
     embedding fed by `ops.arange`, pre-norm `MultiHeadAttention` blocks with
     GELU MLPs and residual adds, mean pooling and a classifier."""
@@ -51,7 +51,7 @@ def vit_encoder(size=32, patch=8, dim=32, heads=2, depth=2,
         x = x + y
     x = layers.LayerNormalization(epsilon=1e-6, name="ln_final")(x)
     x = ops.mean(x, axis=1)
-    outputs = layers.Dense(classes, activation="softmax", name="head")(x)
+    outputs = layers.Dense(classes, activation=head, name="head")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -79,6 +79,24 @@ def recurrent(cell="LSTM", length=16, features=8, units=32, classes=CLASSES):
     return keras.Model(inputs, outputs, name=f"{cell.lower()}_classifier")
 
 
+def resnet_mini(size=32, classes=CLASSES, head="softmax",
+                name="resnet_mini"):
+    """A ResNet built from ResNet50's own residual blocks (v1, bottleneck),
+    one block per stage at a quarter of the width: the same graph pattern
+    at a size a test can train."""
+    from keras.src.applications import resnet
+
+    def stack_fn(x):
+        x = resnet.stack_residual_blocks_v1(x, 16, 1, stride1=1,
+                                            name="conv2")
+        x = resnet.stack_residual_blocks_v1(x, 32, 1, name="conv3")
+        return resnet.stack_residual_blocks_v1(x, 64, 1, name="conv4")
+
+    return resnet.ResNet(stack_fn, False, True, weights=None,
+                         input_shape=(size, size, 3), classes=classes,
+                         classifier_activation=head, name=name)
+
+
 MODELS = {
     "MobileNetV2": _application("MobileNetV2", 96, alpha=0.35),
     "MobileNetV3Small": _application("MobileNetV3Small", 64),
@@ -90,21 +108,23 @@ MODELS = {
     "DenseNet121": _application("DenseNet121", 64),
     "NASNetMobile": _application("NASNetMobile", 64),
     "ConvNeXtTiny": _application("ConvNeXtTiny", 64),
-    "ViTEncoder": lambda size=None, classes=CLASSES: vit_encoder(
-        size or 32, classes=classes),
-    "Conv1DText": lambda size=None, classes=CLASSES: conv1d_text(
-        classes=classes),
-    "LSTM": lambda size=None, classes=CLASSES: recurrent("LSTM",
-                                                        classes=classes),
-    "GRU": lambda size=None, classes=CLASSES: recurrent("GRU",
-                                                       classes=classes),
+    "ResNetMini": lambda size=None, classes=CLASSES, head="softmax": (
+        resnet_mini(size or 32, classes=classes, head=head)),
+    "ViTEncoder": lambda size=None, classes=CLASSES, head="softmax": (
+        vit_encoder(size or 32, classes=classes, head=head)),
+    "Conv1DText": lambda size=None, classes=CLASSES, head="softmax": (
+        conv1d_text(classes=classes)),
+    "LSTM": lambda size=None, classes=CLASSES, head="softmax": (
+        recurrent("LSTM", classes=classes)),
+    "GRU": lambda size=None, classes=CLASSES, head="softmax": (
+        recurrent("GRU", classes=classes)),
 }
 
 # The smallest input each keras.applications family accepts.
 SMALLEST = 32
 
 
-def build(name, size=None, classes=CLASSES):
+def build(name, size=None, classes=CLASSES, head="softmax"):
     """The model called `name` in `MODELS`.
 
     Args:
@@ -112,11 +132,32 @@ def build(name, size=None, classes=CLASSES):
         size: image side for the image models (their benchmark size when
             None; `SMALLEST` is the smallest all of them accept).
         classes: number of output classes.
+        head: the classifier's activation; None for logits (the image
+            models and the ViT encoder).
     """
     if name not in MODELS:
         raise ValueError(
             f"Received: name={name!r}. Expected one of {sorted(MODELS)}.")
-    return MODELS[name](size, classes=classes)
+    return MODELS[name](size, classes=classes, head=head)
+
+
+def digits_images(size=SMALLEST):
+    """scikit-learn's 1797 real 8x8 digits as `size`x`size` RGB images in
+    [0, 255] (nearest upscaling), split 80/20 with a fixed seed:
+    `(x_train, y_train, x_test, y_test)`."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    factor = -(-size // 8)
+    images = np.kron(digits.images, np.ones((factor, factor)))[
+        :, :size, :size] * (255.0 / 16.0)
+    images = np.repeat(images[..., None], 3, axis=-1).astype("float32")
+    order = np.random.default_rng(0).permutation(len(images))
+    cut = int(0.8 * len(images))
+    train, test = order[:cut], order[cut:]
+    labels = digits.target.astype("int32")
+    return images[train], labels[train], images[test], labels[test]
 
 
 def sample_inputs(model, count=8, seed=0):

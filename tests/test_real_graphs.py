@@ -218,3 +218,44 @@ def test_activation_ranges_are_exact_in_float32_and_float64():
         assert float(scale32) == scale64
         assert a <= 0 <= b and abs((b - a) - (high - low)) <= (
             high - low) * 2.0 ** -11 + 1e-9
+
+
+def test_batchnorm_without_conv_and_swish_run_int8_and_match():
+    """DenseNet's pre-activation BatchNorm and EfficientNet's swish."""
+    inputs = keras.Input((8, 8, 4))
+    x = layers.BatchNormalization(name="pre_bn")(inputs)
+    x = layers.Activation("relu")(x)
+    x = layers.Conv2D(8, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("swish", name="swish")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.BatchNormalization(name="post_bn")(x)
+    outputs = layers.Dense(3, activation="swish")(x)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    x_data = rng.normal(1.0, 2.0, (64, 8, 8, 4)).astype("float32")
+    y_data = rng.integers(0, 3, 64).astype("int32")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    model.fit(x_data, y_data, epochs=2, verbose=0)  # Moving statistics.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        qat = kc.quantization.quantize_model(model, calibration_data=x_data)
+    kinds = [type(layer).__name__ for layer in qat.layers]
+    assert kinds.count("QuantizeBatchNormalization") == 2
+    assert kinds.count("QuantizeSwish") == 2  # The layer and the Dense's.
+    qat.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    qat.fit(x_data, y_data, epochs=1, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tflite = tflite_export.convert(qat, "qat")
+    ops_ = tflite_export.inspect(tflite).ops
+    assert not [op.name for op in ops_ if op.kind == "float"
+                and op.name not in ("QUANTIZE", "DEQUANTIZE")]
+    assert "LOGISTIC" in {op.name for op in ops_}
+    check = tflite_export.verify(tflite, qat, x_data)
+    assert check.max_steps <= 2.0
+    plain = kc.quantization.strip_quantization(qat)
+    np.testing.assert_allclose(plain.predict(x_data, verbose=0),
+                               model.predict(x_data, verbose=0), atol=1e-4)

@@ -1,5 +1,5 @@
-"""QAT for layers TFLite runs as several int8 ops: LayerNormalization and
-MultiHeadAttention.
+"""QAT for layers TFLite runs as several int8 ops: LayerNormalization,
+MultiHeadAttention, a BatchNormalization no convolution absorbs, and swish.
 
 TFLite has no int8 kernel for either layer. The converter lowers each to a
 chain of int8 ops (MEAN, SUB, MUL, RSQRT, ADD for a layer norm;
@@ -19,8 +19,8 @@ from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import FIXED_OUTPUT_RANGES
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 
-__all__ = ["QuantizeLayerNormalization", "QuantizeMultiHeadAttention",
-           "composite_for"]
+__all__ = ["QuantizeBatchNormalization", "QuantizeLayerNormalization",
+           "QuantizeMultiHeadAttention", "QuantizeSwish", "composite_for"]
 
 
 class _Composite(keras.layers.Wrapper):
@@ -68,6 +68,21 @@ class _Composite(keras.layers.Wrapper):
         return {**super().get_config(), "num_bits": self.num_bits}
 
 
+def _saturating_rsqrt(x):
+    """`rsqrt(x)`, with the values at `x == 0` (a variance that rounded to
+    zero) replaced by the largest of the others.
+
+    TFLite's int8 RSQRT saturates there, at the top of its output range.
+    Filling in the batch's largest finite value lands on that top after
+    fake quantization, and keeps infinities out of the learned range and
+    of the gradients.
+    """
+    positive = ops.greater(x, 0.0)
+    safe = ops.rsqrt(ops.where(positive, x, 1.0))
+    top = ops.max(ops.where(positive, safe, 0.0))
+    return ops.where(positive, safe, top)
+
+
 @keras.saving.register_keras_serializable(package="kcompress")
 class QuantizeLayerNormalization(_Composite):
     """QAT of a `LayerNormalization` as TFLite's int8 ops compute it.
@@ -101,7 +116,7 @@ class QuantizeLayerNormalization(_Composite):
                      training)
         shifted = q("shifted", variance + self._constant(norm.epsilon),
                     training)
-        inverse = q("inverse", ops.rsqrt(shifted), training)
+        inverse = q("inverse", _saturating_rsqrt(shifted), training)
         y = q("normalized", centered * inverse, training)
         shape = [1] * len(x.shape)
         for a in axis:
@@ -182,11 +197,91 @@ class QuantizeMultiHeadAttention(_Composite):
         return self.layer.compute_output_spec(*args, **kwargs)
 
 
+@keras.saving.register_keras_serializable(package="kcompress")
+class QuantizeBatchNormalization(_Composite):
+    """QAT of a `BatchNormalization` that no convolution absorbs (DenseNet's
+    pre-activation BN, a BN after a pooling or an add), as TFLite runs it:
+    a per-channel affine map, `x * scale + offset`, as int8 MUL and ADD.
+
+    `scale = gamma / sqrt(moving_variance + epsilon)` and
+    `offset = beta - moving_mean * scale` use the moving statistics in
+    training too, so training sees the map the file runs; the statistics
+    still update from each training batch.
+
+    Args:
+        layer: the `BatchNormalization`.
+        num_bits: bit width.
+        **kwargs: passed to `keras.layers.Wrapper`.
+    """
+
+    WRAPS = keras.layers.BatchNormalization
+    RANGES = ("scaled", "output")
+
+    def call(self, inputs, training=None, mask=None):
+        del mask  # BatchNormalization ignores it for inference too.
+        bn = self.layer
+        if training:
+            bn(inputs, training=True)  # Updates the moving statistics.
+        axis = bn.axis if isinstance(bn.axis, (list, tuple)) else [bn.axis]
+        shape = [1] * len(inputs.shape)
+        for a in axis:
+            shape[a % len(shape)] = inputs.shape[a]
+        scale = ops.rsqrt(ops.add(bn.moving_variance, bn.epsilon))
+        if bn.scale:
+            scale = ops.multiply(scale, bn.gamma)
+        offset = ops.negative(ops.multiply(bn.moving_mean, scale))
+        if bn.center:
+            offset = ops.add(offset, bn.beta)
+        x = ops.cast(inputs, "float32")
+        y = self._q("scaled", x * ops.reshape(self._weight(scale), shape),
+                    training)
+        return self._q("output", y + ops.reshape(self._weight(offset),
+                                                 shape), training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class QuantizeSwish(_Composite):
+    """QAT of a swish (silu) activation as TFLite runs it: LOGISTIC, whose
+    int8 output sits on the fixed 1/256 grid, then MUL by the input.
+
+    Args:
+        layer: an `Activation("swish")` (or `"silu"`).
+        num_bits: bit width.
+        **kwargs: passed to `keras.layers.Wrapper`.
+    """
+
+    WRAPS = keras.layers.Activation
+    RANGES = ("output",)
+
+    def call(self, inputs, training=None):
+        low, high = FIXED_OUTPUT_RANGES["sigmoid"]
+        gate = quantizers.fake_quant_activation(ops.sigmoid(inputs), low,
+                                                high, self.num_bits)
+        return self._q("output", inputs * gate, training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def _is_swish(layer):
+    if not isinstance(layer, keras.layers.Activation):
+        return False
+    activation = layer.get_config()["activation"]
+    return activation in ("swish", "silu")
+
+
 def composite_for(layer):
     """The composite QAT class for `layer`, or None if it has none."""
     if isinstance(layer, keras.layers.LayerNormalization) and not (
             layer.rms_scaling):
         return QuantizeLayerNormalization
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return QuantizeBatchNormalization
+    if _is_swish(layer):
+        return QuantizeSwish
     if isinstance(layer, keras.layers.MultiHeadAttention) and not getattr(
             layer, "_use_gate", False):
         return QuantizeMultiHeadAttention

@@ -252,8 +252,11 @@ def _rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
         elif config.quantizes_anything and patterns.split_activation(inner):
             linear, activation = patterns.split_activation(inner)
             new = QuantizeWrapper(linear, config, preserve_sparsity)
-            followers[id(new)] = QuantizeWrapper(
-                activation, default_quantize_config(activation))
+            special = composite.composite_for(activation)
+            followers[id(new)] = (special(activation) if special else
+                                  QuantizeWrapper(activation,
+                                                  default_quantize_config(
+                                                      activation)))
         elif config.quantizes_anything:
             new = QuantizeWrapper(_model_utils.clone_layer(inner), config,
                                   preserve_sparsity)

@@ -1,0 +1,62 @@
+"""Acceptance on trained real architectures: QAT files agree with Keras.
+
+Each model is trained briefly on the digits, upscaled to 32x32 RGB (the
+smallest input keras.applications accepts), then through QAT, then
+converted in mode `qat`. The file must agree with the QAT model on top-1
+for >= 99% of the test split, differ by at most 2 output quantization
+steps, and run every compute op of the acceptance list in int8. The heads
+output logits: after a softmax, one step of a wide logit grid moves the
+probabilities by several steps of the softmax's fixed 1/256 grid, which
+says nothing about the rest of the model.
+"""
+
+import warnings
+
+import keras
+import pytest
+
+import kcompress as kc
+import tflite_export
+from kcompress_demo import zoo
+
+INT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL",
+            "CONCATENATION", "MEAN", "BATCH_MATMUL"}
+TRAIN = 640  # samples: a few steps per epoch keeps CI short
+
+
+@pytest.fixture(scope="module")
+def images():
+    return zoo.digits_images(zoo.SMALLEST)
+
+
+@pytest.mark.parametrize("name", ["MobileNetV2", "MobileNetV3Small",
+                                  "EfficientNetB0", "ResNetMini",
+                                  "DenseNet121", "ViTEncoder"])
+def test_trained_qat_file_matches_keras(name, images):
+    x_train, y_train, x_test, y_test = images
+    keras.utils.set_random_seed(0)
+    model = zoo.build(name, size=zoo.SMALLEST, head=None)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(keras.optimizers.Adam(1e-3), loss, metrics=["accuracy"],
+                  jit_compile=False)
+    model.fit(x_train[:TRAIN], y_train[:TRAIN], epochs=2, batch_size=64,
+              verbose=0)
+    qat = kc.quantization.quantize_model(model,
+                                         calibration_data=x_train[:128])
+    qat.compile(keras.optimizers.Adam(1e-4), loss, metrics=["accuracy"],
+                jit_compile=False)
+    qat.fit(x_train[:TRAIN], y_train[:TRAIN], epochs=1, batch_size=64,
+            verbose=0)
+    with warnings.catch_warnings():
+        # Only input preprocessing (Rescaling, Normalization) may stay float.
+        warnings.simplefilter("ignore")
+        tflite = tflite_export.convert(qat, "qat")
+    float_ops = [op.name for op in tflite_export.inspect(tflite).ops
+                 if op.name in INT8_OPS and op.kind == "float"]
+    preprocessing = [layer.name for layer in model.layers if isinstance(
+        layer, (keras.layers.Rescaling, keras.layers.Normalization))]
+    # Each preprocessing layer may leave one float MUL (and ADD/SUB).
+    assert len(float_ops) <= 2 * len(preprocessing), float_ops
+    check = tflite_export.verify(tflite, qat, x_test, y_test)
+    assert check.top1_agreement >= 0.99, check
+    assert check.max_steps <= 2.0, check
