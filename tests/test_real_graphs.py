@@ -244,6 +244,9 @@ def test_batchnorm_without_conv_and_swish_run_int8_and_match():
     kinds = [type(layer).__name__ for layer in qat.layers]
     assert kinds.count("QuantizeBatchNormalization") == 2
     assert kinds.count("QuantizeSwish") == 2  # The layer and the Dense's.
+    plain = kc.quantization.strip_quantization(qat)  # Before QAT training.
+    np.testing.assert_allclose(plain.predict(x_data, verbose=0),
+                               model.predict(x_data, verbose=0), atol=1e-4)
     qat.compile("adam", keras.losses.SparseCategoricalCrossentropy(
         from_logits=True))
     qat.fit(x_data, y_data, epochs=1, verbose=0)
@@ -256,6 +259,3 @@ def test_batchnorm_without_conv_and_swish_run_int8_and_match():
     assert "LOGISTIC" in {op.name for op in ops_}
     check = tflite_export.verify(tflite, qat, x_data)
     assert check.max_steps <= 2.0
-    plain = kc.quantization.strip_quantization(qat)
-    np.testing.assert_allclose(plain.predict(x_data, verbose=0),
-                               model.predict(x_data, verbose=0), atol=1e-4)
