@@ -259,3 +259,32 @@ def test_batchnorm_without_conv_and_swish_run_int8_and_match():
     assert "LOGISTIC" in {op.name for op in ops_}
     check = tflite_export.verify(tflite, qat, x_data)
     assert check.max_steps <= 2.0
+
+
+def test_decoder_layers_qat_file_is_int8_and_matches_keras():
+    """Conv2DTranspose, UpSampling2D, Cropping2D, ZeroPadding2D, Permute,
+    Reshape, AveragePooling2D, Subtract, Maximum, Average, LeakyReLU."""
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(
+        inputs)
+    x = layers.Conv2DTranspose(8, 3, strides=2, padding="same")(x)
+    y = layers.UpSampling2D()(layers.AveragePooling2D(2)(x))
+    x = layers.Subtract()([x, y])
+    x = layers.Maximum()([x, layers.LeakyReLU(0.1)(y)])
+    x = layers.Average()([x, y])
+    x = layers.Cropping2D(1)(layers.ZeroPadding2D(1)(x))
+    x = layers.Permute((2, 1, 3))(x)
+    x = layers.Reshape((64, 8))(x)
+    outputs = layers.Dense(3)(layers.GlobalAveragePooling1D()(x))
+    model = keras.Model(inputs, outputs)
+    x_data = np.random.default_rng(0).normal(size=(32, 8, 8, 3)).astype(
+        "float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        qat = kc.quantization.quantize_model(model, calibration_data=x_data)
+        tflite = tflite_export.convert(qat, "qat")
+    ops_ = tflite_export.inspect(tflite).ops
+    assert "TRANSPOSE_CONV" in {op.name for op in ops_}
+    assert not [op.name for op in ops_ if op.kind == "float"
+                and op.name not in ("QUANTIZE", "DEQUANTIZE")]
+    assert tflite_export.verify(tflite, qat, x_data).max_steps <= 2.0

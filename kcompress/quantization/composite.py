@@ -1,5 +1,6 @@
 """QAT for layers TFLite runs as several int8 ops: LayerNormalization,
-MultiHeadAttention, a BatchNormalization no convolution absorbs, and swish.
+MultiHeadAttention, a BatchNormalization no convolution absorbs, swish and
+Average.
 
 TFLite has no int8 kernel for either layer. The converter lowers each to a
 chain of int8 ops (MEAN, SUB, MUL, RSQRT, ADD for a layer norm;
@@ -19,8 +20,9 @@ from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import FIXED_OUTPUT_RANGES
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 
-__all__ = ["QuantizeBatchNormalization", "QuantizeLayerNormalization",
-           "QuantizeMultiHeadAttention", "QuantizeSwish", "composite_for"]
+__all__ = ["QuantizeAverage", "QuantizeBatchNormalization",
+           "QuantizeLayerNormalization", "QuantizeMultiHeadAttention",
+           "QuantizeSwish", "composite_for"]
 
 
 class _Composite(keras.layers.Wrapper):
@@ -266,6 +268,39 @@ class QuantizeSwish(_Composite):
         return input_shape
 
 
+@keras.saving.register_keras_serializable(package="kcompress")
+class QuantizeAverage(_Composite):
+    """QAT of an `Average` merge as TFLite runs it: ADD of the inputs, then
+    MUL by the int8 constant 1/n.
+
+    Args:
+        layer: the `Average` layer.
+        num_bits: bit width.
+        **kwargs: passed to `keras.layers.Wrapper`.
+    """
+
+    WRAPS = keras.layers.Average
+    RANGES = ("sum", "output")
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        for child in self.ranges.values():
+            child.build()
+        self.built = True
+
+    def call(self, inputs, training=None):
+        total = inputs[0]
+        for x in inputs[1:]:
+            total = ops.add(total, x)
+        total = self._q("sum", total, training)
+        return self._q("output", total * self._constant(1.0 / len(inputs)),
+                       training)
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+
 def _is_swish(layer):
     if not isinstance(layer, keras.layers.Activation):
         return False
@@ -282,6 +317,8 @@ def composite_for(layer):
         return QuantizeBatchNormalization
     if _is_swish(layer):
         return QuantizeSwish
+    if isinstance(layer, keras.layers.Average):
+        return QuantizeAverage
     if isinstance(layer, keras.layers.MultiHeadAttention) and not getattr(
             layer, "_use_gate", False):
         return QuantizeMultiHeadAttention

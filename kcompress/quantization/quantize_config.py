@@ -112,15 +112,17 @@ class QuantizeConfig:
 
 def _table():
     conv = {"kernel": -1}
-    transpose = {"kernel": -2}  # (h, w, out, in): per output channel
     output_only = dict(quantize_output=True)
     pass_through = dict(quantize_output=False)
     return (
         # Subclasses before their bases.
         ((layers.DepthwiseConv1D,), dict(weights={"kernel": None})),
         ((layers.DepthwiseConv2D,), dict(weights={"kernel": DEPTHWISE})),
+        # Per-tensor for transposed convolutions: the converter transposes
+        # the kernel, and a per-channel axis no longer matches (conversion
+        # fails), as for 1-D convolutions below.
         ((layers.Conv1DTranspose, layers.Conv2DTranspose),
-         dict(weights=transpose)),
+         dict(weights={"kernel": None})),
         # Per-tensor for 1-D convolutions: the converter runs them as a 2-D
         # convolution after an ExpandDims, and its per-channel axis then
         # no longer matches (conversion fails).
