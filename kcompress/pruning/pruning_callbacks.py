@@ -168,6 +168,9 @@ class PruningSummaries(keras.callbacks.Callback):
 
     def rows(self):
         """The current `(epoch, step, layer, weight, sparsity, target)` rows."""
+        # On JAX, `fit` keeps the training state apart from the variables
+        # inside an epoch; reading `self.model` attaches it back.
+        _ = self.model
         rows = []
         for wrapper in self._wrappers:
             step = int(ops.convert_to_numpy(wrapper.pruning_step))
