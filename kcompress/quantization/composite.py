@@ -171,9 +171,11 @@ class QuantizeMultiHeadAttention(_Composite):
         mask = mha._compute_attention_mask(
             query, value, attention_mask=attention_mask,
             use_causal_mask=use_causal_mask)
-        queries = q("query", self._project(mha._query_dense, query), training)
-        keys = q("key", self._project(mha._key_dense, key), training)
-        values = q("value", self._project(mha._value_dense, value), training)
+        queries = q("query", self._split_heads(mha._query_dense, query),
+                    training)
+        keys = q("key", self._split_heads(mha._key_dense, key), training)
+        values = q("value", self._split_heads(mha._value_dense, value),
+                   training)
         queries = q("scaled_query", queries * self._constant(
             mha._inverse_sqrt_key_dim), training)
         scores = q("scores", ops.einsum(mha._dot_product_equation, keys,
@@ -185,11 +187,48 @@ class QuantizeMultiHeadAttention(_Composite):
         dropped = mha._dropout_layer(probabilities, training=training)
         context = q("context", ops.einsum(mha._combine_equation, dropped,
                                           values), training)
-        outputs = q("output", self._project(mha._output_dense, context),
+        outputs = q("output", self._merge_heads(mha._output_dense, context),
                     training)
         if return_attention_scores:
             return outputs, probabilities
         return outputs
+
+    def _plain(self, dense):
+        """Whether `dense` is a projection along the last axis only (the
+        default attention axes), which runs as one FULLY_CONNECTED."""
+        return (len(self.layer._attention_axes) == 1
+                and dense.kernel is not None)
+
+    def _matmul(self, x, kernel, bias):
+        """`x @ kernel + bias` on a 2-D `x`: the converter folds the bias
+        into the FULLY_CONNECTED. (On a 3-D `x` a RESHAPE sits between the
+        two; the bias ADD then stays separate, and both ops stay float.)"""
+        y = ops.matmul(x, self._weight(kernel))
+        return y if bias is None else ops.add(y, bias)
+
+    def _split_heads(self, dense, x):
+        """A query/key/value projection `(..., C) -> (..., N, H)`."""
+        inner = tuple(x.shape[1:-1])
+        if (not self._plain(dense) or len(dense.kernel.shape) != 3
+                or None in inner):
+            return self._project(dense, x)
+        channels, heads, size = dense.kernel.shape
+        kernel = ops.reshape(dense.kernel, (channels, heads * size))
+        bias = None if dense.bias is None else ops.reshape(dense.bias, (-1,))
+        y = self._matmul(ops.reshape(x, (-1, channels)), kernel, bias)
+        return ops.reshape(y, (-1,) + inner + (heads, size))
+
+    def _merge_heads(self, dense, x):
+        """The output projection `(..., N, H) -> (..., D)`."""
+        inner = tuple(x.shape[1:-2])
+        if (not self._plain(dense) or len(dense.kernel.shape) != 3
+                or None in inner):
+            return self._project(dense, x)
+        heads, size, depth = dense.kernel.shape
+        x = ops.reshape(x, (-1, heads * size))
+        kernel = ops.reshape(dense.kernel, (heads * size, depth))
+        return ops.reshape(self._matmul(x, kernel, dense.bias),
+                           (-1,) + inner + (depth,))
 
     def compute_output_shape(self, query_shape, value_shape, key_shape=None):
         return self.layer.compute_output_shape(query_shape, value_shape,

@@ -131,8 +131,20 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
         mapping = [
             (w, quantizers.fake_quant_weight(value, axis, self.num_bits))
             for (w, value), axis in zip(self.effective_weights(), axes)]
-        outputs = call_with_values(self, self.layer, mapping, inputs, *args,
-                                   **kwargs)
+        inner = tuple(getattr(inputs, "shape", ())[1:-1])
+        if (isinstance(self.layer, keras.layers.Dense) and inner
+                and None not in inner and not args and not kwargs):
+            # A Dense on a 3-D or larger input runs on the flattened 2-D
+            # input, so the converter folds its bias into the
+            # FULLY_CONNECTED (after a RESHAPE, the bias ADD stays separate
+            # and both ops stay float).
+            flat = ops.reshape(inputs, (-1, inputs.shape[-1]))
+            outputs = call_with_values(self, self.layer, mapping, flat)
+            outputs = ops.reshape(outputs, (-1,) + inner + (
+                outputs.shape[-1],))
+        else:
+            outputs = call_with_values(self, self.layer, mapping, inputs,
+                                       *args, **kwargs)
         fixed = self.quantize_config.output_range
         if self.quantize_config.quantize_output and fixed is not None:
             outputs = quantizers.fake_quant_activation(

@@ -67,6 +67,16 @@ _MOVING_OPS = frozenset((
 _FLOAT_INPUT_LAYERS = (keras.layers.Rescaling, keras.layers.Normalization)
 
 
+def _feeds_preprocessing_only(layer):
+    """Whether `layer` is input preprocessing whose output only feeds more
+    input preprocessing (both run in float before the QUANTIZE op)."""
+    layer = getattr(layer, "layer", layer)
+    consumers = [node.operation for node in layer._outbound_nodes]
+    return isinstance(layer, _FLOAT_INPUT_LAYERS) and bool(consumers) and all(
+        isinstance(getattr(c, "layer", c), _FLOAT_INPUT_LAYERS)
+        for c in consumers)
+
+
 def _quantizes_output(operation):
     """Whether a `keras.ops` node computes new values (its output is
     fake-quantized, as TFLite requantizes it)."""
@@ -147,6 +157,10 @@ def rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
                 id(inner) in pairs):
             new = keras.layers.Identity(name=inner.name)
             dropped.add(id(new))
+        elif _feeds_preprocessing_only(layer):
+            # Rescaling then Normalization: TFLite runs both in float and
+            # quantizes once, after the last.
+            new = _model_utils.clone_layer(inner)
         elif id(inner) in pairs:
             new = fold_batchnorm.fold_pair(
                 inner, pairs[id(inner)], preserve_sparsity,
