@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-zoo notebooks clean system-deps
+.PHONY: demo test test-zoo bench bench-zoo notebooks clean system-deps
 
 # Debian packages the emulated Raspberry Pi, the ssh target and the adb target
 # need. Installed with apt-get when running as root (or with sudo); otherwise
@@ -53,6 +53,10 @@ notebooks: $(STAMP) system-deps
 test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q --doctest-modules kcompress tflite_export tests
+
+## test-zoo: the trained acceptance tests on every architecture (adds EfficientNetB0 and DenseNet121).
+test-zoo: $(STAMP)
+	KCOMPRESS_FULL_ZOO=1 $(PY) -m pytest -q tests/test_trained_zoo.py
 
 ## bench: every benchmark against TFMOT, side by side (installs the bench extra).
 bench: $(VENV)/.bench-installed
