@@ -137,7 +137,8 @@ def _spawn(name, tfmot):
 
 def _text(cell):
     if cell["status"] != "ok":
-        return f"{cell['status']}: {cell['reason']}"
+        reason = " ".join(cell["reason"].split()).replace("|", "/")
+        return f"{cell['status']}: {reason}"
     if "size" not in cell:
         return f"ok ({cell['params']} params)" if "params" in cell else "ok"
     steps = "-" if cell["steps"] is None else f"{cell['steps']:g}"
