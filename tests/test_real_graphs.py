@@ -56,6 +56,15 @@ def _operation_nodes(model):
             if not isinstance(op, keras.layers.Layer)]
 
 
+def _reloaded(model, x, path):
+    """`model` saved to and loaded from `path`, asserting equal outputs."""
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               model.predict(x, verbose=0), atol=1e-6)
+    return loaded
+
+
 def test_the_graph_really_has_op_nodes():
     assert {"Add", "Multiply", "Mean"} <= set(_operation_nodes(op_graph()))
 
@@ -75,11 +84,7 @@ def test_prune_strip_save_load_keep_op_nodes_and_outputs(tmp_path):
     assert len(shared._inbound_nodes) == 2  # Still one layer, two calls.
     kernel = keras.ops.convert_to_numpy(shared.kernel)
     assert abs(np.mean(kernel == 0) - 0.5) < 0.02
-    path = tmp_path / "stripped.keras"
-    stripped.save(path)
-    loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0),
-                               stripped.predict(x, verbose=0), atol=1e-6)
+    _reloaded(stripped, x, tmp_path / "stripped.keras")
 
 
 def test_factorize_and_distill_carry_op_nodes():
@@ -135,11 +140,7 @@ def test_qat_model_with_op_nodes_round_trips_through_keras_file(tmp_path):
     model = op_graph()
     x, _ = _data()
     qat = kc.quantization.quantize_model(model, calibration_data=x)
-    path = tmp_path / "qat.keras"
-    qat.save(path)
-    loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0),
-                               qat.predict(x, verbose=0), atol=1e-6)
+    _reloaded(qat, x, tmp_path / "qat.keras")
 
 
 def test_integer_token_inputs_are_not_quantized():
@@ -185,11 +186,7 @@ def test_transformer_block_qat_file_is_int8_and_matches_keras(tmp_path):
     kinds = {type(layer).__name__ for layer in qat.layers}
     assert {"QuantizeLayerNormalization",
             "QuantizeMultiHeadAttention"} <= kinds
-    path = tmp_path / "vit_qat.keras"
-    qat.save(path)
-    loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0),
-                               qat.predict(x, verbose=0), atol=1e-6)
+    loaded = _reloaded(qat, x, tmp_path / "vit_qat.keras")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tflite = tflite_export.convert(loaded, "qat")

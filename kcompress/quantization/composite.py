@@ -56,11 +56,7 @@ class _Composite(keras.layers.Wrapper):
         return quantizers.fake_quant_weight(variable, None, self.num_bits)
 
     def _constant(self, value):
-        value = ops.convert_to_tensor(value, "float32")
-        low = ops.minimum(ops.min(value), 0.0)
-        high = ops.maximum(ops.max(value), 0.0)
-        return quantizers.fake_quant_activation(value, low, high,
-                                                self.num_bits)
+        return quantizers.fake_quant_constant(value, self.num_bits)
 
     def _project(self, dense, x):
         mapping = [(dense.kernel, self._weight(dense.kernel))]
@@ -193,11 +189,12 @@ class QuantizeMultiHeadAttention(_Composite):
             return outputs, probabilities
         return outputs
 
-    def _plain(self, dense):
-        """Whether `dense` is a projection along the last axis only (the
-        default attention axes), which runs as one FULLY_CONNECTED."""
+    def _plain(self, dense, inner):
+        """Whether `dense` is a 3-D-kernel projection along the last axis
+        only (the default attention axes) of an input whose inner
+        dimensions `inner` are static: one FULLY_CONNECTED on 2-D."""
         return (len(self.layer._attention_axes) == 1
-                and dense.kernel is not None)
+                and len(dense.kernel.shape) == 3 and None not in inner)
 
     def _matmul(self, x, kernel, bias):
         """`x @ kernel + bias` on a 2-D `x`: the converter folds the bias
@@ -209,8 +206,7 @@ class QuantizeMultiHeadAttention(_Composite):
     def _split_heads(self, dense, x):
         """A query/key/value projection `(..., C) -> (..., N, H)`."""
         inner = tuple(x.shape[1:-1])
-        if (not self._plain(dense) or len(dense.kernel.shape) != 3
-                or None in inner):
+        if not self._plain(dense, inner):
             return self._project(dense, x)
         channels, heads, size = dense.kernel.shape
         kernel = ops.reshape(dense.kernel, (channels, heads * size))
@@ -221,8 +217,7 @@ class QuantizeMultiHeadAttention(_Composite):
     def _merge_heads(self, dense, x):
         """The output projection `(..., N, H) -> (..., D)`."""
         inner = tuple(x.shape[1:-2])
-        if (not self._plain(dense) or len(dense.kernel.shape) != 3
-                or None in inner):
+        if not self._plain(dense, inner):
             return self._project(dense, x)
         heads, size, depth = dense.kernel.shape
         x = ops.reshape(x, (-1, heads * size))
@@ -320,13 +315,6 @@ class QuantizeAverage(_Composite):
 
     WRAPS = keras.layers.Average
     RANGES = ("sum", "output")
-
-    def build(self, input_shape):
-        if not self.layer.built:
-            self.layer.build(input_shape)
-        for child in self.ranges.values():
-            child.build()
-        self.built = True
 
     def call(self, inputs, training=None):
         total = inputs[0]

@@ -229,11 +229,7 @@ class QuantizedConstant(keras.layers.Layer):
 
     def call(self, inputs):
         del inputs  # Only places the constant in the graph.
-        value = ops.convert_to_tensor(self.value, dtype="float32")
-        low = ops.minimum(ops.min(value), 0.0)
-        high = ops.maximum(ops.max(value), 0.0)
-        return quantizers.fake_quant_activation(value, low, high,
-                                                self.num_bits)
+        return quantizers.fake_quant_constant(self.value, self.num_bits)
 
     def compute_output_shape(self, input_shape):
         return tuple(ops.shape(ops.convert_to_tensor(self.value)))

@@ -109,6 +109,15 @@ def fake_quant_activation(x, min_value, max_value, num_bits=8):
         x, low, high, num_bits=num_bits, narrow_range=False)
 
 
+def fake_quant_constant(value, num_bits=8):
+    """A constant operand as an int8 tensor: fake-quantized on the range
+    spanning 0 and its values, so the converter stores it in int8."""
+    value = ops.convert_to_tensor(value, "float32")
+    low = ops.minimum(ops.min(value), 0.0)
+    high = ops.maximum(ops.max(value), 0.0)
+    return fake_quant_activation(value, low, high, num_bits)
+
+
 def update_range(current_min, current_max, x, initialized, decay):
     """The new activation range after seeing the batch `x`.
 
