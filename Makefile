@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-zoo bench bench-zoo notebooks clean system-deps
+.PHONY: demo test test-torch test-zoo bench bench-zoo notebooks clean system-deps
 
 # Debian packages the emulated Raspberry Pi, the ssh target and the adb target
 # need. Installed with apt-get when running as root (or with sudo); otherwise
@@ -32,8 +32,12 @@ $(VENV)/bin/python:
 
 # constraints.txt pins the tested versions; setup.cfg only declares ranges.
 $(STAMP): $(VENV)/bin/python setup.cfg pyproject.toml constraints.txt
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,notebooks]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,notebooks,jax]'
 	touch $(STAMP)
+
+$(VENV)/.torch-installed: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,torch]'
+	touch $@
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench]'
@@ -49,10 +53,21 @@ notebooks: $(STAMP) system-deps
 	  ../$(PY) -m jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
 	done
 
-## test: ruff, then the whole test suite (the notebooks included).
+# The core modules, run again on Keras's other backends: every public object
+# of kcompress trains, saves, loads and exports there.
+BACKEND_TESTS := tests/pruning tests/quantization tests/distillation \
+	tests/lowrank tests/test_real_graphs.py tests/test_public_objects.py \
+	tests/test_api_errors.py
+
+## test: ruff, the whole test suite (the notebooks included), then the core modules on JAX.
 test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q --doctest-modules kcompress tflite_export tests
+	KERAS_BACKEND=jax $(PY) -m pytest -q $(BACKEND_TESTS)
+
+## test-torch: the core modules on PyTorch (installs torch, a large wheel; not in CI).
+test-torch: $(VENV)/.torch-installed
+	KERAS_BACKEND=torch $(PY) -m pytest -q $(BACKEND_TESTS)
 
 ## test-zoo: the trained acceptance tests on every architecture (adds EfficientNetB0 and DenseNet121).
 test-zoo: $(STAMP)

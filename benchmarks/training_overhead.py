@@ -10,14 +10,19 @@ alike. Each fit in a round runs `epochs_per_round` epochs, the first of which
 epoch, the ratios of those medians (pruned / plain, QAT / plain, each against
 the same framework's plain fit), and the median of the per-round paired
 ratios, which cancels slow drifts in load. On a noisy shared machine the
-paired figure is the steadier one.
+paired figure is the steadier one. The row "kcompress on JAX" comes from a
+child process with `KERAS_BACKEND=jax` (a process has one backend), run
+after the others with the same rounds; its ratios are paired within it.
 
 Run: `make bench` or
 `python benchmarks/training_overhead.py --rounds=12 --epochs_per_round=3`.
 """
 
+import importlib.util
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -35,6 +40,10 @@ _EPOCHS = flags.DEFINE_integer("epochs_per_round", 2,
                                "Epochs per fit per round (first dropped).")
 _SKIP_TFMOT = flags.DEFINE_bool("skip_tfmot", False,
                                 "Measure kcompress only.")
+_JAX = flags.DEFINE_bool("jax", True, "Also measure kcompress on the JAX "
+                         "backend, in a child process (needs jax).")
+_TIMES_ONLY = flags.DEFINE_bool("times_only", False, "Print kcompress's "
+                                "epoch times as JSON (the JAX child).")
 
 BATCH = 32
 SPARSITY = 0.8
@@ -162,8 +171,24 @@ def table(times, frameworks):
                   lines), ratios
 
 
+def _jax_times():
+    """kcompress's epoch times on the JAX backend, from a child process."""
+    command = [sys.executable, os.path.abspath(__file__), "--skip_tfmot",
+               "--times_only", f"--rounds={_ROUNDS.value}",
+               f"--epochs_per_round={_EPOCHS.value}"]
+    done = subprocess.run(command, env=dict(os.environ, KERAS_BACKEND="jax"),
+                          capture_output=True, text=True, check=True)
+    times = json.loads(done.stdout.strip().splitlines()[-1])
+    return {("kcompress on JAX", kind): value for kind, value in times.items()}
+
+
 def main(argv):
     del argv
+    if _TIMES_ONLY.value:
+        times = measure(_ROUNDS.value, _EPOCHS.value, False)
+        print(json.dumps({kind: value for (_, kind), value in times.items()}))
+        return
+    with_jax = _JAX.value and importlib.util.find_spec("jax") is not None
     with_tfmot = not _SKIP_TFMOT.value
     if with_tfmot:
         try:
@@ -175,10 +200,13 @@ def main(argv):
             sys.exit(2)
     times = measure(_ROUNDS.value, _EPOCHS.value, with_tfmot)
     frameworks = ["kcompress"] + (["tfmot"] if with_tfmot else [])
+    if with_jax:  # Its own process: a process has one Keras backend.
+        times.update(_jax_times())
+        frameworks.append("kcompress on JAX")
     text, ratios = table(times, frameworks)
     command = "python benchmarks/training_overhead.py " + " ".join(
         f"--{name}={flag.value}" for name, flag in
-        (("rounds", _ROUNDS), ("epochs_per_round", _EPOCHS)))
+        (("rounds", _ROUNDS), ("epochs_per_round", _EPOCHS), ("jax", _JAX)))
     print(f"\nTraining overhead, reference digits CNN, batch {BATCH}: "
           f"pruning ({SPARSITY:.0%} PolynomialDecay, frequency {FREQUENCY}) "
           "and QAT, medians of seconds per epoch.")

@@ -373,6 +373,12 @@ def _verbose():
 def run(argv=None):
     """Console-script entry point; `argv` defaults to `sys.argv`."""
     argv = sys.argv if argv is None else argv
+    # The command converts with the TensorFlow backend whatever the caller's
+    # environment says (JAX's export would leave the fake quantization as
+    # float ops). A caller that already loaded Keras on another backend
+    # converts through `backend_bridge` instead.
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = "tensorflow"
     flags.FLAGS.unparse_flags()  # A fresh parse, also when called twice.
     with console.HeldStderr() as stderr, console.signals_as_interrupts():
         try:

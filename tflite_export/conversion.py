@@ -15,7 +15,8 @@ import tempfile
 import warnings
 from typing import TYPE_CHECKING
 
-from tflite_export.errors import ExportError
+from tflite_export.backend_bridge import convert_in_tensorflow
+from tflite_export.errors import ConversionError
 from tflite_export.errors import OutputError
 
 if TYPE_CHECKING:  # Keras loads lazily here; only for the hints.
@@ -24,10 +25,6 @@ if TYPE_CHECKING:  # Keras loads lazily here; only for the hints.
 MODES = ("float32", "float16", "dynamic", "int8", "int16x8", "qat")
 _NEEDS_DATA = ("int8", "int16x8")
 _REPRESENTATIVE_SAMPLES = 300
-
-
-class ConversionError(ExportError, ValueError):
-    """The model cannot be converted as asked; the message says why."""
 
 
 def _tf():
@@ -204,6 +201,9 @@ def convert(model: keras.Model, mode: str, representative_data=None,
 
     Returns:
         The `.tflite` flatbuffer as bytes. The input model is not modified.
+        A model of the JAX or PyTorch backend is saved and converted in a
+        TensorFlow-backend child process (`backend_bridge`), so its file is
+        the one the TensorFlow backend gives for the same weights.
     """
     if mode not in MODES:
         raise ConversionError(
@@ -220,11 +220,16 @@ def convert(model: keras.Model, mode: str, representative_data=None,
             "inputs to calibrate the activation ranges."
         )
     keras = _keras()
+    check_model(model)
     _check_recurrent(model, mode, batch_size, allow_flex)
-    model = prepare(model, mode)
     samples = None
     if representative_data is not None and mode in _NEEDS_DATA:
         samples = check_data(representative_data, model)
+    if keras.backend.backend() != "tensorflow":
+        return convert_in_tensorflow(
+            model, mode, samples, float_io=float_io, allow_flex=allow_flex,
+            sparse_encoding=sparse_encoding, batch_size=batch_size)
+    model = prepare(model, mode)
     tf = _tf()
     batch_size = batch_size or _recurrent_batch(model)
     specs = [tf.TensorSpec((batch_size,) + shape[1:], dtype,
@@ -320,10 +325,9 @@ def check_integer(tflite, mode):
         raise ConversionError(
             f"Mode {mode!r} promised an int8 file, but the converter left "
             f"float compute ops: {', '.join(floating) or 'all of them'}. "
-            "The fake quantization was not folded into int8 kernels. "
-            "Convert a model trained with the TensorFlow backend, or use "
-            "mode 'int8' with representative data; `tflite_export.inspect` "
-            "lists every op and its types.")
+            "The fake quantization was not folded into int8 kernels. Use "
+            "mode 'int8' with representative data, or report the model; "
+            "`tflite_export.inspect` lists every op and its types.")
 
 
 def _run_converter(tf, converter, mode, samples, float_io, allow_flex,

@@ -29,3 +29,7 @@ class CommandFailed(TargetError):
 
 class OutputError(ExportError, OSError):
     """An output path that cannot be written, or must not be."""
+
+
+class ConversionError(ExportError, ValueError):
+    """The model cannot be converted as asked; the message says why."""

@@ -43,8 +43,13 @@ def _last_line(text, default):
     return (text.strip().splitlines() or [default])[-1]
 
 
-def run_command(command, what, timeout=None, cwd=None):
+def run_command(command, what, timeout=None, cwd=None, env=None,
+                die_with_parent=None):
     """Runs `command` in its own process group; returns its stdout.
+
+    `die_with_parent=False` skips `PR_SET_PDEATHSIG`, whose code runs between
+    fork and exec: a multithreaded caller (JAX's) must not run Python there.
+    The default (None) skips it when JAX is loaded.
 
     Raises:
         TargetError: if it does not finish within `timeout` seconds.
@@ -52,10 +57,13 @@ def run_command(command, what, timeout=None, cwd=None):
             line it printed on stderr).
     """
     linux = sys.platform.startswith("linux")
+    if die_with_parent is None:
+        die_with_parent = "jax" not in sys.modules
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, cwd=cwd, start_new_session=True,
-        preexec_fn=_die_with_parent if linux else None)
+        stderr=subprocess.PIPE, text=True, cwd=cwd, env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent if linux and die_with_parent else None)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

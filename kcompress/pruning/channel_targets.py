@@ -68,7 +68,7 @@ def channel_fraction_for(model, params=None, macs=None, tolerance=1e-3):
     def cost(fraction):
         for wrapper in wrappers:
             for mask in wrapper.masks:  # a trial starts from all channels
-                mask.assign(keras.ops.ones_like(mask))
+                mask.assign(keras.ops.ones(mask.shape, mask.dtype))
             for mask, value in zip(wrapper.masks,
                                    wrapper.compute_masks(fraction)):
                 mask.assign(value)

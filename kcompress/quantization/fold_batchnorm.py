@@ -134,15 +134,18 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         mean, variance = ops.moments(y, axes=axes)
         frozen = ops.greater(self.batchnorm_frozen, 0.5)
         decay = bn.momentum
-        new_mean = ops.where(frozen, bn.moving_mean,
-                             bn.moving_mean * decay + mean * (1 - decay))
+        # Values, not the variables: JAX's jnp.where takes no Keras Variable.
+        moving_mean = ops.convert_to_tensor(bn.moving_mean)
+        moving_variance = ops.convert_to_tensor(bn.moving_variance)
+        new_mean = ops.where(frozen, moving_mean,
+                             moving_mean * decay + mean * (1 - decay))
         new_variance = ops.where(
-            frozen, bn.moving_variance,
-            bn.moving_variance * decay + variance * (1 - decay))
+            frozen, moving_variance,
+            moving_variance * decay + variance * (1 - decay))
         bn.moving_mean.assign(new_mean)
         bn.moving_variance.assign(new_variance)
-        return (ops.where(frozen, bn.moving_mean, mean),
-                ops.where(frozen, bn.moving_variance, variance))
+        return (ops.where(frozen, moving_mean, mean),
+                ops.where(frozen, moving_variance, variance))
 
     def _kernel(self):
         kernel = ops.convert_to_tensor(self.conv.kernel)

@@ -47,6 +47,8 @@ class _FreezeAfterStep(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         if not self._done and self._step >= self.after_step:
+            _ = self.model  # On JAX this syncs the variables; the next
+            # step then reads the frozen state back from them.
             for layer in self._layers:
                 self.freeze(layer)
             self._done = True

@@ -91,6 +91,7 @@ def test_masks_follow_schedule_steps():
 
     class Record(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
+            _ = self.model  # On JAX, reading the model syncs the variables.
             seen.append(float(1 - keras.ops.convert_to_numpy(
                 wrapper.masks[0]).mean()))
 

@@ -60,6 +60,15 @@ def test_convert_writes_model_and_reports_without_touching_input(files):
     assert "| mode | int8 |" in (files / "ptq.report.md").read_text()
 
 
+def test_command_converts_on_tensorflow_whatever_keras_backend_says(files):
+    done = cli("convert", str(files / "qat.keras"), "--mode=qat",
+               f"--out={files / 'qat_from_jax_env.tflite'}",
+               env={"KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (files / "qat_from_jax_env.tflite").read_bytes() == (
+        files / "qat.tflite").read_bytes()
+
+
 def test_failed_convert_leaves_no_output(files):
     out = files / "never.tflite"
     done = cli("convert", str(files / "float.keras"), "--mode=int8",
