@@ -58,6 +58,20 @@ def op_graph(classes=4):
     return keras.Model(inputs, outputs, name="op_graph")
 
 
+def _numpy_initialized(model, seed=0):
+    """`model` with kernels drawn by NumPy: the same on every backend (each
+    Keras backend draws its own initial weights), so that the files, and
+    their differences from Keras, are the same too."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None:
+            fan_in = int(np.prod(kernel.shape[:-1]))
+            kernel.assign(rng.normal(0, np.sqrt(2 / fan_in), kernel.shape)
+                          .astype("float32"))
+    return model
+
+
 def _data(count=64, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.uniform(0, 1, (count, 12, 12, 3)).astype("float32")
@@ -91,6 +105,11 @@ def test_prune_strip_save_load_keep_op_nodes_and_outputs(tmp_path):
     pruned.compile("adam", "sparse_categorical_crossentropy")
     pruned.fit(x, y, epochs=1, batch_size=32, verbose=0,
                callbacks=[kc.pruning.UpdatePruningStep()])
+    # The shared layer, called twice per batch, steps once per batch too.
+    steps = {wrapper.name: int(keras.ops.convert_to_numpy(
+        wrapper.pruning_step)) for wrapper in kc.pruning.pruning_wrappers(
+            pruned)}
+    assert set(steps.values()) == {2}, steps  # 64 samples, batches of 32
     stripped = kc.pruning.strip_pruning(pruned)
     assert sorted(_operation_nodes(stripped)) == sorted(
         _operation_nodes(model))
@@ -238,13 +257,13 @@ def test_batchnorm_without_conv_and_swish_run_int8_and_match():
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.BatchNormalization(name="post_bn")(x)
     outputs = layers.Dense(3, activation="swish")(x)
-    model = keras.Model(inputs, outputs)
+    model = _numpy_initialized(keras.Model(inputs, outputs))
     rng = np.random.default_rng(0)
     x_data = rng.normal(1.0, 2.0, (64, 8, 8, 4)).astype("float32")
     y_data = rng.integers(0, 3, 64).astype("int32")
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(
         from_logits=True))
-    model.fit(x_data, y_data, epochs=2, verbose=0)  # Moving statistics.
+    model.fit(x_data, y_data, epochs=2, verbose=0, shuffle=False)  # Stats.
     with nothing_left_in_float():
         qat = kc.quantization.quantize_model(model, calibration_data=x_data)
     kinds = [type(layer).__name__ for layer in qat.layers]
@@ -255,7 +274,7 @@ def test_batchnorm_without_conv_and_swish_run_int8_and_match():
                                model.predict(x_data, verbose=0), atol=1e-4)
     qat.compile("adam", keras.losses.SparseCategoricalCrossentropy(
         from_logits=True))
-    qat.fit(x_data, y_data, epochs=1, verbose=0)
+    qat.fit(x_data, y_data, epochs=1, verbose=0, shuffle=False)
     with nothing_left_in_float():
         tflite = tflite_export.convert(qat, "qat")
     ops_ = tflite_export.inspect(tflite).ops
@@ -264,9 +283,9 @@ def test_batchnorm_without_conv_and_swish_run_int8_and_match():
     assert "LOGISTIC" in {op.name for op in ops_}
     check = tflite_export.verify(tflite, qat, x_data)
     # A one-step difference upstream (a rounding tie in the conv) grows
-    # through swish, whose output grid is finer than its input's: 2 steps
-    # for the TensorFlow backend's weights, 5 for JAX's (measured per layer).
-    assert check.max_steps <= 5.0 + 1e-3
+    # through the swishes, whose output grids are finer than their inputs':
+    # 4 steps here, on every backend (measured layer by layer).
+    assert check.max_steps <= 4.0 + 1e-3
     assert check.mean_steps <= 1.0
 
 
@@ -285,7 +304,7 @@ def test_decoder_layers_qat_file_is_int8_and_matches_keras():
     x = layers.Permute((2, 1, 3))(x)
     x = layers.Reshape((64, 8))(x)
     outputs = layers.Dense(3)(layers.GlobalAveragePooling1D()(x))
-    model = keras.Model(inputs, outputs)
+    model = _numpy_initialized(keras.Model(inputs, outputs))
     x_data = np.random.default_rng(0).normal(size=(32, 8, 8, 3)).astype(
         "float32")
     with nothing_left_in_float():
@@ -295,4 +314,7 @@ def test_decoder_layers_qat_file_is_int8_and_matches_keras():
     assert "TRANSPOSE_CONV" in {op.name for op in ops_}
     assert not [op.name for op in ops_ if op.kind == "float"
                 and op.name not in ("QUANTIZE", "DEQUANTIZE")]
-    assert tflite_export.verify(tflite, qat, x_data).max_steps <= 2.0 + 1e-3
+    # 3 steps: TFLite's AVERAGE_POOL_2D rounds the mean to the input's grid;
+    # the Keras model keeps it exact (pass-through), and Subtract then
+    # differs on a third of the elements by a step. Known; see issue 13.
+    assert tflite_export.verify(tflite, qat, x_data).max_steps <= 3.0 + 1e-3

@@ -186,6 +186,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self.structure = structure
         # Set by UpdatePruningStep; checked when a training step is traced.
         self.step_callback_attached = False
+        self._training_calls = 0
 
     def build(self, input_shape=None):
         super().build(input_shape)
@@ -276,6 +277,11 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 for w, axis in zip(scored, self._group_axes)]
 
     def _update_masks(self):
+        """Advances the step and updates the masks when the schedule says.
+
+        Returns:
+            The mask values to train with, or None to read the variables.
+        """
         step = ops.maximum(ops.convert_to_tensor(self.pruning_step), 0)
         should_update, sparsity = self.pruning_schedule(step)
 
@@ -293,28 +299,52 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
             ops.cond(should_update, update,
                      lambda: ops.convert_to_tensor(False))
-        else:
-            # Stateless backends (JAX) cannot update state inside a branch,
-            # nor can tf.distribute replicas (a mirrored update is a
-            # synchronization point, not allowed inside a cond).
-            values = ops.cond(
-                should_update, new_masks,
-                lambda: [ops.convert_to_tensor(m) for m in self.masks])
-            for mask, value in zip(self.masks, values):
-                mask.assign(value)
+            self.pruning_step.assign(ops.add(step, 1))
+            return None
+        # Stateless backends (JAX) cannot update state inside a branch, nor
+        # can tf.distribute replicas (a mirrored update is a synchronization
+        # point, not allowed inside a cond). The values, not the variables,
+        # go into the forward pass: PyTorch's assign writes in place, which
+        # would corrupt the backward pass of an earlier call of a shared
+        # layer; hence also the copies.
+        values = ops.cond(should_update, new_masks,
+                          lambda: [ops.copy(m) for m in self.masks])
+        for mask, value in zip(self.masks, values):
+            mask.assign(value)
         self.pruning_step.assign(ops.add(step, 1))
+        return values
 
-    def masked_weights(self):
-        """`[(variable, variable * mask)]` for each pruned weight."""
+    def masked_weights(self, masks=None):
+        """`[(variable, variable * mask)]` for each pruned weight.
+
+        Args:
+            masks: mask values to use instead of the mask variables.
+        """
+        masks = self.masks if masks is None else masks
         return [(w, ops.multiply(w, m))
-                for w, m in zip(self.pruned_weights, self.masks)]
+                for w, m in zip(self.pruned_weights, masks)]
+
+    def _first_call_of_step(self):
+        """Whether this training call is the first of its batch.
+
+        A layer shared by several nodes of a graph (one layer, called twice)
+        runs once per node in every forward pass, in the same order; only the
+        first call advances the step, so its schedule runs at the pace of
+        the batches, as an unshared layer's does.
+        """
+        sites = max(len(self._inbound_nodes), 1)
+        first = self._training_calls % sites == 0
+        self._training_calls += 1
+        return first
 
     def call(self, inputs, *args, training=None, **kwargs):
+        masks = None
         if training:
             if not self.step_callback_attached:
                 raise ValueError(MISSING_CALLBACK)
-            self._update_masks()
-        return call_with_values(self, self.layer, self.masked_weights(),
+            if self._first_call_of_step():
+                masks = self._update_masks()
+        return call_with_values(self, self.layer, self.masked_weights(masks),
                                 inputs, *args, training=training, **kwargs)
 
     def compute_output_shape(self, input_shape):

@@ -3,6 +3,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy as to_numpy
 
 import kcompress as kc
 from kcompress import quantization as q
@@ -64,13 +65,13 @@ def test_untrained_qat_model_keeps_float_accuracy_and_calibrates():
     qat = q.quantize_model(model)
     # Ranges unset: activations pass through, outputs as the float model's
     # up to weight quantization.
-    np.testing.assert_allclose(qat(x), model(x), atol=0.05)
+    np.testing.assert_allclose(to_numpy(qat(x)), to_numpy(model(x)), atol=0.05)
     q.calibrate(qat, x)
     for layer in q.quantize_layers(qat):
         if hasattr(layer, "range_initialized"):
             assert float(layer.range_initialized) == 1.0
             assert float(layer.output_min) <= 0.0
-    np.testing.assert_allclose(qat(x), model(x), atol=0.1)
+    np.testing.assert_allclose(to_numpy(qat(x)), to_numpy(model(x)), atol=0.1)
 
 
 def test_fit_updates_ranges_and_freeze_callbacks_stop_them():
@@ -99,7 +100,8 @@ def test_folded_pair_matches_conv_then_batchnorm_in_inference():
     model.fit(x, np.zeros((32, 4)), epochs=2, verbose=0)  # moves BN stats
     stripped = q.strip_quantization(q.quantize_model(model))
     assert "bn1" not in [layer.name for layer in stripped.layers]
-    np.testing.assert_allclose(stripped(x), model(x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(to_numpy(stripped(x)), to_numpy(model(x)),
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_pruned_model_wrapped_or_stripped_keeps_zeros_through_qat():
