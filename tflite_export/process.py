@@ -39,6 +39,14 @@ def _end_group(process, grace=3.0):
             continue
 
 
+def _jax_backend():
+    keras = sys.modules.get("keras")
+    try:
+        return keras is not None and keras.backend.backend() == "jax"
+    except AttributeError:  # Keras still importing
+        return False
+
+
 def _last_line(text, default):
     return (text.strip().splitlines() or [default])[-1]
 
@@ -49,7 +57,8 @@ def run_command(command, what, timeout=None, cwd=None, env=None,
 
     `die_with_parent=False` skips `PR_SET_PDEATHSIG`, whose code runs between
     fork and exec: a multithreaded caller (JAX's) must not run Python there.
-    The default (None) skips it when JAX is loaded.
+    The default (None) skips it when Keras runs on JAX (merely having jax
+    imported, as Keras does when it is installed, does not count).
 
     Raises:
         TargetError: if it does not finish within `timeout` seconds.
@@ -58,7 +67,7 @@ def run_command(command, what, timeout=None, cwd=None, env=None,
     """
     linux = sys.platform.startswith("linux")
     if die_with_parent is None:
-        die_with_parent = "jax" not in sys.modules
+        die_with_parent = not _jax_backend()
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, cwd=cwd, env=env,
