@@ -206,7 +206,8 @@ def main(argv):
     text, ratios = table(times, frameworks)
     command = "python benchmarks/training_overhead.py " + " ".join(
         f"--{name}={flag.value}" for name, flag in
-        (("rounds", _ROUNDS), ("epochs_per_round", _EPOCHS), ("jax", _JAX)))
+        (("rounds", _ROUNDS), ("epochs_per_round", _EPOCHS), ("jax", _JAX),
+         ("skip_tfmot", _SKIP_TFMOT)))
     print(f"\nTraining overhead, reference digits CNN, batch {BATCH}: "
           f"pruning ({SPARSITY:.0%} PolynomialDecay, frequency {FREQUENCY}) "
           "and QAT, medians of seconds per epoch.")
