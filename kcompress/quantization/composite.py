@@ -42,9 +42,9 @@ class _Composite(keras.layers.Wrapper):
         self.ranges = {key: QuantizeLayer(num_bits, name=f"{self.name}_{key}")
                        for key in self.RANGES}
 
-    def build(self, *args, **kwargs):
+    def build(self, input_shape=None):
         if not self.layer.built:
-            self.layer.build(*args, **kwargs)
+            self.layer.build(input_shape)
         for child in self.ranges.values():
             child.build()
         self.built = True
@@ -66,19 +66,23 @@ class _Composite(keras.layers.Wrapper):
         return {**super().get_config(), "num_bits": self.num_bits}
 
 
-def _saturating_rsqrt(x):
+def _saturating_rsqrt(x, output_range):
     """`rsqrt(x)`, with the values at `x == 0` (a variance that rounded to
-    zero) replaced by the largest of the others.
+    zero) replaced by the top of the output's range.
 
     TFLite's int8 RSQRT saturates there, at the top of its output range.
-    Filling in the batch's largest finite value lands on that top after
-    fake quantization, and keeps infinities out of the learned range and
+    Once `output_range` (a `QuantizeLayer`) holds a range, its top is where
+    fake quantization lands too. Before that, the batch's largest finite
+    value stands in, which keeps infinities out of the learned range and
     of the gradients.
     """
     positive = ops.greater(x, 0.0)
     safe = ops.rsqrt(ops.where(positive, x, 1.0))
     top = ops.max(ops.where(positive, safe, 0.0))
-    return ops.where(positive, safe, top)
+    state = ops.convert_to_tensor(output_range.range_state)
+    top = ops.maximum(top, ops.where(ops.less_equal(state[0], state[1]),
+                                     state[1], 0.0))
+    return ops.where(positive, safe, ops.stop_gradient(top))
 
 
 @keras.saving.register_keras_serializable(package="kcompress")
@@ -114,7 +118,8 @@ class QuantizeLayerNormalization(_Composite):
                      training)
         shifted = q("shifted", variance + self._constant(norm.epsilon),
                     training)
-        inverse = q("inverse", _saturating_rsqrt(shifted), training)
+        inverse = _saturating_rsqrt(shifted, self.ranges["inverse"])
+        inverse = q("inverse", inverse, training)
         y = q("normalized", centered * inverse, training)
         shape = [1] * len(x.shape)
         for a in axis:
