@@ -282,11 +282,11 @@ def test_batchnorm_without_conv_and_swish_run_int8_and_match():
                 and op.name not in ("QUANTIZE", "DEQUANTIZE")]
     assert "LOGISTIC" in {op.name for op in ops_}
     check = tflite_export.verify(tflite, qat, x_data)
-    # A one-step difference upstream (a rounding tie in the conv) grows
-    # through the swishes, whose output grids are finer than their inputs':
-    # 4 steps here, on every backend (measured layer by layer).
-    assert check.max_steps <= 4.0 + 1e-3
-    assert check.mean_steps <= 1.0
+    # TFLite fuses the ReLU into the lone BatchNorm's ADD and rounds once;
+    # QAT rounds there too, and biases sit on TFLite's int32 grid. This was
+    # 4 steps, mean 0.9, when QAT rounded the ADD's output twice.
+    assert check.max_steps <= 1.0 + 1e-3
+    assert check.mean_steps <= 0.05
 
 
 def test_decoder_layers_qat_file_is_int8_and_matches_keras():

@@ -61,6 +61,14 @@ class ActivationRange:
     def ranges_frozen(self):
         return self.range_state[2]
 
+    def output_scale(self):
+        """The scale of the int8 grid the output is rounded to: a scalar
+        tensor, 0 while the range is unset. Layers that read this layer's
+        output round their int32 bias with it (`input_grid`)."""
+        state = ops.convert_to_tensor(self.range_state)
+        scale = quantizers.activation_scale(state[0], state[1], self.num_bits)
+        return ops.where(ops.less_equal(state[0], state[1]), scale, 0.0)
+
     def freeze_range(self):
         """Stops range updates (used by `FreezeQuantizationRanges`)."""
         state = ops.convert_to_numpy(self.range_state)

@@ -16,6 +16,7 @@ import keras
 from keras import ops
 
 from kcompress._substitute import call_with_values
+from kcompress.quantization import input_grid
 from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import FIXED_OUTPUT_RANGES
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
@@ -31,7 +32,7 @@ class _Composite(keras.layers.Wrapper):
     _kcompress_quantized = True  # _model_utils.QUANTIZED_MARKER
     RANGES = ()
 
-    def __init__(self, layer, num_bits=8, **kwargs):
+    def __init__(self, layer, num_bits=8, _range_keys=None, **kwargs):
         if not isinstance(layer, self.WRAPS):
             raise ValueError(
                 f"Received: layer={layer!r} of type {type(layer).__name__}. "
@@ -39,8 +40,9 @@ class _Composite(keras.layers.Wrapper):
         kwargs.setdefault("name", f"quant_{layer.name}")
         super().__init__(layer, **kwargs)
         self.num_bits = num_bits
+        keys = self.RANGES if _range_keys is None else _range_keys
         self.ranges = {key: QuantizeLayer(num_bits, name=f"{self.name}_{key}")
-                       for key in self.RANGES}
+                       for key in keys}
 
     def build(self, input_shape=None):
         if not self.layer.built:
@@ -51,6 +53,13 @@ class _Composite(keras.layers.Wrapper):
 
     def _q(self, key, x, training):
         return self.ranges[key](x, training=training)
+
+    def _output_key(self):
+        return self.RANGES[-1]
+
+    def output_scale(self):
+        """The scale of the int8 grid of the last op's output."""
+        return self.ranges[self._output_key()].output_scale()
 
     def _weight(self, variable):
         return quantizers.fake_quant_weight(variable, None, self.num_bits)
@@ -103,6 +112,11 @@ class QuantizeLayerNormalization(_Composite):
     WRAPS = keras.layers.LayerNormalization
     RANGES = ("mean", "centered", "squared", "variance", "shifted",
               "inverse", "normalized", "scaled", "output")
+
+    def _output_key(self):
+        if self.layer.center:
+            return "output"
+        return "scaled" if self.layer.scale else "normalized"
 
     def call(self, inputs, training=None):
         norm = self.layer
@@ -172,11 +186,16 @@ class QuantizeMultiHeadAttention(_Composite):
         mask = mha._compute_attention_mask(
             query, value, attention_mask=attention_mask,
             use_causal_mask=use_causal_mask)
-        queries = q("query", self._split_heads(mha._query_dense, query),
-                    training)
-        keys = q("key", self._split_heads(mha._key_dense, key), training)
-        values = q("value", self._split_heads(mha._value_dense, value),
-                   training)
+        # The grids of the query, value and key inputs (positions in the
+        # call), for the projections' int32 biases.
+        grids = [input_grid.input_scale(self, i) for i in range(3)]
+        grids[2] = grids[1] if key is value else grids[2]
+        queries = q("query", self._split_heads(mha._query_dense, query,
+                                               grids[0]), training)
+        keys = q("key", self._split_heads(mha._key_dense, key, grids[2]),
+                 training)
+        values = q("value", self._split_heads(mha._value_dense, value,
+                                              grids[1]), training)
         queries = q("scaled_query", queries * self._constant(
             mha._inverse_sqrt_key_dim), training)
         scores = q("scores", ops.einsum(mha._dot_product_equation, keys,
@@ -188,8 +207,9 @@ class QuantizeMultiHeadAttention(_Composite):
         dropped = mha._dropout_layer(probabilities, training=training)
         context = q("context", ops.einsum(mha._combine_equation, dropped,
                                           values), training)
-        outputs = q("output", self._merge_heads(mha._output_dense, context),
-                    training)
+        outputs = q("output", self._merge_heads(
+            mha._output_dense, context, self.ranges["context"].output_scale()),
+            training)
         if return_attention_scores:
             return outputs, probabilities
         return outputs
@@ -201,14 +221,19 @@ class QuantizeMultiHeadAttention(_Composite):
         return (len(self.layer._attention_axes) == 1
                 and len(dense.kernel.shape) == 3 and None not in inner)
 
-    def _matmul(self, x, kernel, bias):
+    def _matmul(self, x, kernel, bias, grid):
         """`x @ kernel + bias` on a 2-D `x`: the converter folds the bias
-        into the FULLY_CONNECTED. (On a 3-D `x` a RESHAPE sits between the
-        two; the bias ADD then stays separate, and both ops stay float.)"""
+        into the FULLY_CONNECTED, in int32 on the grid of `x` (scale
+        `grid`) times the kernel's. (On a 3-D `x` a RESHAPE sits between
+        the two; the bias ADD then stays separate, and both ops stay
+        float.)"""
         y = ops.matmul(x, self._weight(kernel))
-        return y if bias is None else ops.add(y, bias)
+        if bias is None:
+            return y
+        return ops.add(y, quantizers.fake_quant_bias(bias, kernel, None, grid,
+                                                     self.num_bits))
 
-    def _split_heads(self, dense, x):
+    def _split_heads(self, dense, x, grid):
         """A query/key/value projection `(..., C) -> (..., N, H)`."""
         inner = tuple(x.shape[1:-1])
         if not self._plain(dense, inner):
@@ -216,10 +241,10 @@ class QuantizeMultiHeadAttention(_Composite):
         channels, heads, size = dense.kernel.shape
         kernel = ops.reshape(dense.kernel, (channels, heads * size))
         bias = None if dense.bias is None else ops.reshape(dense.bias, (-1,))
-        y = self._matmul(ops.reshape(x, (-1, channels)), kernel, bias)
+        y = self._matmul(ops.reshape(x, (-1, channels)), kernel, bias, grid)
         return ops.reshape(y, (-1,) + inner + (heads, size))
 
-    def _merge_heads(self, dense, x):
+    def _merge_heads(self, dense, x, grid):
         """The output projection `(..., N, H) -> (..., D)`."""
         inner = tuple(x.shape[1:-2])
         if not self._plain(dense, inner):
@@ -227,7 +252,7 @@ class QuantizeMultiHeadAttention(_Composite):
         heads, size, depth = dense.kernel.shape
         x = ops.reshape(x, (-1, heads * size))
         kernel = ops.reshape(dense.kernel, (heads * size, depth))
-        return ops.reshape(self._matmul(x, kernel, dense.bias),
+        return ops.reshape(self._matmul(x, kernel, dense.bias, grid),
                            (-1,) + inner + (depth,))
 
     def compute_output_shape(self, query_shape, value_shape, key_shape=None):
@@ -252,11 +277,26 @@ class QuantizeBatchNormalization(_Composite):
     Args:
         layer: the `BatchNormalization`.
         num_bits: bit width.
+        output_quantized: round the ADD's output to a grid of its own.
+            False when a ReLU or ReLU6 that TFLite fuses into the ADD
+            follows: the file then rounds once, on the ReLU's grid.
         **kwargs: passed to `keras.layers.Wrapper`.
     """
 
     WRAPS = keras.layers.BatchNormalization
     RANGES = ("scaled", "output")
+
+    def __init__(self, layer, num_bits=8, output_quantized=True, **kwargs):
+        super().__init__(layer, num_bits=num_bits, _range_keys=self.RANGES[
+            :None if output_quantized else -1], **kwargs)
+        self.output_quantized = bool(output_quantized)
+
+    def output_scale(self):
+        return super().output_scale() if self.output_quantized else None
+
+    def get_config(self):
+        return {**super().get_config(),
+                "output_quantized": self.output_quantized}
 
     def call(self, inputs, training=None, mask=None):
         del mask  # BatchNormalization ignores it for inference too.
@@ -276,8 +316,8 @@ class QuantizeBatchNormalization(_Composite):
         x = ops.cast(inputs, "float32")
         y = self._q("scaled", x * ops.reshape(self._weight(scale), shape),
                     training)
-        return self._q("output", y + ops.reshape(self._weight(offset),
-                                                 shape), training)
+        y = y + ops.reshape(self._weight(offset), shape)
+        return self._q("output", y, training) if self.output_quantized else y
 
     def compute_output_shape(self, input_shape):
         return input_shape

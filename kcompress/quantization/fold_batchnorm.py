@@ -19,6 +19,7 @@ from keras import ops
 
 from kcompress import _model_utils
 from kcompress._substitute import call_with_values
+from kcompress.quantization import input_grid
 from kcompress.quantization import quantizers
 from kcompress.quantization.activation_range import ActivationRange
 
@@ -170,12 +171,20 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         mean, variance = self._statistics(inputs, training)
         kernel, bias = self.folded_weights(mean, variance)
         axis = quantizers.DEPTHWISE if _is_depthwise(self.conv) else -1
+        bias = quantizers.fake_quant_bias(bias, kernel, axis,
+                                          input_grid.input_scale(self),
+                                          self.num_bits)
         kernel = quantizers.fake_quant_weight(kernel, axis, self.num_bits)
         y = call_with_values(self, self.conv, [(self.conv.kernel, kernel),
                                                (self.conv.bias, bias)], inputs)
         if not self.output_quantized:
             return y
         return self.quantize_output(y, training)
+
+    def output_scale(self):
+        """The scale of the output's int8 grid (see `ActivationRange`), or
+        None when a fused ReLU rounds it instead."""
+        return super().output_scale() if self.output_quantized else None
 
     def compute_output_shape(self, input_shape):
         return self.conv.compute_output_shape(input_shape)

@@ -12,6 +12,7 @@ from keras import ops
 
 from kcompress import _model_utils
 from kcompress._substitute import call_with_values
+from kcompress.quantization import input_grid
 from kcompress.quantization import quantizers
 from kcompress.quantization.activation_range import ActivationRange
 from kcompress.quantization.quantize_config import QuantizeConfig
@@ -30,6 +31,15 @@ def _weights_with_zeros(layer, config):
         if _model_utils.has_zeros(weight):
             names.append(name)
     return tuple(names)
+
+
+# Layers whose TFLite kernel takes an int32 bias on the grid
+# `input scale * weight scale`. (A transposed convolution's bias may stay a
+# separate ADD in the file, so it is left float.)
+_INT32_BIAS = (keras.layers.Conv1D, keras.layers.Conv2D,
+               keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
+               keras.layers.Dense)
+_TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose)
 
 
 def _check_config(config, layer):
@@ -128,9 +138,11 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
 
     def call(self, inputs, *args, training=None, **kwargs):
         axes = [axis for _, axis in self.quantized_weights]
+        values = self.effective_weights()
         mapping = [
             (w, quantizers.fake_quant_weight(value, axis, self.num_bits))
-            for (w, value), axis in zip(self.effective_weights(), axes)]
+            for (w, value), axis in zip(values, axes)]
+        mapping.extend(self._int32_bias(values, axes))
         inner = tuple(getattr(inputs, "shape", ())[1:-1])
         if (isinstance(self.layer, keras.layers.Dense) and inner
                 and None not in inner and not args and not kwargs):
@@ -152,6 +164,30 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
         elif self.quantize_config.quantize_output:
             outputs = self.quantize_output(outputs, training)
         return outputs
+
+    def _int32_bias(self, values, axes):
+        """`[(bias, value rounded to TFLite's int32 grid)]`, or `[]`."""
+        bias = getattr(self.layer, "bias", None)
+        names = list(self.quantize_config.weights)
+        if (bias is None or "kernel" not in names
+                or not isinstance(self.layer, _INT32_BIAS)
+                or isinstance(self.layer, _TRANSPOSED)):
+            return []
+        index = names.index("kernel")
+        return [(bias, quantizers.fake_quant_bias(
+            ops.convert_to_tensor(bias), values[index][1], axes[index],
+            input_grid.input_scale(self), self.num_bits))]
+
+    def output_scale(self):
+        """The scale of the output's int8 grid (see `ActivationRange`), or
+        None when this layer leaves its output unrounded."""
+        if not self.quantize_config.quantize_output:
+            return None
+        fixed = self.quantize_config.output_range
+        if fixed is not None:
+            return quantizers.activation_scale(fixed[0], fixed[1],
+                                               self.num_bits)
+        return super().output_scale()
 
     def compute_output_shape(self, *args, **kwargs):
         return self.layer.compute_output_shape(*args, **kwargs)

@@ -17,8 +17,8 @@ import math
 from keras import ops
 from keras import quantizers
 
-__all__ = ["fake_quant_weight", "fake_quant_activation", "update_range",
-           "DEPTHWISE"]
+__all__ = ["fake_quant_weight", "fake_quant_activation", "fake_quant_bias",
+           "activation_scale", "weight_magnitude", "update_range", "DEPTHWISE"]
 
 # Marker for depthwise kernels `(h, w, in, multiplier)`: TFLite quantizes them
 # per output channel, i.e. per `in * multiplier` entry.
@@ -53,6 +53,23 @@ def fake_quant_weight(weight, axis=None, num_bits=8):
         shape = tuple(weight.shape)
         flat = ops.reshape(weight, shape[:2] + (math.prod(shape[2:]),))
         return ops.reshape(fake_quant_weight(flat, -1, num_bits), shape)
+    magnitude = weight_magnitude(weight, axis)
+    return quantizers.fake_quant_with_min_max_vars(
+        weight, -magnitude, magnitude, num_bits=num_bits, narrow_range=True,
+        axis=axis)
+
+
+def weight_magnitude(weight, axis=None):
+    """The largest magnitude of `weight` (per channel along `axis`), the
+    end of its symmetric range, held constant for the gradient.
+
+    `axis` is as for `fake_quant_weight`; for `DEPTHWISE` there is one
+    magnitude per `in * multiplier` channel.
+    """
+    if axis == DEPTHWISE:
+        shape = tuple(weight.shape)
+        weight = ops.reshape(weight, shape[:2] + (math.prod(shape[2:]),))
+        axis = -1
     overall = ops.max(ops.abs(weight))
     if axis is None:
         magnitude = overall
@@ -65,11 +82,44 @@ def fake_quant_weight(weight, axis=None, num_bits=8):
         # (input scale * weight scale) overflow, so use the tensor's range.
         magnitude = ops.where(ops.greater(magnitude, 0.0), magnitude,
                               overall)
-    magnitude = ops.stop_gradient(ops.where(
+    return ops.stop_gradient(ops.where(
         ops.greater(magnitude, _EPSILON), magnitude, 1.0))
-    return quantizers.fake_quant_with_min_max_vars(
-        weight, -magnitude, magnitude, num_bits=num_bits, narrow_range=True,
-        axis=axis)
+
+
+_INT32_MAX = float(2 ** 31 - 1)
+
+
+def fake_quant_bias(bias, weight, axis, input_scale, num_bits=8):
+    """A bias rounded to TFLite's int32 grid, `input scale * weight scale`.
+
+    The converter stores the bias of CONV_2D, DEPTHWISE_CONV_2D,
+    FULLY_CONNECTED and TRANSPOSE_CONV as int32 on that grid. Rounding it
+    in training too removes a difference of up to half a bias step, enough
+    to move an output that sits near a rounding boundary by one step.
+
+    Args:
+        bias: the float bias.
+        weight: the float kernel it goes with (before fake quantization).
+        axis: the kernel's quantization axis, as for `fake_quant_weight`.
+        input_scale: scalar tensor, the scale of the input's int8 grid; 0
+            while that range is unset, or None when it is unknown (the bias
+            is then returned as it is).
+        num_bits: bit width of the kernel.
+
+    Returns:
+        The rounded bias, with a straight-through gradient.
+    """
+    if input_scale is None:
+        return bias
+    input_scale = ops.convert_to_tensor(input_scale, "float32")
+    bias = ops.convert_to_tensor(bias)  # A Variable does not go in jnp.where.
+    levels = float(2 ** (num_bits - 1) - 1)
+    weight_scale = weight_magnitude(weight, axis) / levels
+    scale = ops.stop_gradient(ops.maximum(input_scale * weight_scale,
+                                          1e-30))
+    steps = ops.clip(ops.round(bias / scale), -_INT32_MAX, _INT32_MAX)
+    rounded = bias + ops.stop_gradient(steps * scale - bias)
+    return ops.where(ops.greater(input_scale, 0.0), rounded, bias)
 
 
 # Significant bits kept in an activation scale (see `exact_range`).
@@ -99,6 +149,12 @@ def exact_range(min_value, max_value, num_bits=8):
                                                scale)), 0.0, levels)
     low = ops.multiply(ops.negative(zero_point), scale)
     return low, ops.add(low, ops.multiply(levels, scale))
+
+
+def activation_scale(min_value, max_value, num_bits=8):
+    """The scale of the int8 grid `fake_quant_activation` rounds to."""
+    low, high = exact_range(min_value, max_value, num_bits)
+    return ops.divide(ops.subtract(high, low), float(2 ** num_bits - 1))
 
 
 def fake_quant_activation(x, min_value, max_value, num_bits=8):

@@ -165,6 +165,11 @@ def rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
             new = fold_batchnorm.fold_pair(
                 inner, pairs[id(inner)], preserve_sparsity,
                 output_quantized=id(pairs[id(inner)]) not in fused)
+        elif config == "composite" and isinstance(
+                inner, keras.layers.BatchNormalization):
+            new = composite.QuantizeBatchNormalization(
+                _model_utils.clone_layer(inner),
+                output_quantized=id(inner) not in fused)
         elif config == "composite":
             new = composite.composite_for(inner)(
                 _model_utils.clone_layer(inner))

@@ -1,0 +1,74 @@
+"""The int8 grid a QAT layer's input sits on, found in the functional graph.
+
+TFLite stores the bias of a convolution or fully connected layer as int32
+on the grid `input scale * weight scale`. To round the bias there during
+training, a layer needs the scale of its input, which the layer that
+produced the input holds: a `QuantizeWrapper`, `QuantizeLayer`,
+`QuantizeConvBatchNorm` or composite, each with an `output_scale()`.
+Between the two there may be layers that move int8 values without
+requantizing them (reshapes, padding, max pooling, dropout); the search
+walks back through those. Anything else, or a layer called at more than one
+place in the graph, gives None: the bias then stays float, as before.
+"""
+
+import keras
+
+from kcompress.quantization.quantize_config import default_quantize_config
+
+__all__ = ["input_scale"]
+
+# Far enough for any chain of reshapes and paddings.
+_MAX_HOPS = 64
+
+
+def _keeps_grid(operation):
+    """Whether `operation`'s output is on its input's int8 grid."""
+    if not isinstance(operation, keras.layers.Layer) or isinstance(
+            operation, keras.layers.InputLayer):
+        return False
+    config = getattr(operation, "quantize_config", None)
+    if config is None and not getattr(operation, "_kcompress_quantized",
+                                      False):
+        config = default_quantize_config(operation)
+    return (config is not None and not config.weights
+            and not config.quantize_output)
+
+
+def _single_input(operation):
+    """The operation feeding `operation`'s only call, or None."""
+    nodes = getattr(operation, "_inbound_nodes", ())
+    if len(nodes) != 1 or len(nodes[0].arguments.keras_tensors) != 1:
+        return None
+    return nodes[0].arguments.keras_tensors[0]._keras_history.operation
+
+
+def input_scale(layer, position=0):
+    """The scale of the int8 grid of `layer`'s positional input `position`.
+
+    Args:
+        layer: a layer of a functional (or Sequential) model.
+        position: index of the input among the call's positional arguments.
+
+    Returns:
+        A scalar tensor (0 while the producer's range is unset), or None
+        when the grid is unknown.
+    """
+    nodes = getattr(layer, "_inbound_nodes", ())
+    if len(nodes) != 1:
+        return None
+    args = nodes[0].arguments.args
+    if position >= len(args) or not isinstance(args[position],
+                                               keras.KerasTensor):
+        return None
+    operation = args[position]._keras_history.operation
+    for _ in range(_MAX_HOPS):
+        if operation is None:
+            return None
+        scale = getattr(operation, "output_scale", None)
+        scale = scale() if callable(scale) else None
+        if scale is not None:
+            return scale
+        if not _keeps_grid(operation):
+            return None
+        operation = _single_input(operation)
+    return None
