@@ -1,7 +1,7 @@
 """Acceptance on trained real architectures: QAT files agree with Keras.
 
-Each model is trained briefly on the digits, upscaled to 32x32 RGB (the
-smallest input keras.applications accepts), then through QAT, then
+Each model is trained on the digits, upscaled to 32x32 RGB (the smallest
+input keras.applications accepts), then through QAT, then
 converted in mode `qat`. The file must agree with the QAT model on top-1
 for >= 99% of the test split, differ by at most 2 output quantization
 steps, and run every compute op of the acceptance list in int8. The heads
@@ -30,12 +30,11 @@ TRAIN = 320  # samples: a few steps per epoch keeps CI short
 CI_MODELS = ["MobileNetV2", "MobileNetV3Small", "ResNetMini", "ViTEncoder"]
 FULL_MODELS = CI_MODELS + ["EfficientNetB0", "DenseNet121"]
 MODELS = FULL_MODELS if os.environ.get("KCOMPRESS_FULL_ZOO") else CI_MODELS
-# Known gaps, measured (issue 13 stays open for them): the trained ViT
-# file (two transformer blocks) and the ResNet of ResNet50's blocks reach
-# 3 steps, not 2, and the ResNet's top-1 agreement 98.9%. These bounds
-# hold what was measured, so a regression still fails.
-MAX_STEPS = {"ViTEncoder": 3.0, "ResNetMini": 3.0}
-MIN_AGREEMENT = {"ResNetMini": 0.985}
+# Epochs over the whole training split for the models that learn within
+# a CI budget (the ResNet reaches 91% on the test split, the ViT 18%); the
+# MobileNets get one epoch on TRAIN samples: from scratch at 32x32 their
+# BatchNorm statistics need far longer than CI has.
+EPOCHS = {"ResNetMini": 5, "ViTEncoder": 3}
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +50,9 @@ def test_trained_qat_file_matches_keras(name, images):
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(keras.optimizers.Adam(1e-3), loss, metrics=["accuracy"],
                   jit_compile=False)
-    model.fit(x_train[:TRAIN], y_train[:TRAIN], epochs=1, batch_size=64,
-              verbose=0)
+    count = len(x_train) if name in EPOCHS else TRAIN
+    model.fit(x_train[:count], y_train[:count], epochs=EPOCHS.get(name, 1),
+              batch_size=64, verbose=0)
     qat = kc.quantization.quantize_model(model,
                                          calibration_data=x_train[:128])
     qat.compile(keras.optimizers.Adam(1e-4), loss, metrics=["accuracy"],
@@ -70,5 +70,5 @@ def test_trained_qat_file_matches_keras(name, images):
     # Each preprocessing layer may leave one float MUL (and ADD/SUB).
     assert len(float_ops) <= 2 * len(preprocessing), float_ops
     check = tflite_export.verify(tflite, qat, x_test, y_test)
-    assert check.top1_agreement >= MIN_AGREEMENT.get(name, 0.99), check
-    assert check.max_steps <= MAX_STEPS.get(name, 2.0), check
+    assert check.top1_agreement >= 0.99, check
+    assert check.max_steps <= 2.0, check
