@@ -245,9 +245,9 @@ def convert(model: keras.Model, mode: str, representative_data=None,
     archive = keras.export.ExportArchive()
     archive.track(model)
     with tempfile.TemporaryDirectory(prefix="kcompress-export-") as saved:
-        with _export_mode(model):
+        with _export_mode(model):  # write_out traces again.
             archive.add_endpoint("serve", serve, input_signature=specs)
-        archive.write_out(saved, verbose=False)
+            archive.write_out(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         tflite = _run_converter(tf, converter, mode, samples, float_io,
                                 allow_flex, sparse_encoding)

@@ -61,13 +61,17 @@ class ActivationRange:
     def ranges_frozen(self):
         return self.range_state[2]
 
-    def output_scale(self):
-        """The scale of the int8 grid the output is rounded to: a scalar
-        tensor, 0 while the range is unset. Layers that read this layer's
-        output round their int32 bias with it (`input_grid`)."""
+    def output_bounds(self):
+        """`(min, max)` of the range the output is rounded to (min > max
+        while unset), or None if the output is not rounded. Layers that
+        read this output use its grid (`input_grid`)."""
         state = ops.convert_to_tensor(self.range_state)
-        scale = quantizers.activation_scale(state[0], state[1], self.num_bits)
-        return ops.where(ops.less_equal(state[0], state[1]), scale, 0.0)
+        return state[0], state[1]
+
+    def output_scale(self):
+        """The scale of the output's int8 grid: a scalar tensor, 0 while
+        the range is unset; None if the output is not rounded."""
+        return quantizers.grid_scale(self.output_bounds(), self.num_bits)
 
     def freeze_range(self):
         """Stops range updates (used by `FreezeQuantizationRanges`)."""

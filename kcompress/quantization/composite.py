@@ -26,6 +26,11 @@ __all__ = ["QuantizeAverage", "QuantizeBatchNormalization",
            "QuantizeSwish", "composite_for"]
 
 
+def _names(classes):
+    classes = classes if isinstance(classes, tuple) else (classes,)
+    return " or ".join(cls.__name__ for cls in classes)
+
+
 class _Composite(keras.layers.Wrapper):
     """A wrapper whose call fake-quantizes named intermediates."""
 
@@ -36,7 +41,7 @@ class _Composite(keras.layers.Wrapper):
         if not isinstance(layer, self.WRAPS):
             raise ValueError(
                 f"Received: layer={layer!r} of type {type(layer).__name__}. "
-                f"Expected a {self.WRAPS.__name__}.")
+                f"Expected a {_names(self.WRAPS)}.")
         kwargs.setdefault("name", f"quant_{layer.name}")
         super().__init__(layer, **kwargs)
         self.num_bits = num_bits
@@ -57,9 +62,12 @@ class _Composite(keras.layers.Wrapper):
     def _output_key(self):
         return self.RANGES[-1]
 
+    def output_bounds(self):
+        """The range of the last op's output (see `ActivationRange`)."""
+        return self.ranges[self._output_key()].output_bounds()
+
     def output_scale(self):
-        """The scale of the int8 grid of the last op's output."""
-        return self.ranges[self._output_key()].output_scale()
+        return quantizers.grid_scale(self.output_bounds(), self.num_bits)
 
     def _weight(self, variable):
         return quantizers.fake_quant_weight(variable, None, self.num_bits)
@@ -291,8 +299,8 @@ class QuantizeBatchNormalization(_Composite):
             :None if output_quantized else -1], **kwargs)
         self.output_quantized = bool(output_quantized)
 
-    def output_scale(self):
-        return super().output_scale() if self.output_quantized else None
+    def output_bounds(self):
+        return super().output_bounds() if self.output_quantized else None
 
     def get_config(self):
         return {**super().get_config(),

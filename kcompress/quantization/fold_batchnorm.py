@@ -181,10 +181,10 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
             return y
         return self.quantize_output(y, training)
 
-    def output_scale(self):
-        """The scale of the output's int8 grid (see `ActivationRange`), or
-        None when a fused ReLU rounds it instead."""
-        return super().output_scale() if self.output_quantized else None
+    def output_bounds(self):
+        """The output's range (see `ActivationRange`), or None when a fused
+        ReLU rounds it instead."""
+        return super().output_bounds() if self.output_quantized else None
 
     def compute_output_shape(self, input_shape):
         return self.conv.compute_output_shape(input_shape)

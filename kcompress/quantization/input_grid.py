@@ -4,7 +4,7 @@ TFLite stores the bias of a convolution or fully connected layer as int32
 on the grid `input scale * weight scale`. To round the bias there during
 training, a layer needs the scale of its input, which the layer that
 produced the input holds: a `QuantizeWrapper`, `QuantizeLayer`,
-`QuantizeConvBatchNorm` or composite, each with an `output_scale()`.
+`QuantizeConvBatchNorm` or composite, each with an `output_bounds()`.
 Between the two there may be layers that move int8 values without
 requantizing them (reshapes, padding, max pooling, dropout); the search
 walks back through those. Anything else, or a layer called at more than one
@@ -13,9 +13,10 @@ place in the graph, gives None: the bias then stays float, as before.
 
 import keras
 
+from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import default_quantize_config
 
-__all__ = ["input_scale"]
+__all__ = ["input_bounds", "input_scale"]
 
 # Far enough for any chain of reshapes and paddings.
 _MAX_HOPS = 64
@@ -42,16 +43,13 @@ def _single_input(operation):
     return nodes[0].arguments.keras_tensors[0]._keras_history.operation
 
 
-def input_scale(layer, position=0):
-    """The scale of the int8 grid of `layer`'s positional input `position`.
+def input_bounds(layer, position=0):
+    """The range `(min, max)` of the int8 grid of `layer`'s positional
+    input `position` (min > max while unset), or None when unknown.
 
     Args:
         layer: a layer of a functional (or Sequential) model.
         position: index of the input among the call's positional arguments.
-
-    Returns:
-        A scalar tensor (0 while the producer's range is unset), or None
-        when the grid is unknown.
     """
     nodes = getattr(layer, "_inbound_nodes", ())
     if len(nodes) != 1:
@@ -64,11 +62,18 @@ def input_scale(layer, position=0):
     for _ in range(_MAX_HOPS):
         if operation is None:
             return None
-        scale = getattr(operation, "output_scale", None)
-        scale = scale() if callable(scale) else None
-        if scale is not None:
-            return scale
+        bounds = getattr(operation, "output_bounds", None)
+        bounds = bounds() if callable(bounds) else None
+        if bounds is not None:
+            return bounds
         if not _keeps_grid(operation):
             return None
         operation = _single_input(operation)
     return None
+
+
+def input_scale(layer, position=0):
+    """The scale of the int8 grid of `layer`'s positional input `position`:
+    a scalar tensor (0 while the producer's range is unset), or None when
+    the grid is unknown. See `input_bounds`."""
+    return quantizers.grid_scale(input_bounds(layer, position))

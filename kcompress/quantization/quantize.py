@@ -50,6 +50,8 @@ def quantized_layers(model: keras.Model) -> list:
     found = _model_utils.find_layers(model, ActivationRange)
     for layer in _model_utils.find_layers(model, composite._Composite):
         found.extend(layer.ranges.values())
+        if hasattr(layer, "export_mode"):  # Traces differently for export.
+            found.append(layer)
     return found
 
 

@@ -178,16 +178,16 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
             ops.convert_to_tensor(bias), values[index][1], axes[index],
             input_grid.input_scale(self), self.num_bits))]
 
-    def output_scale(self):
-        """The scale of the output's int8 grid (see `ActivationRange`), or
-        None when this layer leaves its output unrounded."""
+    def output_bounds(self):
+        """The output's range (see `ActivationRange`), or None when this
+        layer leaves its output unrounded."""
         if not self.quantize_config.quantize_output:
             return None
         fixed = self.quantize_config.output_range
         if fixed is not None:
-            return quantizers.activation_scale(fixed[0], fixed[1],
-                                               self.num_bits)
-        return super().output_scale()
+            return (ops.convert_to_tensor(fixed[0], "float32"),
+                    ops.convert_to_tensor(fixed[1], "float32"))
+        return super().output_bounds()
 
     def compute_output_shape(self, *args, **kwargs):
         return self.layer.compute_output_shape(*args, **kwargs)

@@ -18,7 +18,8 @@ from keras import ops
 from keras import quantizers
 
 __all__ = ["fake_quant_weight", "fake_quant_activation", "fake_quant_bias",
-           "activation_scale", "weight_magnitude", "update_range", "DEPTHWISE"]
+           "activation_scale", "grid_scale", "weight_magnitude",
+           "update_range", "DEPTHWISE"]
 
 # Marker for depthwise kernels `(h, w, in, multiplier)`: TFLite quantizes them
 # per output channel, i.e. per `in * multiplier` entry.
@@ -155,6 +156,16 @@ def activation_scale(min_value, max_value, num_bits=8):
     """The scale of the int8 grid `fake_quant_activation` rounds to."""
     low, high = exact_range(min_value, max_value, num_bits)
     return ops.divide(ops.subtract(high, low), float(2 ** num_bits - 1))
+
+
+def grid_scale(bounds, num_bits=8):
+    """The scale of the grid of `bounds = (min, max)`: 0 while unset
+    (min > max), None for no bounds."""
+    if bounds is None:
+        return None
+    low, high = bounds
+    scale = activation_scale(low, high, num_bits)
+    return ops.where(ops.less_equal(low, high), scale, 0.0)
 
 
 def fake_quant_activation(x, min_value, max_value, num_bits=8):

@@ -20,6 +20,7 @@ from kcompress import _model_utils
 from kcompress.quantization import composite
 from kcompress.quantization import fold_batchnorm
 from kcompress.quantization import patterns
+from kcompress.quantization import pooling
 from kcompress.quantization.quantize_annotate import QuantizeAnnotate
 from kcompress.quantization.quantize_config import default_quantize_config
 from kcompress.quantization.quantize_config import unsupported_layer_error
@@ -172,6 +173,9 @@ def rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
                 output_quantized=id(inner) not in fused)
         elif config == "composite":
             new = composite.composite_for(inner)(
+                _model_utils.clone_layer(inner))
+        elif isinstance(inner, pooling.AVERAGE_POOLS):
+            new = pooling.QuantizeAveragePooling(
                 _model_utils.clone_layer(inner))
         elif config == "separable":
             new, pointwise = (

@@ -1,0 +1,74 @@
+"""`QuantizeAveragePooling`: average pooling as TFLite's int8 kernel runs it.
+
+TFLite's int8 AVERAGE_POOL_2D keeps its input's scale and zero point, so
+the mean of each window is rounded back onto the input's grid. Left as a
+plain layer, QAT would keep the exact mean, and the layers after it would
+see values the file never produces (a step apart on a quarter of the
+elements of a 2x2 pool). This wrapper rounds the mean onto the grid of the
+layer that produced its input (`input_grid`), and passes that grid on.
+"""
+
+import keras
+from keras import ops
+
+from kcompress.quantization import input_grid
+from kcompress.quantization import quantizers
+from kcompress.quantization.composite import _Composite
+
+__all__ = ["QuantizeAveragePooling", "AVERAGE_POOLS"]
+
+AVERAGE_POOLS = (keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class QuantizeAveragePooling(_Composite):
+    """QAT of an `AveragePooling1D`/`2D`: the mean, on the input's grid.
+
+    Where the input's grid is unknown (the input comes from a float layer,
+    or the layer is called at several places), the mean stays exact.
+
+    Args:
+        layer: the pooling layer.
+        num_bits: bit width.
+        **kwargs: passed to `keras.layers.Wrapper`.
+    """
+
+    WRAPS = AVERAGE_POOLS
+    # A window's mean is at most this close to a rounding boundary without
+    # being on it (1/n of a step for an n-element window).
+    _TIE_SHIFT = 1e-3
+
+    def __init__(self, layer, num_bits=8, **kwargs):
+        super().__init__(layer, num_bits=num_bits, **kwargs)
+        self.export_mode = False  # Set by tflite_export while tracing.
+
+    def call(self, inputs, training=None):
+        del training  # The same in training and inference.
+        outputs = self.layer(inputs)
+        bounds = input_grid.input_bounds(self)
+        if bounds is None:
+            return outputs
+        low, high = bounds
+        valid = ops.less_equal(low, high)
+        low, high = ops.minimum(low, high), ops.maximum(low, high)
+        shifted = outputs
+        if not self.export_mode:
+            # TFLite rounds a mean halfway between two steps away from zero
+            # in the signed int8 domain; FakeQuant rounds it up. Below the
+            # zero point, move such a mean down a little first. (The file
+            # has no such op: the converter folds the FakeQuant alone.)
+            low, high = quantizers.exact_range(low, high, self.num_bits)
+            scale = (high - low) / float(2 ** self.num_bits - 1)
+            below = ops.less(outputs - low,
+                             scale * float(2 ** (self.num_bits - 1)))
+            shifted = outputs - ops.where(below, self._TIE_SHIFT * scale,
+                                          0.0)
+        rounded = quantizers.fake_quant_activation(shifted, low, high,
+                                                   self.num_bits)
+        return ops.where(valid, rounded, outputs)
+
+    def output_bounds(self):
+        return input_grid.input_bounds(self)
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
