@@ -13,14 +13,25 @@ frameworks, 5 seeds each:
 - recipe: 30 float epochs (Adam 1e-3, batch 16), then PolynomialDecay
   from 0 to the target sparsity over 6 epochs (a mask update every 2
   steps), then 10 fine-tune epochs at 5e-4; accuracy of the stripped model
-  on a fixed held-out 30%. The float model of a (model, data, seed) is
-  trained once and each sparsity prunes a copy (kcompress never modifies
-  its input; TFMOT's gets a clone).
+  on a fixed held-out 30%.
+
+The comparison is paired, so that a difference is the pruning's and not
+the training's:
+
+- the float model of a (model, data, seed) is trained once, in Keras 3,
+  and both frameworks prune the same weights (tf_keras takes them with
+  `set_weights`). Keras 3 and tf_keras otherwise start from different
+  initial weights at the same seed, and on the small sets here that alone
+  moved a float model by up to 5 points;
+- the pruning and fine-tuning see the same batches in the same order: each
+  epoch is a permutation drawn from the seed, cut to whole batches, and
+  `fit` runs with `shuffle=False` on the concatenated epochs.
 
 It prints per-cell means, minimums and the differences, and the command
-that made the table. The two frameworks run in two processes at once.
+that made the table. The float models are trained first; then the two
+frameworks run in two processes at once.
 
-Run: `python benchmarks/pruning_parity.py` (about 40 minutes on 2 cores;
+Run: `python benchmarks/pruning_parity.py` (about 30 minutes on 2 cores;
 `--seeds=2 --sparsities=0.8` for a quick look).
 """
 
@@ -42,8 +53,10 @@ _MODELS = flags.DEFINE_list("models", ["cnn", "mlp", "separable", "conv1d"],
                             "Architectures.")
 _DATASETS = flags.DEFINE_list("datasets", ["digits35v89", "cancer", "wine"],
                               "Datasets.")
-_TOOL = flags.DEFINE_enum("tool", None, ["kcompress", "tfmot"],
-                          "Run one framework and print JSON (internal).")
+_TOOL = flags.DEFINE_enum("tool", None, ["float", "kcompress", "tfmot"],
+                          "Run one stage and print JSON (internal).")
+_WORK = flags.DEFINE_string("work_dir", None,
+                            "Where the float weights are kept (internal).")
 
 FLOAT_EPOCHS, PRUNE_EPOCHS, FINE_TUNE_EPOCHS = 30, 6, 10
 BATCH, FREQUENCY = 16, 2
@@ -114,52 +127,97 @@ def build(layers, model_name, classes):
     return body + [layers.Dense(classes)]
 
 
+def _compile(api, model, lr):
+    model.compile(api.keras.optimizers.Adam(lr),
+                  api.keras.losses.SparseCategoricalCrossentropy(
+                      from_logits=True))
+    return model
+
+
+def _accuracy(model, x, y):
+    logits = model.predict(x, verbose=0, batch_size=256)
+    return float(np.mean(logits.argmax(-1) == y))
+
+
+def _weights_path(model_name, dataset, seed):
+    return os.path.join(_WORK.value, f"{model_name}-{dataset}-{seed}.npz")
+
+
+def batch_order(n, epochs, seed):
+    """Indices of `epochs` epochs, each a permutation of `n` drawn from
+    `seed` and cut to whole batches, so both frameworks see one order."""
+    rng = np.random.default_rng(10_000 + seed)
+    whole = n - n % BATCH
+    return np.concatenate([rng.permutation(n)[:whole]
+                           for _ in range(epochs)])
+
+
+def train_floats(cells, seeds):
+    """Trains each (model, data, seed) float model once in Keras 3, saves
+    its weights for both frameworks, and returns the float accuracies."""
+    import keras
+
+    results = {}
+    api = types.SimpleNamespace(keras=keras)
+    for model_name, dataset, _ in _groups(cells):
+        x_train, y_train, x_test, y_test, classes = load(dataset)
+        x_train, x_test = (inputs_for(model_name, x_train),
+                           inputs_for(model_name, x_test))
+        for seed in range(seeds):
+            keras.utils.set_random_seed(seed)
+            model = _compile(api, keras.Sequential(
+                [keras.Input(x_train.shape[1:])]
+                + build(keras.layers, model_name, classes)), 1e-3)
+            model.fit(x_train, y_train, batch_size=BATCH,
+                      epochs=FLOAT_EPOCHS, verbose=0)
+            np.savez(_weights_path(model_name, dataset, seed),
+                     *model.get_weights())
+            results.setdefault(f"{model_name}/{dataset}/float", []).append(
+                _accuracy(model, x_test, y_test))
+        print("float", model_name, dataset, file=sys.stderr)
+    return results
+
+
 def _sweep(cells, seeds, api):
     """Accuracies `{"model/data/sparsity": [one per seed]}` with one
-    framework, described by `api` (see `run_kcompress`, `run_tfmot`)."""
-
-    def compile_(model, lr):
-        model.compile(api.keras.optimizers.Adam(lr),
-                      api.keras.losses.SparseCategoricalCrossentropy(
-                          from_logits=True))
-        return model
-
+    framework, described by `api` (see `run_kcompress`, `run_tfmot`), from
+    the float weights `train_floats` saved."""
     results = {}
     for model_name, dataset, sparsities in _groups(cells):
         x_train, y_train, x_test, y_test, classes = load(dataset)
         x_train, x_test = (inputs_for(model_name, x_train),
                            inputs_for(model_name, x_test))
-        steps = -(-len(x_train) // BATCH)
+        steps = len(x_train) // BATCH
         for seed in range(seeds):
-            api.keras.utils.set_random_seed(seed)
-            model = compile_(api.keras.Sequential(
+            model = api.keras.Sequential(
                 [api.input(x_train.shape[1:])]
-                + build(api.keras.layers, model_name, classes)), 1e-3)
-            model.fit(x_train, y_train, batch_size=BATCH,
-                      epochs=FLOAT_EPOCHS, verbose=0)
-            logits = model.predict(x_test, verbose=0, batch_size=256)
+                + build(api.keras.layers, model_name, classes))
+            with np.load(_weights_path(model_name, dataset, seed)) as saved:
+                model.set_weights([saved[f"arr_{i}"]
+                                   for i in range(len(saved.files))])
             results.setdefault(f"{model_name}/{dataset}/float", []).append(
-                float(np.mean(logits.argmax(-1) == y_test)))
+                _accuracy(model, x_test, y_test))
+            order = batch_order(len(x_train), PRUNE_EPOCHS + FINE_TUNE_EPOCHS,
+                                seed)
+            prune_part = PRUNE_EPOCHS * steps * BATCH
+            phases = ((order[:prune_part], 1e-3), (order[prune_part:], 5e-4))
             for sparsity in sparsities:
                 api.keras.utils.set_random_seed(seed)
                 schedule = api.sparsity.PolynomialDecay(
                     0.0, sparsity, 0, PRUNE_EPOCHS * steps,
                     frequency=FREQUENCY)
-                pruned = compile_(api.sparsity.prune_low_magnitude(
-                    api.copy(model), pruning_schedule=schedule), 1e-3)
-                callbacks = [api.sparsity.UpdatePruningStep()]
-                pruned.fit(x_train, y_train, batch_size=BATCH,
-                           epochs=PRUNE_EPOCHS, verbose=0,
-                           callbacks=callbacks)
-                compile_(pruned, 5e-4).fit(
-                    x_train, y_train, batch_size=BATCH,
-                    epochs=FINE_TUNE_EPOCHS, verbose=0, callbacks=callbacks)
-                final = api.sparsity.strip_pruning(pruned)
-                logits = final.predict(x_test, verbose=0, batch_size=256)
+                pruned = api.sparsity.prune_low_magnitude(
+                    api.copy(model), pruning_schedule=schedule)
+                for indices, lr in phases:
+                    _compile(api, pruned, lr).fit(
+                        x_train[indices], y_train[indices], batch_size=BATCH,
+                        epochs=1, shuffle=False, verbose=0,
+                        callbacks=[api.sparsity.UpdatePruningStep()])
                 results.setdefault(f"{model_name}/{dataset}/{sparsity}",
-                                   []).append(float(np.mean(
-                                       logits.argmax(-1) == y_test)))
-        print(model_name, dataset, file=sys.stderr)
+                                   []).append(_accuracy(
+                                       api.sparsity.strip_pruning(pruned),
+                                       x_test, y_test))
+        print(api.name, model_name, dataset, file=sys.stderr)
     return results
 
 
@@ -169,7 +227,8 @@ def run_kcompress(cells, seeds):
     import kcompress as kc
 
     return _sweep(cells, seeds, types.SimpleNamespace(
-        keras=keras, sparsity=kc.pruning, input=keras.Input,
+        name="kcompress", keras=keras, sparsity=kc.pruning,
+        input=keras.Input,
         copy=lambda model: model))  # prune_low_magnitude copies
 
 
@@ -184,7 +243,8 @@ def run_tfmot(cells, seeds):
         return new
 
     return _sweep(cells, seeds, types.SimpleNamespace(
-        keras=tf.keras, sparsity=tfmot.sparsity.keras, copy=copy,
+        name="tfmot", keras=tf.keras, sparsity=tfmot.sparsity.keras,
+        copy=copy,
         input=lambda shape: tf.keras.layers.InputLayer(input_shape=shape)))
 
 
@@ -201,9 +261,9 @@ def _cells():
             for s in _SPARSITIES.value]
 
 
-def _table(kc_results, tfmot_results):
-    """The parity table; each row also shows both float models' mean
-    accuracy, so that a gap can be told apart from a training difference."""
+def _table(floats, kc_results, tfmot_results):
+    """The parity table; each row also shows the shared float model's mean
+    accuracy, and as loaded by each framework."""
     from kcompress.tables import render
 
     rows, held, cells = [], 0, 0
@@ -214,49 +274,60 @@ def _table(kc_results, tfmot_results):
         cells += 1
         ours, theirs = np.array(kc_results[key]), np.array(tfmot_results[key])
         float_key = f"{model_name}/{dataset}/float"
-        floats = (np.mean(kc_results.get(float_key, [np.nan])),
-                  np.mean(tfmot_results.get(float_key, [np.nan])))
+        loaded = (np.mean(kc_results[float_key]),
+                  np.mean(tfmot_results[float_key]))
         mean_diff = 100 * (ours.mean() - theirs.mean())
         min_diff = 100 * (ours.min() - theirs.min())
         holds = mean_diff >= -0.5 and min_diff >= -3.0
         held += holds
         rows.append([model_name, dataset, f"{float(sparsity):.0%}",
-                     f"{floats[0]:.3f} / {floats[1]:.3f}",
+                     f"{np.mean(floats[float_key]):.3f} "
+                     f"({loaded[0]:.3f} / {loaded[1]:.3f})",
                      f"{ours.mean():.3f}", f"{ours.min():.3f}",
                      f"{theirs.mean():.3f}", f"{theirs.min():.3f}",
                      f"{mean_diff:+.1f}", f"{min_diff:+.1f}",
                      "yes" if holds else "NO"])
-    return render(["model", "data", "sparsity", "float kc / TFMOT",
-                   "kcompress mean", "kcompress min", "TFMOT mean",
-                   "TFMOT min", "mean diff (pt)", "kc min - TFMOT min (pt)",
-                   "holds"], rows) + (
+    return render(["model", "data", "sparsity",
+                   "float (as loaded: kc / TFMOT)", "kcompress mean",
+                   "kcompress min", "TFMOT mean", "TFMOT min",
+                   "mean diff (pt)", "kc min - TFMOT min (pt)", "holds"],
+                  rows) + (
         f"\n\n{held} of {cells} cells hold (kcompress mean >= "
         "TFMOT mean - 0.5 pt and kcompress min >= TFMOT min - 3 pt)")
+
+
+def _run_stages(tools, passed, work, env):
+    """Runs `tools` in parallel child processes; their JSON results."""
+    processes = {}
+    for tool in tools:
+        out = open(os.path.join(work, f"{tool}.json"), "w")
+        processes[tool] = (subprocess.Popen(
+            [sys.executable, __file__, f"--tool={tool}",
+             f"--work_dir={work}", *passed], stdout=out, env=env), out)
+    results = {}
+    for tool, (process, out) in processes.items():
+        if process.wait() != 0:
+            sys.exit(f"{tool} run failed (exit {process.returncode})")
+        out.close()
+        with open(out.name) as f:
+            results[tool] = json.loads(f.read().strip().splitlines()[-1])
+    return results
 
 
 def main(argv):
     del argv
     if _TOOL.value:
-        run = run_kcompress if _TOOL.value == "kcompress" else run_tfmot
+        run = {"float": train_floats, "kcompress": run_kcompress,
+               "tfmot": run_tfmot}[_TOOL.value]
         print(json.dumps(run(_cells(), _SEEDS.value)))
         return
-    passed = [a for a in sys.argv[1:] if not a.startswith("--tool")]
+    passed = [a for a in sys.argv[1:]
+              if not a.startswith(("--tool", "--work_dir"))]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     with tempfile.TemporaryDirectory() as work:
-        processes = {}
-        for tool in ("kcompress", "tfmot"):
-            out = open(os.path.join(work, f"{tool}.json"), "w")
-            processes[tool] = (subprocess.Popen(
-                [sys.executable, __file__, f"--tool={tool}", *passed],
-                stdout=out, env=env), out)
-        results = {}
-        for tool, (process, out) in processes.items():
-            if process.wait() != 0:
-                sys.exit(f"{tool} run failed (exit {process.returncode})")
-            out.close()
-            with open(out.name) as f:
-                results[tool] = json.loads(f.read().strip().splitlines()[-1])
-    print(_table(results["kcompress"], results["tfmot"]))
+        floats = _run_stages(["float"], passed, work, env)["float"]
+        results = _run_stages(["kcompress", "tfmot"], passed, work, env)
+    print(_table(floats, results["kcompress"], results["tfmot"]))
     print(f"\nCommand: python benchmarks/pruning_parity.py "
           f"{' '.join(passed)}".rstrip())
 

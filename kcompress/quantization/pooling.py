@@ -46,23 +46,25 @@ class QuantizeAveragePooling(_Composite):
         del training  # The same in training and inference.
         outputs = self.layer(inputs)
         bounds = input_grid.input_bounds(self)
-        if bounds is None:
+        if bounds is None or self.export_mode:
+            # The file's int8 AVERAGE_POOL_2D keeps its input's grid by
+            # itself. A FakeQuant on that same grid after it would add
+            # nothing, and it confuses the converter: where the pooled tensor
+            # also feeds MaxPooling layers the converter merges (NASNet's
+            # reduction cells), it left the ADDs after them in float.
             return outputs
         low, high = bounds
         valid = ops.less_equal(low, high)
-        low, high = ops.minimum(low, high), ops.maximum(low, high)
-        shifted = outputs
-        if not self.export_mode:
-            # TFLite rounds a mean halfway between two steps away from zero
-            # in the signed int8 domain; FakeQuant rounds it up. Below the
-            # zero point, move such a mean down a little first. (The file
-            # has no such op: the converter folds the FakeQuant alone.)
-            low, high = quantizers.exact_range(low, high, self.num_bits)
-            scale = (high - low) / float(2 ** self.num_bits - 1)
-            below = ops.less(outputs - low,
-                             scale * float(2 ** (self.num_bits - 1)))
-            shifted = outputs - ops.where(below, self._TIE_SHIFT * scale,
-                                          0.0)
+        low, high = quantizers.exact_range(ops.minimum(low, high),
+                                           ops.maximum(low, high),
+                                           self.num_bits)
+        # TFLite rounds a mean halfway between two steps away from zero in
+        # the signed int8 domain; FakeQuant rounds it up. Below the zero
+        # point, move such a mean down a little first.
+        scale = (high - low) / float(2 ** self.num_bits - 1)
+        below = ops.less(outputs - low,
+                         scale * float(2 ** (self.num_bits - 1)))
+        shifted = outputs - ops.where(below, self._TIE_SHIFT * scale, 0.0)
         rounded = quantizers.fake_quant_activation(shifted, low, high,
                                                    self.num_bits)
         return ops.where(valid, rounded, outputs)
