@@ -83,7 +83,7 @@ def kcompress_cells(name):
 
     def prune():
         pruned = kc.pruning.prune_low_magnitude(
-            model, kc.pruning.ConstantSparsity(0.5, 0))
+            model, kc.pruning.ConstantSparsity(0.5, 0, frequency=1))
         pruned.compile("adam", "sparse_categorical_crossentropy")
         pruned.fit(x, y, epochs=1, batch_size=len(x), verbose=0,
                    callbacks=[kc.pruning.UpdatePruningStep()])

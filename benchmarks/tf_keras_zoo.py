@@ -120,7 +120,8 @@ def cells(name, count, attempt):
     def prune():
         sparsity = tfmot.sparsity.keras
         pruned = sparsity.prune_low_magnitude(
-            model, pruning_schedule=sparsity.ConstantSparsity(0.5, 0))
+            model,
+            pruning_schedule=sparsity.ConstantSparsity(0.5, 0, frequency=1))
         pruned.compile("adam", "sparse_categorical_crossentropy")
         y = np.asarray(model.predict(x, verbose=0)).argmax(-1)
         pruned.fit(x, y, epochs=1, batch_size=len(x), verbose=0,

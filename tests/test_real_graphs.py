@@ -101,7 +101,7 @@ def test_prune_strip_save_load_keep_op_nodes_and_outputs(tmp_path):
     model = op_graph()
     x, y = _data()
     pruned = kc.pruning.prune_low_magnitude(
-        model, kc.pruning.ConstantSparsity(0.5, 0))
+        model, kc.pruning.ConstantSparsity(0.5, 0, frequency=1))
     pruned.compile("adam", "sparse_categorical_crossentropy")
     pruned.fit(x, y, epochs=1, batch_size=32, verbose=0,
                callbacks=[kc.pruning.UpdatePruningStep()])

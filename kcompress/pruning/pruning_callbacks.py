@@ -174,7 +174,7 @@ class PruningSummaries(keras.callbacks.Callback):
         rows = []
         for wrapper in self._wrappers:
             step = int(ops.convert_to_numpy(wrapper.pruning_step))
-            _, target = wrapper.pruning_schedule(max(step - 1, 0))
+            _, target = wrapper.pruning_schedule(max(step, 1))
             target = float(ops.convert_to_numpy(target))
             for weight, mask in zip(wrapper.pruned_weights, wrapper.masks):
                 values = ops.convert_to_numpy(mask)

@@ -22,8 +22,11 @@ __all__ = ["PruningSchedule", "ConstantSparsity", "PolynomialDecay",
 class ScheduleFn(Protocol):
     """The schedule contract: `step -> (should_update, sparsity)`.
 
-    `step` is an integer (a Python int or a scalar tensor); `should_update`
-    is a boolean scalar saying whether masks are recomputed at this step,
+    `step` is an integer (a Python int or a scalar tensor): the 1-based
+    number of the training batch, as in TFMOT (the first batch of a fit is
+    step 1, and a fit of `end_step` batches ends on step `end_step`).
+    `should_update` is a boolean scalar saying whether masks are recomputed
+    at this step,
     and `sparsity` the fraction of weights to zero, in [0, 1). Every
     `PruningSchedule` is one, and so is any function of that form.
     """

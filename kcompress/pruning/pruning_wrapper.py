@@ -92,8 +92,11 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     the masks are recomputed from the magnitudes of `weight * mask`: as in
     TFMOT, a pruned weight stays pruned (the stored value is not rewritten,
     which keeps the update free of state changes on JAX and in
-    `tf.distribute` replicas). The step counter advances by one per training
-    call. `strip_pruning` bakes the zeros into a plain layer.
+    `tf.distribute` replicas). The step counter counts training batches;
+    the schedule sees the 1-based number of the current batch, as in TFMOT
+    (with `begin_step=0, frequency=f` the first update is on batch `f`, and
+    a fit of `end_step` batches ends on the final sparsity).
+    `strip_pruning` bakes the zeros into a plain layer.
 
     Most users call `kcompress.pruning.prune_low_magnitude` instead, and must
     pass `UpdatePruningStep()` to `fit`.
@@ -282,7 +285,12 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         Returns:
             The mask values to train with, or None to read the variables.
         """
-        step = ops.maximum(ops.convert_to_tensor(self.pruning_step), 0)
+        # As in TFMOT, the schedule sees the 1-based number of this batch:
+        # `pruning_step` counts the batches already trained. So a fit of
+        # `end_step` batches ends on the final sparsity, and a run matches
+        # TFMOT's mask updates batch for batch (benchmarks/pruning_parity.py).
+        step = ops.add(
+            ops.maximum(ops.convert_to_tensor(self.pruning_step), 0), 1)
         should_update, sparsity = self.pruning_schedule(step)
 
         def new_masks():
@@ -299,7 +307,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
             ops.cond(should_update, update,
                      lambda: ops.convert_to_tensor(False))
-            self.pruning_step.assign(ops.add(step, 1))
+            self.pruning_step.assign(step)
             return None
         # Stateless backends (JAX) cannot update state inside a branch, nor
         # can tf.distribute replicas (a mirrored update is a synchronization
@@ -311,7 +319,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                           lambda: [ops.copy(m) for m in self.masks])
         for mask, value in zip(self.masks, values):
             mask.assign(value)
-        self.pruning_step.assign(ops.add(step, 1))
+        self.pruning_step.assign(step)
         return values
 
     def masked_weights(self, masks=None):

@@ -76,7 +76,8 @@ def test_depthwise_channels_are_pruned_with_their_producer():
         kc.prune_low_magnitude(model, structure="channels"))] == [
             "prune_low_magnitude_pw"]  # the depthwise follows pw's channels
     pruned = kc.prune_low_magnitude(model, {  # unless wrapped on its own
-        "pw": ConstantSparsity(0.5, 0), "dw": ConstantSparsity(0.5, 0)},
+        "pw": ConstantSparsity(0.5, 0, frequency=1),
+        "dw": ConstantSparsity(0.5, 0, frequency=1)},
         structure="channels")
     wrapper = pruned.get_layer("prune_low_magnitude_dw")
     pruned.compile(optimizer="adam", loss="mse")
@@ -157,7 +158,8 @@ def test_constant_that_cannot_fold_is_refused():
     model = keras.Sequential([
         keras.Input((8, 8, 3)),
         kc.prune_low_magnitude(L.Conv2D(8, 3, padding="same", name="c1"),
-                               ConstantSparsity(0.5, 0), structure="channels"),
+                               ConstantSparsity(0.5, 0, frequency=1),
+                               structure="channels"),
         bn, L.Conv2D(4, 3, padding="same", name="c2"),
         L.GlobalAveragePooling2D(), L.Dense(2, name="out")])
     bn.set_weights([np.ones(8), np.full(8, 0.5), np.zeros(8), np.ones(8)])
@@ -212,7 +214,8 @@ def test_budget_gives_the_fraction_and_the_report_lists_layers():
 def test_per_layer_fractions_from_a_dict_of_schedules():
     model = _cnn()
     pruned = kc.prune_low_magnitude(model, {
-        "c1": ConstantSparsity(0.25, 0), "c2": ConstantSparsity(0.5, 0)},
+        "c1": ConstantSparsity(0.25, 0, frequency=1),
+        "c2": ConstantSparsity(0.5, 0, frequency=1)},
         structure="channels")
     pruned.compile(optimizer="adam", loss="mse")
     x = np.random.default_rng(0).normal(size=(8, 8, 8, 3)).astype("float32")

@@ -31,7 +31,7 @@ def test_two_of_four_exports_intact_to_int8():
         L.Flatten(), L.Dense(12, activation="relu", name="hidden"),
         L.Dense(4, name="out")])
     pruned = kc.prune_low_magnitude(
-        model, kc.pruning.ConstantSparsity(0.5, begin_step=0),
+        model, kc.pruning.ConstantSparsity(0.5, begin_step=0, frequency=1),
         sparsity_m_by_n=(2, 4))
     pruned.compile(optimizer="adam", loss="mse")
     x = np.random.default_rng(0).normal(size=(64, 6, 6, 8)).astype("float32")
