@@ -11,11 +11,11 @@ neither Keras nor TensorFlow. Every error it raises on purpose is an
 """
 
 from tflite_export import targets
+from tflite_export.atomic_write import save_atomically
 from tflite_export.conversion import MODES
 from tflite_export.conversion import ConversionError
 from tflite_export.conversion import convert
 from tflite_export.conversion import input_specs
-from tflite_export.conversion import save_atomically
 from tflite_export.errors import CommandFailed
 from tflite_export.errors import DataError
 from tflite_export.errors import ExportError

@@ -62,7 +62,8 @@ def convert_in_tensorflow(model, mode, samples=None, **options):
         mode: a `tflite_export.MODES` entry.
         samples: the checked representative arrays (one per input), or None.
         **options: the other keyword arguments of `convert` (`float_io`,
-            `allow_flex`, `sparse_encoding`, `batch_size`), JSON values.
+            `allow_flex`, `sparse_encoding`, `batch_size`, `keep_names`), JSON
+            values.
 
     Returns:
         The `.tflite` bytes. The child's warnings are warned again here.

@@ -53,6 +53,10 @@ _BATCH_SIZE = flags.DEFINE_integer(
     "convert: fixed batch size of the file's inputs (default: the model's "
     "own, dynamic unless it fixes one). 1 lets LSTM/GRU use builtin ops.",
     lower_bound=1, upper_bound=65536)
+_KEEP_NAMES = flags.DEFINE_bool(
+    "keep_names", False,
+    "convert: keep tensor names in the file (dropped by default in every "
+    "mode but float32; the runtime never reads them).")
 _TARGET = flags.DEFINE_string(
     "target", "host",
     "bench: host, rpi4-emu, rpi5-emu, ssh://user@host[:port] or adb[:SERIAL].")
@@ -84,7 +88,7 @@ _VERBOSE = flags.DEFINE_bool(
 
 _COMMAND_FLAGS = {
     "convert": {"mode", "out", "representative", "verify", "float_io",
-                "allow_flex", "batch_size"},
+                "allow_flex", "batch_size", "keep_names"},
     "bench": {"target", "threads", "runs", "warmup", "xnnpack", "data",
               "ssh_identity", "ssh_accept_new_host_key", "remote_python",
               "benchmark_binary"},
@@ -217,7 +221,8 @@ def convert_command(model_path):
     representative = datasets.get("representative", (None,))[0]
     tflite = te.convert(model, _MODE.value, representative_data=representative,
                         float_io=_FLOAT_IO.value, allow_flex=_ALLOW_FLEX.value,
-                        batch_size=_BATCH_SIZE.value)
+                        batch_size=_BATCH_SIZE.value,
+                        keep_names=_KEEP_NAMES.value)
     progress.add(1)
     verification = None
     if "verify" in datasets:

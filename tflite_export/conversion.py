@@ -9,15 +9,14 @@ kcompress wrappers where the mode needs it, traces the model into a
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import tempfile
 import warnings
 from typing import TYPE_CHECKING
 
+from tflite_export import file_bytes
 from tflite_export.backend_bridge import convert_in_tensorflow
 from tflite_export.errors import ConversionError
-from tflite_export.errors import OutputError
 
 if TYPE_CHECKING:  # Keras loads lazily here; only for the hints.
     import keras
@@ -170,7 +169,8 @@ def _flex_error(error):
 
 def convert(model: keras.Model, mode: str, representative_data=None,
             float_io: bool = False, allow_flex: bool = False,
-            sparse_encoding: bool = False, batch_size=None) -> bytes:
+            sparse_encoding: bool = False, batch_size=None,
+            keep_names: bool = False) -> bytes:
     """Converts a Keras 3 model to TFLite bytes.
 
     Args:
@@ -198,6 +198,11 @@ def convert(model: keras.Model, mode: str, representative_data=None,
             batch size keeps it). A fixed size lets the converter lower LSTM
             and GRU layers to builtin ops, and drops the shape ops a dynamic
             batch needs.
+        keep_names: keep the tensor names, subgraph names and description
+            in files of every mode but `float32`. By default they are
+            dropped (`file_bytes.strip_names`): the runtime never reads them,
+            and they are a few percent of a small int8 file. The signature
+            and the outputs are unchanged.
 
     Returns:
         The `.tflite` flatbuffer as bytes. The input model is not modified.
@@ -228,7 +233,8 @@ def convert(model: keras.Model, mode: str, representative_data=None,
     if keras.backend.backend() != "tensorflow":
         return convert_in_tensorflow(
             model, mode, samples, float_io=float_io, allow_flex=allow_flex,
-            sparse_encoding=sparse_encoding, batch_size=batch_size)
+            sparse_encoding=sparse_encoding, batch_size=batch_size,
+            keep_names=keep_names)
     model = prepare(model, mode)
     tf = _tf()
     batch_size = batch_size or _recurrent_batch(model)
@@ -253,6 +259,8 @@ def convert(model: keras.Model, mode: str, representative_data=None,
                                 allow_flex, sparse_encoding)
     if mode in _INTEGER_MODES and not allow_flex:
         check_integer(tflite, mode)
+    if mode != "float32" and not keep_names:
+        tflite = file_bytes.strip_names(tflite)
     return tflite
 
 
@@ -369,44 +377,3 @@ def _run_converter(tf, converter, mode, samples, float_io, allow_flex,
         return converter.convert()
     except Exception as error:  # The converter raises several error types.
         raise _flex_error(error) from error
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def save_atomically(data: bytes, path: str | os.PathLike) -> None:
-    """Writes bytes to `path` via a temporary file and a rename.
-
-    The file gets the permissions any file the user writes gets (0666 less
-    the umask), not `mkstemp`'s private 0600. A reader never sees a partial
-    file, and a failure leaves no file behind.
-
-    Raises:
-        OutputError: if the directory cannot be written, or `path` is a
-            directory.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise OutputError(f"{path} is a directory; expected a file path")
-    try:
-        handle, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
-                                       suffix=os.path.basename(path))
-    except OSError as error:
-        raise OutputError(f"cannot write to {directory}: "
-                          f"{error.strerror}") from None
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException as error:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(error, OSError):
-            raise OutputError(f"cannot write {path}: "
-                              f"{error.strerror or error}") from None
-        raise

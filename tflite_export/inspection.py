@@ -83,7 +83,7 @@ class Inspection:
     size: int
     gzip_size: int
     ops: list
-    weight_zero_fraction: dict  # tensor name -> fraction of zeros
+    weight_zero_fraction: dict  # tensor name (or 'tensor N') -> zeros
 
     @property
     def int8_coverage(self):
@@ -156,6 +156,8 @@ def inspect(tflite_bytes: bytes) -> Inspection:
                 values = interpreter.get_tensor(i)
             except ValueError:
                 continue
-            zero_fraction[detail["name"]] = float(np.mean(values == 0))
+            # Files converted without keep_names have no tensor names.
+            name = detail["name"] or f"tensor {i}"
+            zero_fraction[name] = float(np.mean(values == 0))
     return Inspection(len(tflite_bytes), gzip_size(tflite_bytes), infos,
                       zero_fraction)

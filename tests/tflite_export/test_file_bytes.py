@@ -1,0 +1,65 @@
+"""Names dropped by default, and where a file's bytes go."""
+
+import keras
+import numpy as np
+
+import kcompress as kc
+import tflite_export as te
+from tflite_export import file_bytes
+from tflite_export.verification import run_tflite
+
+L = keras.layers
+
+
+def _model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input((8, 8, 3)),
+        L.Conv2D(8, 3, activation="relu", name="conv"),
+        L.DepthwiseConv2D(3, activation="relu", name="depthwise"),
+        L.GlobalAveragePooling2D(), L.Dense(4, name="logits")])
+
+
+def _x():
+    return np.random.default_rng(0).uniform(size=(32, 8, 8, 3)).astype(
+        "float32")
+
+
+def test_names_are_dropped_unless_kept_and_outputs_do_not_change():
+    model, x = _model(), _x()
+    named = te.convert(model, "int8", representative_data=x, keep_names=True)
+    lean = te.convert(model, "int8", representative_data=x)
+    assert file_bytes.tensor_names(named)
+    assert file_bytes.tensor_names(lean) == []
+    assert len(lean) < len(named)
+    np.testing.assert_array_equal(run_tflite(lean, [x])[0],
+                                  run_tflite(named, [x])[0])
+    # The signature survives: verify runs on the lean file, with the same
+    # figures as on the named one.
+    assert te.verify(lean, model, x) == te.verify(named, model, x)
+    # float32 files keep their names, for debugging.
+    assert file_bytes.tensor_names(te.convert(model, "float32"))
+
+
+def test_qat_file_drops_names_too():
+    qat = kc.quantization.quantize_model(_model())
+    qat(_x(), training=True)  # sets the ranges
+    lean = te.convert(qat, "qat")
+    assert file_bytes.tensor_names(lean) == []
+    assert te.verify(lean, qat, _x()).top1_agreement == 1.0
+
+
+def test_breakdown_parts_add_up_and_strings_shrink():
+    model, x = _model(), _x()
+    named = file_bytes.size_breakdown(
+        te.convert(model, "int8", representative_data=x, keep_names=True))
+    lean = file_bytes.size_breakdown(
+        te.convert(model, "int8", representative_data=x))
+    for parts in (named, lean):
+        assert (parts.weights + parts.quantization + parts.strings
+                + parts.graph == parts.total)
+        assert min(parts.weights, parts.quantization, parts.graph) > 0
+    # 8 + 8 + 4 int8 weights per channel set, 3x3 kernels: > 300 bytes.
+    assert lean.weights == named.weights > 300
+    assert lean.quantization == named.quantization
+    assert lean.strings < named.strings / 2

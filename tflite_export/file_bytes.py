@@ -1,0 +1,122 @@
+"""Where a `.tflite` file's bytes go, and the strings it can do without.
+
+Both read the flatbuffer with TensorFlow's own LiteRT tooling
+(`tensorflow.lite.tools.flatbuffer_utils`, its object API over the schema),
+so nothing here parses or writes flatbuffer bytes by hand.
+
+- `strip_names` drops what the runtime never reads: tensor names (the
+  converter names each tensor after every TensorFlow op fused into it, such
+  as `'model_1/block_16_depthwise_relu_1/Relu6;...'`), subgraph names and the
+  model description. The signature keeps its input and output names, so the
+  interpreter's signature runner and `verify` work as before.
+- `size_breakdown` splits the file into weight buffers, quantization
+  parameters, strings and the graph itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# A flatbuffer vector or string: a 4-byte length before its elements.
+_LENGTH = 4
+
+
+def _utils():
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    return flatbuffer_utils
+
+
+def _read(tflite_bytes):
+    return _utils().read_model_from_bytearray(bytearray(tflite_bytes))
+
+
+def strip_names(tflite_bytes: bytes) -> bytes:
+    """The file without tensor names, subgraph names and description.
+
+    TensorFlow's `flatbuffer_utils.strip_strings` also drops the signature,
+    which the signature runner needs; it is put back (its names are a few
+    bytes, and refer to tensors by index).
+
+    Returns:
+        The smaller flatbuffer. The ops, weights and quantization are
+        unchanged, so the outputs are identical.
+    """
+    model = _read(tflite_bytes)
+    signatures = model.signatureDefs
+    _utils().strip_strings(model)
+    model.signatureDefs = signatures
+    return bytes(_utils().convert_object_to_bytearray(model))
+
+
+def _string_size(value):
+    if value is None:
+        return 0
+    return _LENGTH + len(value) + 1  # The terminating NUL.
+
+
+def _vector_size(values, item_size):
+    if values is None:
+        return 0
+    return _LENGTH + len(values) * item_size
+
+
+@dataclasses.dataclass
+class SizeBreakdown:
+    """A file's bytes by what they hold (each part's flatbuffer encoding)."""
+
+    total: int
+    weights: int  # constant buffers: weights, biases, lookup tables
+    quantization: int  # scales, zero points, min/max of every tensor
+    strings: int  # tensor, subgraph, signature and metadata names
+    graph: int  # the rest: operators, tensor tables, offsets, padding
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def size_breakdown(tflite_bytes: bytes) -> SizeBreakdown:
+    """Where the bytes of `tflite_bytes` go.
+
+    Weights are the data of the constant buffers; quantization parameters
+    are each tensor's float32 scales and min/max and int64 zero points (a
+    per-channel tensor has one of each per channel); strings are every name
+    and description. The graph is what remains.
+    """
+    model = _read(tflite_bytes)
+    weights = sum(
+        _vector_size(buffer.data, 1) if buffer.data is not None
+        else int(getattr(buffer, "size", 0) or 0)
+        for buffer in model.buffers or [])
+    quantization = strings = 0
+    strings += _string_size(model.description)
+    for subgraph in model.subgraphs or []:
+        strings += _string_size(subgraph.name)
+        for tensor in subgraph.tensors or []:
+            strings += _string_size(tensor.name)
+            params = tensor.quantization
+            if params is None:
+                continue
+            quantization += (_vector_size(params.scale, 4)
+                             + _vector_size(params.min, 4)
+                             + _vector_size(params.max, 4)
+                             + _vector_size(params.zeroPoint, 8))
+    for signature in model.signatureDefs or []:
+        strings += _string_size(signature.signatureKey)
+        for item in (signature.inputs or []) + (signature.outputs or []):
+            strings += _string_size(item.name)
+    for metadata in model.metadata or []:
+        strings += _string_size(metadata.name)
+    for code in model.operatorCodes or []:
+        strings += _string_size(code.customCode)
+    total = len(tflite_bytes)
+    return SizeBreakdown(total, int(weights), int(quantization),
+                         int(strings),
+                         int(total - weights - quantization - strings))
+
+
+def tensor_names(tflite_bytes: bytes) -> list:
+    """The non-empty tensor names of the file (none once stripped)."""
+    return [tensor.name.decode()
+            for subgraph in _read(tflite_bytes).subgraphs or []
+            for tensor in subgraph.tensors or [] if tensor.name]
