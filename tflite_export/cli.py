@@ -222,7 +222,7 @@ def convert_command(model_path):
     tflite = te.convert(model, _MODE.value, representative_data=representative,
                         float_io=_FLOAT_IO.value, allow_flex=_ALLOW_FLEX.value,
                         batch_size=_BATCH_SIZE.value,
-                        keep_names=_KEEP_NAMES.value)
+                        keep_names=_KEEP_NAMES.value, verbose=_VERBOSE.value)
     progress.add(1)
     verification = None
     if "verify" in datasets:

@@ -14,6 +14,7 @@ import tempfile
 import warnings
 from typing import TYPE_CHECKING
 
+from tflite_export import console
 from tflite_export import file_bytes
 from tflite_export.backend_bridge import convert_in_tensorflow
 from tflite_export.errors import ConversionError
@@ -170,7 +171,7 @@ def _flex_error(error):
 def convert(model: keras.Model, mode: str, representative_data=None,
             float_io: bool = False, allow_flex: bool = False,
             sparse_encoding: bool = False, batch_size=None,
-            keep_names: bool = False) -> bytes:
+            keep_names: bool = False, verbose: bool = False) -> bytes:
     """Converts a Keras 3 model to TFLite bytes.
 
     Args:
@@ -203,6 +204,9 @@ def convert(model: keras.Model, mode: str, representative_data=None,
             dropped (`file_bytes.strip_names`): the runtime never reads them,
             and they are a few percent of a small int8 file. The signature
             and the outputs are unchanged.
+        verbose: let the converter's own output through to stderr (its
+            C++ log lines and Python warnings). By default it is held back,
+            and shown only if the conversion fails.
 
     Returns:
         The `.tflite` flatbuffer as bytes. The input model is not modified.
@@ -234,7 +238,7 @@ def convert(model: keras.Model, mode: str, representative_data=None,
         return convert_in_tensorflow(
             model, mode, samples, float_io=float_io, allow_flex=allow_flex,
             sparse_encoding=sparse_encoding, batch_size=batch_size,
-            keep_names=keep_names)
+            keep_names=keep_names, verbose=verbose)
     model = prepare(model, mode)
     tf = _tf()
     batch_size = batch_size or _recurrent_batch(model)
@@ -255,13 +259,29 @@ def convert(model: keras.Model, mode: str, representative_data=None,
             archive.add_endpoint("serve", serve, input_signature=specs)
             archive.write_out(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        tflite = _run_converter(tf, converter, mode, samples, float_io,
-                                allow_flex, sparse_encoding)
+        with _held_output(verbose):
+            tflite = _run_converter(tf, converter, mode, samples, float_io,
+                                    allow_flex, sparse_encoding)
     if mode in _INTEGER_MODES and not allow_flex:
         check_integer(tflite, mode)
     if mode != "float32" and not keep_names:
         tflite = file_bytes.strip_names(tflite)
     return tflite
+
+
+@contextlib.contextmanager
+def _held_output(verbose):
+    """Holds back what the converter prints unless `verbose`; shows it if
+    the conversion fails."""
+    if verbose:
+        yield
+        return
+    with console.HeldStderr() as held:
+        try:
+            yield
+        except BaseException:
+            held.replay()
+            raise
 
 
 def _recurrent_layers(model):

@@ -159,3 +159,13 @@ def test_a_mostly_int8_file_converts_and_names_its_float_ops():
                       "SIN"):
         tflite = te.convert(qat, "qat")
     assert te.inspect(tflite).int8_coverage > 0
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_converter_output_is_held_back_unless_verbose(capfd, verbose):
+    te.convert(_small_model(), "int8", representative_data=_x(),
+               verbose=verbose)
+    printed = capfd.readouterr()
+    # The calibrator's C++ line, printed on every int8 conversion.
+    assert ("fully_quantize" in printed.err) == verbose
+    assert "Saved artifact" not in printed.out
