@@ -1,0 +1,117 @@
+"""Where the bytes of an int8 file go, against the stock converter (issue 19).
+
+MobileNetV2 (alpha 0.35, 96x96, random weights) and the digits reference
+CNN, each converted by the stock `tf.lite.TFLiteConverter.from_keras_model`
+(full-integer PTQ, float input and output) and by `tflite_export.convert`
+with names kept (the old default), names dropped (the default now) and a
+fixed batch of 1. Then, from one training step of the same model: the dense
+model, the 50%-pruned and stripped one, and the QAT one (`qat` mode), so
+that the three differ only by the technique.
+
+Each row splits the file (`tflite_export.file_bytes.size_breakdown`) into
+weight buffers, quantization parameters, strings and graph, and counts the
+constant buffers the converter stored once for several tensors (it
+deduplicates identical buffers, such as the all-zero biases of an untrained
+model).
+
+Run: `python benchmarks/file_size.py` (about 3 minutes on 2 cores).
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app  # noqa: E402
+
+import kcompress as kc  # noqa: E402
+import tflite_export as te  # noqa: E402
+from kcompress.tables import render  # noqa: E402
+from kcompress_demo import reference  # noqa: E402
+from tflite_export import file_bytes  # noqa: E402
+
+
+def _stock(model, x):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([s[None]] for s in x[:100])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def _shared_buffers(tflite):
+    model = file_bytes._read(tflite)
+    users = {}
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            data = model.buffers[tensor.buffer].data
+            if data is not None and len(data):
+                users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
+    return sum(count > 1 for count in users.values())
+
+
+def rows_for(name, model, x, y):
+    """`(label, file)` pairs for one model."""
+    files = [("stock TFLiteConverter PTQ", _stock(model, x))]
+    int8 = dict(representative_data=x, float_io=True)
+    files.append(("kcompress int8, names kept",
+                  te.convert(model, "int8", keep_names=True, **int8)))
+    files.append(("kcompress int8", te.convert(model, "int8", **int8)))
+    files.append(("kcompress int8, batch_size=1",
+                  te.convert(model, "int8", batch_size=1, **int8)))
+    keras.utils.set_random_seed(1)
+    dense = keras.models.clone_model(model)
+    dense.set_weights(model.get_weights())
+    dense.compile("adam", "sparse_categorical_crossentropy")
+    dense.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
+    files.append(("1 step: dense, int8", te.convert(dense, "int8", **int8)))
+    keras.utils.set_random_seed(1)
+    pruned = kc.prune_low_magnitude(
+        model, kc.pruning.ConstantSparsity(0.5, 0, frequency=1))
+    pruned.compile("adam", "sparse_categorical_crossentropy")
+    pruned.fit(x, y, batch_size=len(x), epochs=1, verbose=0,
+               callbacks=[kc.pruning.UpdatePruningStep()])
+    files.append(("1 step: pruned 50%, stripped, int8",
+                  te.convert(kc.strip_pruning(pruned), "int8", **int8)))
+    keras.utils.set_random_seed(1)
+    qat = kc.quantization.quantize_model(model)
+    qat.compile("adam", "sparse_categorical_crossentropy")
+    qat.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
+    files.append(("1 step: QAT, qat", te.convert(qat, "qat")))
+    stock = len(files[0][1])
+    rows = []
+    for label, tflite in files:
+        parts = file_bytes.size_breakdown(tflite)
+        rows.append([name, label, f"{parts.total:,}",
+                     f"{parts.total / stock:.3f}", f"{parts.weights:,}",
+                     f"{parts.quantization:,}", f"{parts.strings:,}",
+                     f"{parts.graph:,}", str(_shared_buffers(tflite))])
+    return rows
+
+
+def main(argv):
+    del argv
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    mobilenet = keras.applications.MobileNetV2(
+        input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)
+    x = rng.uniform(-1, 1, (16, 96, 96, 3)).astype("float32")
+    rows = rows_for("MobileNetV2", mobilenet, x, rng.integers(0, 10, 16))
+    data = reference.load_digits_split()
+    cnn = reference.reference_cnn()
+    reference.fit(cnn, data, epochs=3)
+    rows += rows_for("digits CNN", cnn, data.x_train[:300],
+                     data.y_train[:300])
+    print(render(["model", "file", "bytes", "x stock", "weights",
+                  "quantization", "strings", "graph", "shared buffers"],
+                 rows))
+    print(f"\nCommand: python benchmarks/file_size.py {' '.join(sys.argv[1:])}"
+          .rstrip())
+
+
+if __name__ == "__main__":
+    app.run(main)
