@@ -43,19 +43,8 @@ def _stock(model, x):
     return converter.convert()
 
 
-def _shared_buffers(tflite):
-    model = file_bytes._read(tflite)
-    users = {}
-    for subgraph in model.subgraphs:
-        for tensor in subgraph.tensors:
-            data = model.buffers[tensor.buffer].data
-            if data is not None and len(data):
-                users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
-    return sum(count > 1 for count in users.values())
-
-
 def rows_for(name, model, x, y):
-    """`(label, file)` pairs for one model."""
+    """The table rows of one model: each file, split by part."""
     files = [("stock TFLiteConverter PTQ", _stock(model, x))]
     int8 = dict(representative_data=x, float_io=True)
     files.append(("kcompress int8, names kept",
@@ -89,7 +78,7 @@ def rows_for(name, model, x, y):
         rows.append([name, label, f"{parts.total:,}",
                      f"{parts.total / stock:.3f}", f"{parts.weights:,}",
                      f"{parts.quantization:,}", f"{parts.strings:,}",
-                     f"{parts.graph:,}", str(_shared_buffers(tflite))])
+                     f"{parts.graph:,}", str(parts.shared_buffers)])
     return rows
 
 

@@ -127,9 +127,10 @@ def build(layers, model_name, classes):
     return body + [layers.Dense(classes)]
 
 
-def _compile(api, model, lr):
-    model.compile(api.keras.optimizers.Adam(lr),
-                  api.keras.losses.SparseCategoricalCrossentropy(
+def _compile(keras_module, model, lr):
+    """`model` compiled with Adam at `lr`, in Keras 3 or tf_keras."""
+    model.compile(keras_module.optimizers.Adam(lr),
+                  keras_module.losses.SparseCategoricalCrossentropy(
                       from_logits=True))
     return model
 
@@ -158,14 +159,13 @@ def train_floats(cells, seeds):
     import keras
 
     results = {}
-    api = types.SimpleNamespace(keras=keras)
     for model_name, dataset, _ in _groups(cells):
         x_train, y_train, x_test, y_test, classes = load(dataset)
         x_train, x_test = (inputs_for(model_name, x_train),
                            inputs_for(model_name, x_test))
         for seed in range(seeds):
             keras.utils.set_random_seed(seed)
-            model = _compile(api, keras.Sequential(
+            model = _compile(keras, keras.Sequential(
                 [keras.Input(x_train.shape[1:])]
                 + build(keras.layers, model_name, classes)), 1e-3)
             model.fit(x_train, y_train, batch_size=BATCH,
@@ -209,7 +209,7 @@ def _sweep(cells, seeds, api):
                 pruned = api.sparsity.prune_low_magnitude(
                     api.copy(model), pruning_schedule=schedule)
                 for indices, lr in phases:
-                    _compile(api, pruned, lr).fit(
+                    _compile(api.keras, pruned, lr).fit(
                         x_train[indices], y_train[indices], batch_size=BATCH,
                         epochs=1, shuffle=False, verbose=0,
                         callbacks=[api.sparsity.UpdatePruningStep()])

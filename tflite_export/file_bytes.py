@@ -10,7 +10,7 @@ so nothing here parses or writes flatbuffer bytes by hand.
   model description. The signature keeps its input and output names, so the
   interpreter's signature runner and `verify` work as before.
 - `size_breakdown` splits the file into weight buffers, quantization
-  parameters, strings and the graph itself.
+  parameters, strings and the graph itself, and counts shared buffers.
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ class SizeBreakdown:
     quantization: int  # scales, zero points, min/max of every tensor
     strings: int  # tensor, subgraph, signature and metadata names
     graph: int  # the rest: operators, tensor tables, offsets, padding
+    # Constant buffers the converter stored once for several tensors (it
+    # shares identical ones, such as an untrained model's zero biases).
+    shared_buffers: int = 0
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -90,10 +93,14 @@ def size_breakdown(tflite_bytes: bytes) -> SizeBreakdown:
         for buffer in model.buffers or [])
     quantization = strings = 0
     strings += _string_size(model.description)
+    users = {}  # constant buffer -> how many tensors read it
     for subgraph in model.subgraphs or []:
         strings += _string_size(subgraph.name)
         for tensor in subgraph.tensors or []:
             strings += _string_size(tensor.name)
+            data = model.buffers[tensor.buffer].data
+            if data is not None and len(data):
+                users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
             params = tensor.quantization
             if params is None:
                 continue
@@ -112,7 +119,8 @@ def size_breakdown(tflite_bytes: bytes) -> SizeBreakdown:
     total = len(tflite_bytes)
     return SizeBreakdown(total, int(weights), int(quantization),
                          int(strings),
-                         int(total - weights - quantization - strings))
+                         int(total - weights - quantization - strings),
+                         sum(count > 1 for count in users.values()))
 
 
 def tensor_names(tflite_bytes: bytes) -> list:

@@ -63,3 +63,15 @@ def test_breakdown_parts_add_up_and_strings_shrink():
     assert lean.weights == named.weights > 300
     assert lean.quantization == named.quantization
     assert lean.strings < named.strings / 2
+
+
+def test_breakdown_counts_buffers_the_converter_shares():
+    keras.utils.set_random_seed(0)
+    # Two untrained 1x1 convolutions of one width: their all-zero int32
+    # biases are identical, and the converter stores them once.
+    model = keras.Sequential([keras.Input((6, 6, 4)), L.Conv2D(8, 1),
+                              L.Conv2D(8, 1)])
+    x = np.random.default_rng(0).normal(size=(32, 6, 6, 4)).astype("float32")
+    parts = file_bytes.size_breakdown(
+        te.convert(model, "int8", representative_data=x))
+    assert parts.shared_buffers == 1
