@@ -5,6 +5,16 @@ A mixin for the layers of `quantize_wrapper.py` and `fold_batchnorm.py`.
 The range is learned as an exponential moving average during `fit`; the
 first training batch (or `calibrate`) sets it outright, and until then
 activations pass through in float.
+
+A range set by `calibrate` comes from inference-mode passes, where
+BatchNorm uses its moving statistics; `fit` runs in training mode, where
+it uses the batch's. When the moving statistics are far from the batch's
+(a model trained briefly, or fine-tuned on new data), a calibrated range
+can be many times narrower than the training activations: clipping them
+all cuts the gradient off everywhere but a few values, and training
+diverges (EfficientNetB0's QAT fit gave NaN on its second step). So the
+first training batch after a calibration widens the range to cover what
+it sees; the moving average takes over from the second.
 """
 
 import keras
@@ -16,12 +26,18 @@ __all__ = ["ActivationRange"]
 
 EMA_DECAY = 0.999
 
+# range_state[2]: the range is learned (LIVE), held (FROZEN), or set by
+# `calibrate` and waiting for its first training batch (CALIBRATED).
+LIVE, FROZEN, CALIBRATED = 0.0, 1.0, 2.0
+
 
 class ActivationRange:
     """Mixin: a learned output range and the fake quantization that uses it.
 
-    The range lives in one variable, `range_state = [min, max, frozen]`, so a
-    training step reads and writes it once. `min > max` means "not set yet".
+    The range lives in one variable, `range_state = [min, max, mode]`, so a
+    training step reads and writes it once. `min > max` means "not set
+    yet"; `mode` is `LIVE`, `FROZEN` or `CALIBRATED` (see the module
+    docstring).
     The host layer calls `build_range()` in `build` and
     `quantize_output(y, training)` in `call`. Python flags set by
     `kcompress.quantization` functions:
@@ -59,7 +75,8 @@ class ActivationRange:
 
     @property
     def ranges_frozen(self):
-        return self.range_state[2]
+        """1.0 once `freeze_range` has run, else 0.0."""
+        return ops.cast(ops.equal(self.range_state[2], FROZEN), "float32")
 
     def output_bounds(self):
         """`(min, max)` of the range the output is rounded to (min > max
@@ -76,14 +93,14 @@ class ActivationRange:
     def freeze_range(self):
         """Stops range updates (used by `FreezeQuantizationRanges`)."""
         state = ops.convert_to_numpy(self.range_state)
-        self.range_state.assign([state[0], state[1], 1.0])
+        self.range_state.assign([state[0], state[1], FROZEN])
 
     def _fake_quant(self, y, low, high):
         return quantizers.fake_quant_activation(y, low, high, self.num_bits)
 
     def quantize_output(self, y, training=None):
         state = ops.convert_to_tensor(self.range_state)
-        low, high, frozen = state[0], state[1], state[2]
+        low, high, mode = state[0], state[1], state[2]
         if self.calibrating:
             batch_low = ops.minimum(ops.min(y), 0.0)
             batch_high = ops.maximum(ops.max(y), 0.0)
@@ -91,19 +108,23 @@ class ActivationRange:
                     ops.convert_to_numpy(high)):
                 batch_low = ops.minimum(batch_low, low)
                 batch_high = ops.maximum(batch_high, high)
-            self.range_state.assign(ops.stack([batch_low, batch_high,
-                                               frozen]))
+            frozen = float(ops.convert_to_numpy(mode)) == FROZEN
+            self.range_state.assign(ops.stack([
+                batch_low, batch_high,
+                ops.convert_to_tensor(FROZEN if frozen else CALIBRATED)]))
             return self._fake_quant(y, batch_low, batch_high)
         seen = ops.less_equal(low, high)
         if training:
+            keep = ops.equal(mode, FROZEN)
             new_low, new_high = quantizers.update_range(
-                low, high, y, ops.cast(seen, "float32"), EMA_DECAY)
-            keep = ops.greater(frozen, 0.5)
+                low, high, y, ops.cast(seen, "float32"), EMA_DECAY,
+                widen=ops.cast(ops.equal(mode, CALIBRATED), "float32"))
             # The range is a statistic of the batch, not a path for
             # gradients: without this, backprop runs through min/max of y.
             low = ops.stop_gradient(ops.where(keep, low, new_low))
             high = ops.stop_gradient(ops.where(keep, high, new_high))
-            self.range_state.assign(ops.stack([low, high, frozen]))
+            mode = ops.where(keep, FROZEN, LIVE)
+            self.range_state.assign(ops.stack([low, high, mode]))
             return self._fake_quant(y, low, high)
         quantized = self._fake_quant(y, low, high)
         if self.export_mode:

@@ -185,7 +185,7 @@ def fake_quant_constant(value, num_bits=8):
     return fake_quant_activation(value, low, high, num_bits)
 
 
-def update_range(current_min, current_max, x, initialized, decay):
+def update_range(current_min, current_max, x, initialized, decay, widen=0.0):
     """The new activation range after seeing the batch `x`.
 
     The first batch sets the range outright (so QAT starts calibrated, not at
@@ -197,6 +197,8 @@ def update_range(current_min, current_max, x, initialized, decay):
         x: the batch of activations.
         initialized: scalar tensor, 1.0 once a range has been set.
         decay: EMA decay, e.g. 0.999.
+        widen: scalar, 1.0 to widen a set range to cover the batch instead
+            of averaging (the first training batch after a calibration).
 
     Returns:
         `(new_min, new_max)` scalar tensors.
@@ -204,8 +206,12 @@ def update_range(current_min, current_max, x, initialized, decay):
     batch_min = ops.minimum(ops.min(x), 0.0)
     batch_max = ops.maximum(ops.max(x), 0.0)
     seen = ops.greater(initialized, 0.5)
+    widen = ops.greater(widen, 0.5)
     new_min = ops.where(
-        seen, current_min * decay + batch_min * (1.0 - decay), batch_min)
+        widen, ops.minimum(current_min, batch_min),
+        current_min * decay + batch_min * (1.0 - decay))
     new_max = ops.where(
-        seen, current_max * decay + batch_max * (1.0 - decay), batch_max)
-    return new_min, new_max
+        widen, ops.maximum(current_max, batch_max),
+        current_max * decay + batch_max * (1.0 - decay))
+    return (ops.where(seen, new_min, batch_min),
+            ops.where(seen, new_max, batch_max))
