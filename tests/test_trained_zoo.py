@@ -34,7 +34,14 @@ MODELS = FULL_MODELS if os.environ.get("KCOMPRESS_FULL_ZOO") else CI_MODELS
 # a CI budget (the ResNet reaches 91% on the test split, the ViT 18%); the
 # MobileNets get one epoch on TRAIN samples: from scratch at 32x32 their
 # BatchNorm statistics need far longer than CI has.
-EPOCHS = {"ResNetMini": 5, "ViTEncoder": 3}
+EPOCHS = {"ResNetMini": 5, "ViTEncoder": 3, "EfficientNetB0": 6,
+          "DenseNet121": 6}
+# keras.applications' BatchNorm momentum of 0.99 leaves the moving
+# statistics near their initial values after the ~140 steps these get, and
+# the model at chance in inference mode (EfficientNetB0: 11% after 6 epochs;
+# with 0.9, 86%). Agreement measured on a model at chance says little: its
+# logits are near ties.
+FAST_STATISTICS = {"EfficientNetB0", "DenseNet121"}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +54,10 @@ def test_trained_qat_file_matches_keras(name, images):
     x_train, y_train, x_test, y_test = images
     keras.utils.set_random_seed(0)
     model = zoo.build(name, size=zoo.SMALLEST, head=None)
+    if name in FAST_STATISTICS:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.9
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(keras.optimizers.Adam(1e-3), loss, metrics=["accuracy"],
                   jit_compile=False)

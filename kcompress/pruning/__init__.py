@@ -13,6 +13,8 @@ Typical use::
 
 from kcompress.pruning.channel_targets import channel_fraction_for
 from kcompress.pruning.channel_targets import channel_report
+from kcompress.pruning.dependency_groups import channel_groups
+from kcompress.pruning.group_pruning import prune_channel_groups
 from kcompress.pruning.prunable_layer import PrunableLayer
 from kcompress.pruning.prune import prune_low_magnitude
 from kcompress.pruning.prune import pruning_wrappers
@@ -36,7 +38,9 @@ __all__ = [
     "PruningSummaries",
     "UpdatePruningStep",
     "channel_fraction_for",
+    "channel_groups",
     "channel_report",
+    "prune_channel_groups",
     "prune_low_magnitude",
     "pruning_wrappers",
     "shrink",

@@ -18,9 +18,10 @@ constant shift; `shrink` folds that constant into the next Dense (or `valid`
 Conv2D) bias, and refuses when it cannot be folded exactly. The shrunk
 model's outputs equal the masked model's to float tolerance.
 
-Models are rebuilt as one chain of layers; a model whose branches merge (Add,
-Concatenate, ...) is refused by name, because the merged branches would have
-to drop the same channels.
+A model that is one chain of layers is rebuilt as such. A functional model
+whose branches merge (Add, Concatenate, squeeze-excite Multiply, ...) goes
+to `group_pruning.shrink_graph`, which keeps the topology and removes the
+channels that `prune_channel_groups` zeroed by dependency group.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import keras
 import numpy as np
 
 from kcompress import _model_utils
+from kcompress.pruning.group_pruning import shrink_graph
 from kcompress.pruning.prune import pruning_wrappers
 from kcompress.pruning.prune import strip_pruning
 
@@ -191,10 +193,13 @@ def shrink(model: keras.Model) -> keras.Model:
         layer that lost channels to `(kept, original)` channel counts. Its
         outputs equal those of the masked model to float tolerance.
 
+    A functional model that is not one chain (residual adds,
+    concatenations, squeeze-excite) keeps its topology: see
+    `prune_channel_groups`, whose zeroed channels it removes.
+
     Raises:
-        ValueError: for a model that is not one chain of layers (a merge,
-            such as a residual Add, is refused by name) and for removed
-            channels whose constant value cannot be folded exactly.
+        ValueError: for removed channels whose constant value cannot be
+            folded exactly, in a chain.
     """
     _model_utils.check_model_argument(
         model, "model", "shrink",
@@ -202,7 +207,19 @@ def shrink(model: keras.Model) -> keras.Model:
         accept_layers=False)
     if pruning_wrappers(model):
         model = strip_pruning(model)
-    layers = _chain(model)
+    try:
+        layers = _chain(model)
+    except ValueError as error:
+        if isinstance(model, keras.Sequential):
+            raise
+        shrunk = shrink_graph(model)
+        if not shrunk.channels_kept:
+            raise ValueError(
+                f"{error} To prune a graph like this one, prune it by "
+                "dependency group: kc.pruning.prune_channel_groups(model, "
+                "fraction) zeroes channels that shrink then removes."
+            ) from None
+        return shrunk
     all_weights = [[np.array(w) for w in layer.get_weights()]
                    for layer in layers]
     # Channels a DepthwiseConv2D (multiplier 1) or a BatchNormalization

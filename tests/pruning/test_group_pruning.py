@@ -1,0 +1,172 @@
+"""Channel pruning by dependency group, and shrink on residual graphs."""
+
+import keras
+import numpy as np
+import pytest
+
+import kcompress as kc
+
+L = keras.layers
+
+
+def _conv_bn(x, filters, name, kernel=3, strides=1, act="relu"):
+    x = L.Conv2D(filters, kernel, strides=strides, padding="same",
+                 use_bias=False, name=f"{name}_conv")(x)
+    x = L.BatchNormalization(name=f"{name}_bn")(x)
+    return L.Activation(act, name=f"{name}_act")(x) if act else x
+
+
+def resnet_style():
+    """Basic blocks, one with a projection shortcut."""
+    inputs = keras.Input((8, 8, 3))
+    x = _conv_bn(inputs, 8, "stem")
+    y = _conv_bn(x, 8, "b1a")
+    y = _conv_bn(y, 8, "b1b", act=None)
+    x = L.ReLU(name="b1_out")(L.Add(name="b1_add")([x, y]))
+    y = _conv_bn(x, 16, "b2a", strides=2)
+    y = _conv_bn(y, 16, "b2b", act=None)
+    shortcut = _conv_bn(x, 16, "b2_proj", kernel=1, strides=2, act=None)
+    x = L.ReLU(name="b2_out")(L.Add(name="b2_add")([shortcut, y]))
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, L.Dense(10, name="head")(x))
+
+
+def _inverted(x, expand, out, name, residual):
+    y = _conv_bn(x, expand, f"{name}_expand", kernel=1, act="relu6")
+    y = L.DepthwiseConv2D(3, padding="same", use_bias=False,
+                          name=f"{name}_dw")(y)
+    y = L.BatchNormalization(name=f"{name}_dw_bn")(y)
+    y = L.ReLU(6.0, name=f"{name}_dw_relu")(y)
+    y = _conv_bn(y, out, f"{name}_project", kernel=1, act=None)
+    return L.Add(name=f"{name}_add")([x, y]) if residual else y
+
+
+def mobilenet_v2_style():
+    inputs = keras.Input((8, 8, 3))
+    x = _conv_bn(inputs, 8, "stem", act="relu6")
+    x = _inverted(x, 24, 8, "block1", residual=True)
+    x = _inverted(x, 24, 12, "block2", residual=False)
+    x = _inverted(x, 36, 12, "block3", residual=True)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, L.Dense(10, name="head")(x))
+
+
+def squeeze_excite_style():
+    inputs = keras.Input((8, 8, 3))
+    x = _conv_bn(inputs, 16, "stem", act="swish")
+    s = L.GlobalAveragePooling2D(name="se_squeeze")(x)
+    s = L.Reshape((1, 1, 16), name="se_reshape")(s)
+    s = L.Conv2D(4, 1, activation="swish", name="se_reduce")(s)
+    s = L.Conv2D(16, 1, activation="sigmoid", name="se_expand")(s)
+    x = L.Multiply(name="se_excite")([x, s])
+    x = _conv_bn(x, 8, "project", kernel=1, act=None)
+    x = L.Flatten()(x)
+    return keras.Model(inputs, L.Dense(10, name="head")(x))
+
+
+def densenet_style():
+    inputs = keras.Input((8, 8, 3))
+    x = _conv_bn(inputs, 8, "stem")
+    for i in range(3):
+        y = _conv_bn(x, 6, f"dense{i}")
+        x = L.Concatenate(name=f"concat{i}")([x, y])
+    x = _conv_bn(x, 12, "transition", kernel=1)
+    x = L.AveragePooling2D(2)(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, L.Dense(10, name="head")(x))
+
+
+BUILDERS = [resnet_style, mobilenet_v2_style, squeeze_excite_style,
+            densenet_style]
+
+
+def _randomize(model):
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            channels = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, channels),
+                               rng.normal(0, 0.3, channels),
+                               rng.normal(0, 0.3, channels),
+                               rng.uniform(0.5, 2.0, channels)])
+    return model
+
+
+@pytest.mark.parametrize("build", BUILDERS, ids=lambda b: b.__name__)
+def test_shrunk_outputs_equal_the_zeroed_model(build):
+    keras.utils.set_random_seed(0)
+    model = _randomize(build())
+    x = np.random.default_rng(1).normal(size=(4, 8, 8, 3)).astype("float32")
+    before = [np.array(w) for w in model.get_weights()]
+    zeroed = kc.pruning.prune_channel_groups(model, 0.5)
+    shrunk = kc.pruning.shrink(zeroed)
+    assert shrunk.channels_kept, "nothing was removed"
+    assert shrunk.count_params() < 0.75 * model.count_params()
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(shrunk(x)),
+        keras.ops.convert_to_numpy(zeroed(x)), atol=1e-4, rtol=1e-4)
+    # The input model keeps every weight.
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
+def _group_of(graph, layer_name):
+    return next(g for g in graph.groups if layer_name in g.name.split("+"))
+
+
+def test_residual_branches_share_one_group():
+    graph = kc.pruning.channel_groups(resnet_style())
+    assert set(_group_of(graph, "stem_conv").name.split("+")) == {
+        "stem_conv", "b1b_conv"}
+    assert set(_group_of(graph, "b2_proj_conv").name.split("+")) == {
+        "b2_proj_conv", "b2b_conv"}
+    assert _group_of(graph, "b1a_conv").prunable
+    head = _group_of(graph, "head")
+    assert "model output" in head.reason
+
+
+def test_concatenated_producers_stay_separate_groups():
+    graph = kc.pruning.channel_groups(densenet_style())
+    for i in range(3):
+        group = _group_of(graph, f"dense{i}_conv")
+        assert group.name == f"dense{i}_conv" and group.prunable
+        assert len(group.classes) == 6
+
+
+def test_squeeze_excite_gate_follows_the_gated_channels():
+    graph = kc.pruning.channel_groups(squeeze_excite_style())
+    assert set(_group_of(graph, "stem_conv").name.split("+")) == {
+        "stem_conv", "se_expand"}
+
+
+def test_a_layer_the_grouping_does_not_understand_blocks_its_group():
+    inputs = keras.Input((8, 8, 3))
+    x = _conv_bn(inputs, 8, "stem")
+    x = L.LayerNormalization(name="norm")(x)
+    x = _conv_bn(x, 8, "next")
+    model = keras.Model(inputs, L.Dense(2, name="head")(
+        L.GlobalAveragePooling2D()(x)))
+    graph = kc.pruning.channel_groups(model)
+    assert "'norm' (LayerNormalization)" in _group_of(graph, "stem_conv").reason
+    assert _group_of(graph, "next_conv").prunable
+    zeroed = kc.pruning.prune_channel_groups(model, 0.5)
+    shrunk = kc.pruning.shrink(zeroed)
+    assert shrunk.channels_kept == {"next_conv": (4, 8)}
+
+
+def test_protect_and_round_to():
+    model = mobilenet_v2_style()
+    zeroed = kc.pruning.prune_channel_groups(
+        model, 0.5, protect=["stem_conv"], round_to=8)
+    kept = kc.pruning.shrink(zeroed).channels_kept
+    assert "stem_conv" not in kept and "block1_project_conv" not in kept
+    # 24 expand channels, half pruned: 12 rounds up to 16.
+    assert kept["block1_expand_conv"] == (16, 24)
+
+
+@pytest.mark.parametrize("kwargs", [{"fraction": 1.0}, {"fraction": -0.1},
+                                    {"fraction": 0.5, "round_to": 0},
+                                    {"fraction": 0.5, "protect": ["nope"]}])
+def test_bad_arguments_get_their_error(kwargs):
+    with pytest.raises(ValueError, match="Received: "):
+        kc.pruning.prune_channel_groups(resnet_style(), **kwargs)
