@@ -170,3 +170,28 @@ def test_protect_and_round_to():
 def test_bad_arguments_get_their_error(kwargs):
     with pytest.raises(ValueError, match="Received: "):
         kc.pruning.prune_channel_groups(resnet_style(), **kwargs)
+
+
+APPLICATIONS = {
+    "MobileNetV2": lambda: keras.applications.MobileNetV2(
+        (96, 96, 3), alpha=0.35, weights=None, classifier_activation=None),
+    "EfficientNetB0": lambda: keras.applications.EfficientNetB0(
+        input_shape=(32, 32, 3), weights=None, classifier_activation=None),
+    "DenseNet121": lambda: keras.applications.DenseNet121(
+        input_shape=(32, 32, 3), weights=None, classifier_activation=None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(APPLICATIONS))
+def test_keras_applications_shrink_exactly(name):
+    model = _randomize(APPLICATIONS[name]())
+    x = np.random.default_rng(0).uniform(
+        0, 255, size=(2,) + model.input_shape[1:]).astype("float32")
+    graph = kc.pruning.channel_groups(model)
+    assert sum(not g.prunable for g in graph.groups) <= 2  # input, output
+    zeroed = kc.pruning.prune_channel_groups(model, 0.5)
+    shrunk = kc.pruning.shrink(zeroed)
+    assert shrunk.count_params() < 0.5 * model.count_params()
+    expected = keras.ops.convert_to_numpy(zeroed(x))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(shrunk(x)),
+                               expected, atol=1e-4 * np.abs(expected).max())
