@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from kcompress import tables
+from kcompress.pruning.group_pruning import prune_channel_groups
 from kcompress.pruning.prune import prune_low_magnitude
 from kcompress.pruning.prune import pruning_wrappers
 from kcompress.pruning.pruning_schedule import ConstantSparsity
@@ -30,12 +31,13 @@ def _cost(model, measure):
 def channel_fraction_for(model, params=None, macs=None, tolerance=1e-3):
     """The fraction of channels to prune so the shrunk model fits a budget.
 
-    Every channel-pruned layer loses the same fraction of its channels,
-    lowest norm first, as `prune_low_magnitude(..., structure="channels")`
-    would prune them now. The result is the smallest such fraction whose
-    shrunk model has at most `params` parameters (or `macs` multiplies per
-    sample). Use it as the schedule's final sparsity; training moves the
-    norms, but not the shapes, so the budget holds after `shrink`.
+    Every channel-pruned layer (every dependency group, in a graph with
+    merges) loses the same fraction of its channels, lowest norm first, as
+    `prune_low_magnitude(..., structure="channels")` would prune them now.
+    The result is the smallest such fraction whose shrunk model has at most
+    `params` parameters (or `macs` multiplies per sample). Use it as the
+    schedule's final sparsity; training moves the norms, but not the
+    shapes, so the budget holds after `shrink`.
 
     Args:
         model: a built Sequential or functional model (not pruned yet).
@@ -66,6 +68,10 @@ def channel_fraction_for(model, params=None, macs=None, tolerance=1e-3):
     wrappers = pruning_wrappers(wrapped)
 
     def cost(fraction):
+        if any(w.structure == "groups" for w in wrappers):
+            # A graph with merges is pruned by dependency group.
+            return _cost(shrink(prune_channel_groups(model, fraction)),
+                         measure)
         for wrapper in wrappers:
             for mask in wrapper.masks:  # a trial starts from all channels
                 mask.assign(keras.ops.ones(mask.shape, mask.dtype))

@@ -27,6 +27,8 @@ import dataclasses
 import keras
 import numpy as np
 
+from kcompress.pruning.pruning_wrapper import PruneLowMagnitude
+
 __all__ = ["ChannelGroup", "ChannelGraph", "channel_groups"]
 
 L = keras.layers
@@ -114,8 +116,11 @@ class _Atoms:
 class ChannelGraph:
     """The channel ties of a functional model (see the module docstring).
 
+    A `PruneLowMagnitude` node counts as the layer it wraps.
+
     Attributes:
         model: the analysed model.
+        layers: `{name: layer}` of the members (the wrapped layers).
         members: `{(layer name, role): class id per channel}`; role is "out"
             (output columns of a Conv/Dense kernel and its bias), "in" (input
             rows of a Conv/Dense kernel), "bn" (BatchNorm parameters) or
@@ -140,6 +145,8 @@ class ChannelGraph:
 
     def _visit(self, node):
         op = node.operation
+        if isinstance(op, PruneLowMagnitude):
+            op = op.layer
         ins, outs = list(node.input_tensors), list(node.output_tensors)
         atoms = self._atoms
         for tensor in ins + outs:
@@ -232,12 +239,13 @@ class ChannelGraph:
         for key, reason in atoms.blocked.items():
             for c in self.space_classes[key]:
                 blocked.setdefault(int(c), reason)
-        self.members = {}
+        self.members, self.layers = {}, {}
         producers = {}
         for layer, role, tensor in self._members:
             # "in" members hold their input tensor, the others their output.
             classes = self.space_classes[id(tensor)]
             self.members[(layer.name, role)] = classes
+            self.layers[layer.name] = layer
             if role == "out":
                 for c in classes:
                     producers.setdefault(int(c), set()).add(layer.name)
@@ -256,19 +264,25 @@ class ChannelGraph:
 
     # -- scores -------------------------------------------------------------
 
-    def importance(self):
+    def importance(self, value=None):
         """`{class id: score}`: the sum of |gamma| of the class's BatchNorm
-        channels where it has any, else of its output columns' L2 norms."""
+        channels where it has any, else of its output columns' L2 norms.
+
+        Args:
+            value: `(layer, variable) -> array`, the values to score (the
+                variable's own by default; masked ones during pruning).
+        """
+        value = value or (lambda layer, v: keras.ops.convert_to_numpy(v))
         norms, gammas = {}, {}
         for (name, role), classes in self.members.items():
-            layer = self.model.get_layer(name)
+            layer = self.layers[name]
             if role == "out":
-                kernel = keras.ops.convert_to_numpy(layer.kernel)
+                kernel = value(layer, layer.kernel)
                 scores = np.linalg.norm(kernel.reshape(-1, kernel.shape[-1]),
                                         axis=0)
                 target = norms
             elif role == "bn" and layer.scale:
-                scores = np.abs(keras.ops.convert_to_numpy(layer.gamma))
+                scores = np.abs(value(layer, layer.gamma))
                 target = gammas
             else:
                 continue
@@ -279,6 +293,8 @@ class ChannelGraph:
 
 
 def _nodes(model):
+    if isinstance(model, keras.Sequential):
+        model = model._functional  # Keras 3 keeps its graph there.
     if not hasattr(model, "_nodes_by_depth"):
         raise ValueError(
             f"Received: model '{model.name}' ({type(model).__name__}), which "

@@ -47,34 +47,40 @@ def _protect(graph, protect):
             group.reason = f"protected ({', '.join(sorted(hit))})"
 
 
+def lowest(group, scores, fraction, round_to=1):
+    """The lowest-scoring `fraction` of `group`'s classes, the kept count
+    a multiple of `round_to` (at least `round_to`, or all when the group is
+    smaller)."""
+    size = len(group.classes)
+    keep = size - int(np.floor(fraction * size + 1e-9))
+    keep = min(size, max(round_to, -(-keep // round_to) * round_to))
+    order = sorted(group.classes, key=lambda c: (scores.get(c, 0.0), c))
+    return order[:size - keep]
+
+
 def choose_removed(graph, fraction, protect=None, round_to=1):
-    """The class ids to remove: in each prunable group, the lowest-scoring
-    `fraction` of its channels, the kept count a multiple of `round_to`
-    (at least `round_to`, or all when the group is smaller)."""
+    """The class ids to remove: `lowest` of each prunable group."""
     _check_fraction(fraction)
     _check_round_to(round_to)
     _protect(graph, protect)
     scores = graph.importance()
     removed = set()
     for group in graph.groups:
-        if not group.prunable:
-            continue
-        size = len(group.classes)
-        keep = size - int(np.floor(fraction * size + 1e-9))
-        keep = min(size, max(round_to, -(-keep // round_to) * round_to))
-        order = sorted(group.classes, key=lambda c: (scores.get(c, 0.0), c))
-        removed.update(order[:size - keep])
+        if group.prunable:
+            removed.update(lowest(group, scores, fraction, round_to))
     return removed
 
 
-def _slices(graph, name, removed):
+def slices(graph, name, removed):
     """`{role: keep mask}` for the channels of layer `name` by role."""
     return {role: ~np.isin(classes, list(removed))
             for (layer, role), classes in graph.members.items()
             if layer == name}
 
 
-def _zeroed(layer, weights, keeps):
+def zeroed(layer, weights, keeps):
+    """`weights` of `layer` (in `layer.weights` order) with the removed
+    channels of `keeps = slices(...)` set to zero."""
     weights = [np.array(w) for w in weights]
     if "out" in keeps:
         weights[0][..., ~keeps["out"]] = 0
@@ -118,9 +124,9 @@ def prune_channel_groups(model, fraction, protect=None, round_to=1):
         layer.get_config()))
     for layer in model.layers:
         if layer.weights:
-            new.get_layer(layer.name).set_weights(_zeroed(
+            new.get_layer(layer.name).set_weights(zeroed(
                 layer, layer.get_weights(),
-                _slices(graph, layer.name, removed)))
+                slices(graph, layer.name, removed)))
     return new
 
 
@@ -131,7 +137,7 @@ def removed_classes(graph):
     for (name, role), classes in graph.members.items():
         if role not in ("in", "out"):
             continue
-        kernel = keras.ops.convert_to_numpy(graph.model.get_layer(name).kernel)
+        kernel = keras.ops.convert_to_numpy(graph.layers[name].kernel)
         axis = -1 if role == "out" else -2
         moved = np.moveaxis(kernel, axis, -1).reshape(-1, kernel.shape[axis])
         dead = ~np.any(moved != 0, axis=0)
@@ -177,7 +183,7 @@ def shrink_graph(model):
 
     def clone_function(layer):
         config = layer.get_config()
-        keeps = _slices(graph, layer.name, removed)
+        keeps = slices(graph, layer.name, removed)
         if "out" in keeps:
             key = "filters" if "filters" in config else "units"
             kept = int(keeps["out"].sum())
@@ -196,6 +202,6 @@ def shrink_graph(model):
         if layer.weights:
             new.get_layer(layer.name).set_weights(_sliced(
                 layer, [np.array(w) for w in layer.get_weights()],
-                _slices(graph, layer.name, removed)))
+                slices(graph, layer.name, removed)))
     new.channels_kept = report
     return new

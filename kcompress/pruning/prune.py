@@ -6,9 +6,11 @@ import logging
 from typing import Union
 
 import keras
+import numpy as np
 
 from kcompress import _model_utils
 from kcompress.pruning import prunable_layer
+from kcompress.pruning.dependency_groups import channel_groups
 from kcompress.pruning.pruning_schedule import ScheduleFn
 from kcompress.pruning.pruning_wrapper import CHANNEL_LAYERS
 from kcompress.pruning.pruning_wrapper import PruneLowMagnitude
@@ -35,6 +37,7 @@ def prune_low_magnitude(
         block_pooling_type: str = "AVG",
         sparsity_m_by_n: Union[tuple[int, int], None] = None,
         structure: Union[str, None] = None,
+        round_to: int = 1,
         **kwargs) -> Union[keras.layers.Layer, list, keras.Model]:
     """Makes a layer or model prune its weights by magnitude during `fit`.
 
@@ -75,7 +78,14 @@ def prune_low_magnitude(
             a BatchNormalization, the BatchNormalization is wrapped instead
             (its |gamma| scores the channels), so that a pruned channel is
             zero after the normalization too. Other layers stay as they
-            are.
+            are. On a functional model whose branches merge (residual
+            `Add`, `Concatenate`, squeeze-excite), `"channels"` means
+            `"groups"`: whole channel dependency groups (see
+            `channel_groups`) are ranked and masked together, every layer
+            that produces or reads them is wrapped, and `shrink` keeps the
+            topology. `"groups"` can also be asked for on any model.
+        round_to: with channel groups, keep a multiple of this many
+            channels in each group (XNNPACK's kernels like 4, 8 or 16).
         **kwargs: passed to each `PruneLowMagnitude` (a layer argument only).
 
     Returns:
@@ -94,9 +104,14 @@ def prune_low_magnitude(
     """
     _model_utils.check_model_argument(to_prune, "to_prune",
                                       "prune_low_magnitude", _PER_LAYER_HINT)
+    if (structure == "channels" and isinstance(to_prune, keras.Model)
+            and _has_merges(to_prune)):
+        structure = "groups"
     options = dict(block_size=block_size,
                    block_pooling_type=block_pooling_type,
                    sparsity_m_by_n=sparsity_m_by_n, structure=structure)
+    if structure == "groups":
+        options["round_to"] = round_to
 
     def wrap(layer):
         return PruneLowMagnitude(layer, pruning_schedule=pruning_schedule,
@@ -136,13 +151,17 @@ def prune_low_magnitude(
                 f"Received: pruning_schedule for layers {missing}. Model "
                 f"'{model.name}' has no layers of those names."
             )
-    channel_layers = _channel_layers(model) if (
-        structure and schedules is None) else set()
+    channel_layers = set()
+    if structure == "groups":
+        channel_layers = _group_layers(model)
+    elif structure and schedules is None:
+        channel_layers = _channel_layers(model)
 
     def clone_function(layer):
         new = _model_utils.clone_layer(layer)
         if schedules is not None:
-            if layer.name not in schedules:
+            if layer.name not in schedules or (
+                    structure == "groups" and id(layer) not in channel_layers):
                 return new
         elif structure:
             if id(layer) not in channel_layers:
@@ -187,6 +206,40 @@ def prune_low_magnitude(
             "implementing kcompress.pruning.PrunableLayer."
         )
     return pruned
+
+
+def _has_merges(model):
+    """Whether a node of `model` reads several tensors, or a tensor feeds
+    several nodes: the graph is not one chain."""
+    if isinstance(model, keras.Sequential):
+        return False
+    for layer in _model_utils.iter_layers(model):
+        for node in layer._inbound_nodes:
+            if len(node.input_tensors) > 1:
+                return True
+        if len(layer._outbound_nodes) > 1:
+            return True
+    return False
+
+
+def _group_layers(model):
+    """`id`s of the layers channel-group pruning wraps: the Conv2D, Dense,
+    DepthwiseConv2D and BatchNormalization (with scale) layers that touch a
+    prunable group."""
+    graph = channel_groups(model)
+    prunable = [c for group in graph.groups if group.prunable
+                for c in group.classes]
+    chosen = set()
+    for (name, _), classes in graph.members.items():
+        layer = graph.layers[name]
+        if type(layer) not in CHANNEL_LAYERS or not np.isin(
+                classes, prunable).any():
+            continue
+        if isinstance(layer, keras.layers.BatchNormalization) and (
+                not layer.scale):
+            continue
+        chosen.add(id(layer))
+    return chosen
 
 
 def _channel_layers(model):

@@ -7,6 +7,7 @@ import os
 import keras
 from keras import ops
 
+from kcompress.pruning.group_masks import GroupMasker
 from kcompress.pruning.prune import pruning_wrappers
 
 __all__ = ["UpdatePruningStep", "PruningSummaries"]
@@ -39,6 +40,11 @@ class UpdatePruningStep(keras.callbacks.Callback):
     The weights themselves see the replayed batches twice, as in any Keras
     model resumed this way; `save_freq="epoch"` resumes exactly.
 
+    For channel-group pruning (`structure="groups"`) the callback also sets
+    the masks, before each batch whose schedule updates (see
+    `group_masks.GroupMasker`): a group spans several layers, which no
+    single layer's step can see.
+
     Example:
 
     >>> import keras, numpy as np
@@ -56,6 +62,8 @@ class UpdatePruningStep(keras.callbacks.Callback):
             wrapper.step_callback_attached = True
             if int(ops.convert_to_numpy(wrapper.pruning_step)) < 0:
                 wrapper.pruning_step.assign(0)
+        self._masker = GroupMasker(self.model, self._wrappers)
+        self._step = None
 
     def on_epoch_begin(self, epoch, logs=None):
         for wrapper in self._wrappers:
@@ -68,6 +76,21 @@ class UpdatePruningStep(keras.callbacks.Callback):
             else:
                 step = int(ops.convert_to_numpy(wrapper.pruning_step))
                 wrapper.epoch_marks.assign([epoch, step])
+        if self._masker:
+            # Counted here from now on: reading it each batch would cost a
+            # device sync (and on JAX, a state sync).
+            self._step = max(int(ops.convert_to_numpy(
+                next(iter(self._masker.wrappers.values())).pruning_step)), 0)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self._masker:
+            return
+        self._step += 1  # the 1-based batch the schedule sees
+        updates = self._masker.due(self._step)
+        if updates:
+            _ = self.model  # On JAX this syncs the variables; the step
+            # then reads the new masks back from them.
+            self._masker.update(updates)
 
     def on_epoch_end(self, epoch, logs=None):
         for wrapper in self._wrappers:

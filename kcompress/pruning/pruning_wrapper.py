@@ -11,7 +11,7 @@ from kcompress.pruning.pruning_schedule import ConstantSparsity
 
 __all__ = ["PruneLowMagnitude"]
 
-STRUCTURES = (None, "channels")
+STRUCTURES = (None, "channels", "groups")
 CHANNEL_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
                   keras.layers.Dense, keras.layers.BatchNormalization)
 
@@ -123,6 +123,13 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             |gamma| first, gamma and beta zeroed, so the channel outputs
             zero after the normalization (network slimming).
             `kcompress.pruning.shrink` removes them after training.
+            `"groups"`: the masks zero whole channel dependency groups (see
+            `kcompress.pruning.channel_groups`) and are set by
+            `UpdatePruningStep`, which sees every layer of a group;
+            `prune_low_magnitude(..., structure="channels")` picks it for a
+            graph with merges.
+        round_to: with `structure="groups"`, keep a multiple of this many
+            channels in each group.
         **kwargs: passed to `keras.layers.Wrapper` (`name`, ...).
 
     Example:
@@ -135,7 +142,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     def __init__(self, layer, pruning_schedule=None, block_size=(1, 1),
                  block_pooling_type="AVG", sparsity_m_by_n=None,
-                 structure=None, **kwargs):
+                 structure=None, round_to=1, **kwargs):
         if isinstance(layer, PruneLowMagnitude):
             raise ValueError(
                 f"Layer '{layer.name}' is already wrapped in "
@@ -187,6 +194,11 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 f"{', '.join(t.__name__ for t in CHANNEL_LAYERS)}."
             )
         self.structure = structure
+        if isinstance(round_to, bool) or not isinstance(round_to, int) or (
+                round_to < 1):
+            raise ValueError(
+                f"Received: round_to={round_to!r}. Expected an integer >= 1.")
+        self.round_to = round_to
         # Set by UpdatePruningStep; checked when a training step is traced.
         self.step_callback_attached = False
         self._training_calls = 0
@@ -265,6 +277,11 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         it does not come back later with the stale value it had when it was
         pruned, displacing a weight that trained in its place.
         """
+        if self.structure == "groups":
+            raise ValueError(
+                f"Layer '{self.name}' prunes by channel group: its masks are"
+                " set by UpdatePruningStep for the whole group, not by the "
+                "layer alone.")
         scored = [ops.multiply(ops.convert_to_tensor(w), m)
                   for w, m in zip(self.pruned_weights, self.masks)]
         if isinstance(self.layer, keras.layers.BatchNormalization):
@@ -291,6 +308,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         # TFMOT's mask updates batch for batch (benchmarks/pruning_parity.py).
         step = ops.add(
             ops.maximum(ops.convert_to_tensor(self.pruning_step), 0), 1)
+        if self.structure == "groups":  # UpdatePruningStep sets the masks.
+            self.pruning_step.assign(step)
+            return None
         should_update, sparsity = self.pruning_schedule(step)
 
         def new_masks():
@@ -369,6 +389,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             "block_pooling_type": self.block_pooling_type,
             "sparsity_m_by_n": self.sparsity_m_by_n,
             "structure": self.structure,
+            "round_to": self.round_to,
         }
         return {**super().get_config(), **config}
 

@@ -205,21 +205,22 @@ def shrink(model: keras.Model) -> keras.Model:
         model, "model", "shrink",
         "rebuild it as a functional or Sequential model first.",
         accept_layers=False)
+    per_layer = any(w.structure == "channels"
+                    for w in pruning_wrappers(model))
     if pruning_wrappers(model):
         model = strip_pruning(model)
     try:
         layers = _chain(model)
     except ValueError as error:
-        if isinstance(model, keras.Sequential):
-            raise
-        shrunk = shrink_graph(model)
-        if not shrunk.channels_kept:
+        if isinstance(model, keras.Sequential) or per_layer:
             raise ValueError(
                 f"{error} To prune a graph like this one, prune it by "
-                "dependency group: kc.pruning.prune_channel_groups(model, "
-                "fraction) zeroes channels that shrink then removes."
+                "dependency group: prune_low_magnitude(model, ..., structure="
+                "'channels') does on a model whose branches merge, and "
+                "kc.pruning.prune_channel_groups(model, fraction) zeroes "
+                "channels at once."
             ) from None
-        return shrunk
+        return shrink_graph(model)
     all_weights = [[np.array(w) for w in layer.get_weights()]
                    for layer in layers]
     # Channels a DepthwiseConv2D (multiplier 1) or a BatchNormalization

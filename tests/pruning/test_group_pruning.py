@@ -195,3 +195,73 @@ def test_keras_applications_shrink_exactly(name):
     expected = keras.ops.convert_to_numpy(zeroed(x))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(shrunk(x)),
                                expected, atol=1e-4 * np.abs(expected).max())
+
+
+def _digits(shape):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = np.repeat(digits.images[..., None] / 16.0, shape[-1], axis=-1)
+    return x.astype("float32"), digits.target.astype("int32")
+
+
+def _fit_groups(model, x, y, sparsity=0.5, steps=3, **kwargs):
+    pruned = kc.prune_low_magnitude(
+        model, kc.pruning.ConstantSparsity(sparsity, 0, frequency=1),
+        structure="channels", **kwargs)
+    pruned.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    pruned.fit(x[:96], y[:96], batch_size=32, epochs=1, steps_per_epoch=steps,
+               verbose=0, callbacks=[kc.pruning.UpdatePruningStep()])
+    return pruned
+
+
+@pytest.mark.parametrize("build", [resnet_style, mobilenet_v2_style],
+                         ids=lambda b: b.__name__)
+def test_groups_are_pruned_during_fit_and_shrink_exactly(build):
+    keras.utils.set_random_seed(0)
+    model = build()
+    x, y = _digits(model.input_shape[1:])
+    pruned = _fit_groups(model, x, y)
+    assert {w.structure for w in kc.pruning.pruning_wrappers(pruned)} == {
+        "groups"}
+    stripped = kc.pruning.strip_pruning(pruned)
+    shrunk = kc.pruning.shrink(pruned)
+    graph = kc.pruning.channel_groups(model)
+    prunable = [g for g in graph.groups if g.prunable]
+    kept = shrunk.channels_kept
+    # Every prunable group lost half its channels, in each of its producers.
+    for group in prunable:
+        for name in group.name.split("+"):
+            assert kept[name][0] == kept[name][1] // 2 + kept[name][1] % 2, (
+                name, kept[name])
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(shrunk(x[:16])),
+        keras.ops.convert_to_numpy(stripped(x[:16])), atol=1e-4, rtol=1e-4)
+
+
+def test_group_masks_survive_save_and_load(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = resnet_style()
+    x, y = _digits(model.input_shape[1:])
+    pruned = _fit_groups(model, x, y, round_to=4)
+    path = str(tmp_path / "pruned.keras")
+    pruned.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x[:8])),
+                               keras.ops.convert_to_numpy(pruned(x[:8])),
+                               atol=1e-6)
+    assert {w.round_to for w in kc.pruning.pruning_wrappers(loaded)} == {4}
+    assert kc.pruning.shrink(loaded).channels_kept == kc.pruning.shrink(
+        pruned).channels_kept
+
+
+def test_mac_budget_on_a_residual_graph():
+    model = resnet_style()
+    macs = sum(row.macs for row in kc.profiling.layer_stats(model))
+    fraction = kc.pruning.channel_fraction_for(model, macs=macs // 2)
+    assert 0.2 < fraction < 0.8
+    shrunk = kc.pruning.shrink(kc.pruning.prune_channel_groups(model,
+                                                               fraction))
+    assert sum(row.macs for row in kc.profiling.layer_stats(shrunk)) <= (
+        macs // 2)

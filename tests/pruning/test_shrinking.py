@@ -137,10 +137,37 @@ def _residual():
     return keras.Model(inputs, L.Dense(3, name="out")(x), name="resnet")
 
 
-def test_residual_model_is_refused_with_an_explanation():
-    pruned, _ = _prune_channels(_residual())
+def test_residual_model_is_pruned_by_group_and_keeps_its_topology():
+    pruned, x = _prune_channels(_residual())
+    assert {w.structure for w in kc.pruning.pruning_wrappers(pruned)} == {
+        "groups"}
+    shrunk = shrink(pruned)
+    assert shrunk.channels_kept == {"stem": (4, 8), "c1": (4, 8)}
+    assert [type(layer).__name__ for layer in shrunk.layers].count("Add") == 1
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(shrunk(x)),
+        keras.ops.convert_to_numpy(kc.pruning.strip_pruning(pruned)(x)),
+        atol=1e-5)
+
+
+def test_per_layer_channel_masks_on_a_residual_graph_are_refused():
+    keras.utils.set_random_seed(0)
+    schedule = ConstantSparsity(0.5, begin_step=0, frequency=1)
+    inputs = keras.Input((8, 8, 3))
+    x = kc.pruning.PruneLowMagnitude(
+        L.Conv2D(8, 3, padding="same", name="stem"), schedule,
+        structure="channels")(inputs)
+    y = kc.pruning.PruneLowMagnitude(
+        L.Conv2D(8, 3, padding="same", name="c1"), schedule,
+        structure="channels")(x)
+    x = L.GlobalAveragePooling2D()(L.Add(name="add")([x, y]))
+    pruned = keras.Model(inputs, L.Dense(3, name="out")(x))
+    pruned.compile(optimizer="adam", loss="mse")
+    data = np.random.default_rng(0).normal(size=(16, 8, 8, 3))
+    pruned.fit(data, np.zeros((16, 3)), epochs=1, steps_per_epoch=2,
+               verbose=0, callbacks=[kc.pruning.UpdatePruningStep()])
     with pytest.raises(ValueError, match=r"layer 'add' \(Add\) joins 2 "
-                       "branches.*same channels"):
+                       "branches.*same channels.*prune_channel_groups"):
         shrink(pruned)
 
 
