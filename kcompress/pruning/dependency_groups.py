@@ -72,6 +72,14 @@ class ChannelGroup:
         return self.reason is None
 
 
+class _Heads:
+    """Stands for the heads of a MultiHeadAttention: a channel space of its
+    own, one atom per head."""
+
+    def __init__(self, layer):
+        self.shape = (layer.num_heads,)
+
+
 class _Atoms:
     """Union-find over the channels of the graph's tensors."""
 
@@ -123,8 +131,10 @@ class ChannelGraph:
         layers: `{name: layer}` of the members (the wrapped layers).
         members: `{(layer name, role): class id per channel}`; role is "out"
             (output columns of a Conv/Dense kernel and its bias), "in" (input
-            rows of a Conv/Dense kernel), "bn" (BatchNorm parameters) or
-            "dw" (depthwise kernel channels and bias).
+            rows of a Conv/Dense kernel), "bn" (BatchNorm parameters), "dw"
+            (depthwise kernel channels and bias) or "heads" (the heads of a
+            MultiHeadAttention: their query, key and value projections and
+            their rows of the output projection).
         groups: the `ChannelGroup`s, prunable or not.
         space_classes: `{id(tensor): class id per channel}`.
     """
@@ -133,6 +143,7 @@ class ChannelGraph:
         self.model = model
         self._atoms = _Atoms()
         self._members = []  # (layer, role, tensor)
+        self._heads = []  # keeps each _Heads (keyed by id) alive
         for node in _nodes(model):
             self._visit(node)
         for tensor in model.inputs:
@@ -145,6 +156,7 @@ class ChannelGraph:
 
     def _visit(self, node):
         op = node.operation
+        calls = len(getattr(op, "_inbound_nodes", ()))
         if isinstance(op, PruneLowMagnitude):
             op = op.layer
         ins, outs = list(node.input_tensors), list(node.output_tensors)
@@ -156,6 +168,8 @@ class ChannelGraph:
             return
         if isinstance(op, keras.Model):
             self._block_all(ins + outs, f"nested model '{name}'")
+        elif isinstance(op, L.MultiHeadAttention):
+            self._attention(op, ins, outs, calls)
         elif isinstance(op, _DEPTHWISE) and len(ins) == 1:
             if op.depth_multiplier == 1:
                 atoms.tie(ins[0], outs[0])
@@ -196,6 +210,18 @@ class ChannelGraph:
             self._block_all(ins + outs, f"layer '{name}' "
                             f"({type(op).__name__}) is not understood by the "
                             "channel grouping")
+
+    def _attention(self, op, ins, outs, calls):
+        self._block_all(ins + outs, f"attention '{op.name}' keeps its input "
+                        "and output widths (its heads are pruned instead)")
+        config = op.get_config()
+        if (config.get("use_gate") or config.get("output_shape") is not None
+                or calls != 1):
+            return
+        heads = _Heads(op)
+        self._heads.append(heads)
+        self._atoms.space(heads)
+        self._members.append((op, "heads", heads))
 
     def _block_all(self, tensors, reason):
         for tensor in tensors:
@@ -246,7 +272,7 @@ class ChannelGraph:
             classes = self.space_classes[id(tensor)]
             self.members[(layer.name, role)] = classes
             self.layers[layer.name] = layer
-            if role == "out":
+            if role in ("out", "heads"):
                 for c in classes:
                     producers.setdefault(int(c), set()).add(layer.name)
         by_key = {}
@@ -280,6 +306,11 @@ class ChannelGraph:
                 kernel = value(layer, layer.kernel)
                 scores = np.linalg.norm(kernel.reshape(-1, kernel.shape[-1]),
                                         axis=0)
+                target = norms
+            elif role == "heads":  # each head's rows of the output kernel
+                kernel = value(layer, layer._output_dense.kernel)
+                scores = np.linalg.norm(kernel.reshape(len(classes), -1),
+                                        axis=1)
                 target = norms
             elif role == "bn" and layer.scale:
                 scores = np.abs(value(layer, layer.gamma))

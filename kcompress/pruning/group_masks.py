@@ -38,7 +38,7 @@ class GroupMasker:
         for group in self.graph.groups:
             names = {name for (name, role), classes in
                      self.graph.members.items()
-                     if role in ("in", "out")
+                     if role in ("in", "out", "heads")
                      and np.isin(classes, group.classes).any()}
             missing = sorted(names - set(self.wrappers))
             if not group.prunable:
@@ -79,9 +79,16 @@ class GroupMasker:
         """The classes whose output columns are masked to zero now."""
         removed = set()
         for (name, role), classes in self.graph.members.items():
-            if role != "out" or name not in self.wrappers:
+            if role not in ("out", "heads") or name not in self.wrappers:
                 continue
-            mask = keras.ops.convert_to_numpy(self.wrappers[name].masks[0])
+            wrapper = self.wrappers[name]
+            if role == "heads":  # the output kernel's rows of each head
+                mask = keras.ops.convert_to_numpy(next(
+                    m for w, m in zip(wrapper.pruned_weights, wrapper.masks)
+                    if w.path.endswith("attention_output/kernel")))
+                mask = mask.reshape(len(classes), -1).T
+            else:
+                mask = keras.ops.convert_to_numpy(wrapper.masks[0])
             dead = ~np.any(mask.reshape(-1, mask.shape[-1]) != 0, axis=0)
             removed.update(int(c) for c in np.asarray(classes)[dead])
         return removed

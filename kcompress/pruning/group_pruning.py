@@ -78,10 +78,42 @@ def slices(graph, name, removed):
             if layer == name}
 
 
+_PROJECTIONS = ("query", "key", "value")
+
+
+def _head_axis(variable):
+    """The heads axis of a MultiHeadAttention weight, or None (the output
+    bias)."""
+    owner, kind = variable.path.split("/")[-2:]
+    if owner in _PROJECTIONS:
+        return 1 if kind == "kernel" else 0
+    if owner == "attention_output" and kind == "kernel":
+        return 0
+    return None
+
+
+def _heads(layer, weights, keep, zero):
+    """MultiHeadAttention weights with the heads outside `keep` zeroed
+    (`zero`) or dropped."""
+    result = []
+    for variable, weight in zip(layer.weights, weights):
+        axis = _head_axis(variable)
+        if axis is not None:
+            index = (slice(None),) * axis + (~keep if zero else keep,)
+            if zero:
+                weight[index] = 0
+            else:
+                weight = weight[index]
+        result.append(weight)
+    return result
+
+
 def zeroed(layer, weights, keeps):
     """`weights` of `layer` (in `layer.weights` order) with the removed
     channels of `keeps = slices(...)` set to zero."""
     weights = [np.array(w) for w in weights]
+    if "heads" in keeps:
+        return _heads(layer, weights, keeps["heads"], zero=True)
     if "out" in keeps:
         weights[0][..., ~keeps["out"]] = 0
         if len(weights) > 1:
@@ -135,9 +167,16 @@ def removed_classes(graph):
     columns are all zero: the channels that group pruning removed."""
     zero = {}
     for (name, role), classes in graph.members.items():
-        if role not in ("in", "out"):
+        if role not in ("in", "out", "heads"):
             continue
-        kernel = keras.ops.convert_to_numpy(graph.layers[name].kernel)
+        layer = graph.layers[name]
+        if role == "heads":
+            kernel = keras.ops.convert_to_numpy(layer._output_dense.kernel)
+            dead = ~np.any(kernel.reshape(len(classes), -1) != 0, axis=1)
+            for c, is_dead in zip(classes, dead):
+                zero[int(c)] = bool(is_dead)
+            continue
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
         axis = -1 if role == "out" else -2
         moved = np.moveaxis(kernel, axis, -1).reshape(-1, kernel.shape[axis])
         dead = ~np.any(moved != 0, axis=0)
@@ -155,6 +194,8 @@ def removed_classes(graph):
 
 
 def _sliced(layer, weights, keeps):
+    if "heads" in keeps:
+        return _heads(layer, weights, keeps["heads"], zero=False)
     if "out" in keeps or "in" in keeps:
         kernel = weights[0]
         if "in" in keeps:
@@ -190,6 +231,11 @@ def shrink_graph(model):
             if kept != config[key]:
                 report[layer.name] = (kept, config[key])
             config[key] = kept
+        elif "heads" in keeps:
+            kept = int(keeps["heads"].sum())
+            if kept != config["num_heads"]:
+                report[layer.name] = (kept, config["num_heads"])
+            config["num_heads"] = kept
         elif isinstance(layer, keras.layers.Reshape):
             classes = graph.space_classes[id(layer.output)]
             shape = list(config["target_shape"])

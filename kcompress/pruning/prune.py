@@ -224,15 +224,16 @@ def _has_merges(model):
 
 def _group_layers(model):
     """`id`s of the layers channel-group pruning wraps: the Conv2D, Dense,
-    DepthwiseConv2D and BatchNormalization (with scale) layers that touch a
-    prunable group."""
+    DepthwiseConv2D, BatchNormalization (with scale) and MultiHeadAttention
+    layers that touch a prunable group."""
     graph = channel_groups(model)
     prunable = [c for group in graph.groups if group.prunable
                 for c in group.classes]
     chosen = set()
     for (name, _), classes in graph.members.items():
         layer = graph.layers[name]
-        if type(layer) not in CHANNEL_LAYERS or not np.isin(
+        if type(layer) not in CHANNEL_LAYERS + (
+                keras.layers.MultiHeadAttention,) or not np.isin(
                 classes, prunable).any():
             continue
         if isinstance(layer, keras.layers.BatchNormalization) and (

@@ -161,7 +161,10 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 " with structure='channels', and needs scale=True: its "
                 "channels are pruned by |gamma|."
             )
-        if not batchnorm and not prunable_layer.is_prunable(layer):
+        attention = structure == "groups" and isinstance(
+            layer, keras.layers.MultiHeadAttention)  # pruned by whole heads
+        if not (batchnorm or attention) and not prunable_layer.is_prunable(
+                layer):
             prunable_layer.prunable_weights(layer)  # Raises a named error.
         kwargs.setdefault("name", f"prune_low_magnitude_{layer.name}")
         super().__init__(layer, **kwargs)
@@ -187,7 +190,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 f"{self.sparsity_m_by_n}. Expected the defaults: channel "
                 "pruning already prunes whole channels."
             )
-        if structure and type(layer) not in CHANNEL_LAYERS:
+        if structure and type(layer) not in CHANNEL_LAYERS and not attention:
             raise ValueError(
                 f"Layer '{layer.name}' of type {type(layer).__name__} cannot "
                 "take structure='channels'. Channel pruning supports "
@@ -209,9 +212,15 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             # Network slimming: gamma and beta zero, the channel outputs 0.
             self.pruned_weights = [self.layer.gamma] + (
                 [self.layer.beta] if self.layer.center else [])
+        elif isinstance(self.layer, keras.layers.MultiHeadAttention):
+            # Heads: the projections and the output kernel, not its bias.
+            self.pruned_weights = [
+                w for w in self.layer.weights
+                if not w.path.endswith("attention_output/bias")]
         else:
             self.pruned_weights = prunable_layer.prunable_weights(self.layer)
-        if (self.structure and getattr(self.layer, "use_bias", False)):
+        if self.structure and getattr(self.layer, "use_bias", False) and (
+                hasattr(self.layer, "bias")):
             # A pruned channel must output zero, so its bias goes too.
             self.pruned_weights.append(self.layer.bias)
         self._group_axes = [

@@ -269,3 +269,53 @@ def test_mac_budget_on_a_residual_graph():
                                                                fraction))
     assert sum(row.macs for row in kc.profiling.layer_stats(shrunk)) <= (
         macs // 2)
+
+
+def vit_style():
+    """Pre-norm encoder blocks: attention and a GELU MLP, residual adds."""
+    inputs = keras.Input((8, 8, 3))
+    x = L.Reshape((16, 12))(L.Conv2D(12, 2, strides=2, name="embed")(inputs))
+    for i in range(2):
+        y = L.LayerNormalization(name=f"ln1_{i}")(x)
+        y = L.MultiHeadAttention(4, 3, name=f"attention_{i}")(y, y)
+        x = L.Add()([x, y])
+        y = L.LayerNormalization(name=f"ln2_{i}")(x)
+        y = L.Dense(24, activation="gelu", name=f"mlp1_{i}")(y)
+        x = x + L.Dense(12, name=f"mlp2_{i}")(y)
+    x = L.GlobalAveragePooling1D()(L.LayerNormalization(name="ln")(x))
+    return keras.Model(inputs, L.Dense(10, name="head")(x))
+
+
+def test_vit_loses_whole_heads_and_mlp_units():
+    keras.utils.set_random_seed(0)
+    model = vit_style()
+    graph = kc.pruning.channel_groups(model)
+    assert _group_of(graph, "attention_0").prunable
+    assert len(_group_of(graph, "attention_0").classes) == 4
+    assert _group_of(graph, "mlp1_0").prunable
+    assert "LayerNormalization" in _group_of(graph, "embed").reason
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
+    zeroed = kc.pruning.prune_channel_groups(model, 0.5)
+    shrunk = kc.pruning.shrink(zeroed)
+    assert shrunk.channels_kept == {
+        "attention_0": (2, 4), "attention_1": (2, 4), "mlp1_0": (12, 24),
+        "mlp1_1": (12, 24)}
+    assert shrunk.get_layer("attention_0").num_heads == 2
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(shrunk(x)),
+                               keras.ops.convert_to_numpy(zeroed(x)),
+                               atol=1e-5)
+
+
+def test_vit_heads_are_pruned_during_fit():
+    keras.utils.set_random_seed(0)
+    model = vit_style()
+    x, y = _digits((8, 8, 3))
+    pruned = _fit_groups(model, x, y)
+    wrapped = {w.layer.name for w in kc.pruning.pruning_wrappers(pruned)}
+    assert {"attention_0", "attention_1", "mlp1_0", "mlp2_1"} <= wrapped
+    shrunk = kc.pruning.shrink(pruned)
+    assert shrunk.channels_kept["attention_1"] == (2, 4)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(shrunk(x[:8])),
+        keras.ops.convert_to_numpy(kc.pruning.strip_pruning(pruned)(x[:8])),
+        atol=1e-4)
