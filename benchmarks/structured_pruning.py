@@ -14,6 +14,13 @@ Variants of each, all int8 (PTQ, int8 input and output):
 - `structured 50%`: channel pruning of half of every prunable layer's
   channels, 10 epochs, then `shrink`.
 
+Then three graphs with merges (kcompress_demo/residual.py), pruned by
+channel dependency group during the same fine-tune to 70%, 50% and 30% of
+the dense MACs (`channel_fraction_for(macs=...)`), plus 50% with
+`round_to=8`: a MobileNetV2-style network (inverted residuals), a
+ResNet-style one (basic blocks, projection shortcuts) and a ViT-style
+encoder (heads and MLP units; its residual stream keeps its width).
+
 Latency is the median of `--runs` single-sample invocations, 1 thread, with
 XNNPACK and with TFLite's built-in kernels (`--noxnnpack`), measured
 `--rounds` times with the variants interleaved; ratios are taken against the
@@ -22,7 +29,8 @@ cannot run is reported with the runtime's error.
 The emulated Raspberry Pi 4 (qemu, Cortex-A72) is measured once per variant
 and labelled as emulated.
 
-Run: `python benchmarks/structured_pruning.py [--rounds=7 --runs=200]`.
+Run: `python benchmarks/structured_pruning.py [--rounds=7 --runs=200]
+[--only_groups]`.
 """
 
 import os
@@ -38,6 +46,7 @@ from absl import flags  # noqa: E402
 import kcompress as kc  # noqa: E402
 import tflite_export as te  # noqa: E402
 from kcompress_demo import reference  # noqa: E402
+from kcompress_demo import residual  # noqa: E402
 from tflite_export import targets  # noqa: E402
 from tflite_export.process import CommandFailed  # noqa: E402
 from tflite_export.verification import run_tflite  # noqa: E402
@@ -45,6 +54,8 @@ from tflite_export.verification import run_tflite  # noqa: E402
 _ROUNDS = flags.DEFINE_integer("rounds", 7, "Interleaved host rounds.")
 _RUNS = flags.DEFINE_integer("runs", 200, "Timed runs per host measurement.")
 _EMULATED = flags.DEFINE_bool("emulated", True, "Also bench on rpi4-emu.")
+_ONLY_GROUPS = flags.DEFINE_bool("only_groups", False,
+                                 "Only the graphs pruned by group.")
 
 L = keras.layers
 EPOCHS = 10
@@ -100,6 +111,34 @@ def variants(name, model, data):
         structure="channels"), data, EPOCHS, callbacks))
     rows.append(("structured 50% (shrunk)", structured, te.convert(
         structured, "int8", representative_data=rep)))
+    return rows
+
+
+def group_variants(model, data):
+    """`[(variant, Keras model, int8 bytes)]`: dense, then pruned by group
+    to 70/50/30% of the dense MACs (and 50% with round_to=8), shrunk."""
+    rep = data.x_train[:300]
+    rows = [("dense", model, te.convert(model, "int8",
+                                        representative_data=rep))]
+    macs = sum(row.macs for row in kc.layer_stats(model))
+    for share, round_to in ((0.7, 1), (0.5, 1), (0.5, 8), (0.3, 1)):
+        variant = f"{share:.0%} of MACs" + (
+            f", round_to={round_to}" if round_to > 1 else "")
+        try:
+            fraction = kc.pruning.channel_fraction_for(
+                model, macs=int(share * macs))
+        except ValueError:
+            print(f"{model.name}: {variant} is out of reach (the layers "
+                  "that are not pruned take more)")
+            continue
+        keras.utils.set_random_seed(1)
+        pruned = reference.fit(kc.prune_low_magnitude(
+            model, reference.pruning_schedule(data, fraction, EPOCHS),
+            structure="channels", round_to=round_to), data, EPOCHS,
+            [kc.pruning.UpdatePruningStep()])
+        shrunk = kc.pruning.shrink(pruned)
+        rows.append((f"{variant} (fraction {fraction:.3f})", shrunk,
+                     te.convert(shrunk, "int8", representative_data=rep)))
     return rows
 
 
@@ -176,10 +215,13 @@ def table(results):
     from kcompress.tables import render
 
     lines = []
+    base = results[0]["pi4"]
     for r in results:
         pi4 = r["pi4"]
-        pi4 = "-" if pi4 is None else (f"{pi4:.3f}" if isinstance(
-            pi4, float) else f"fails: {pi4}")
+        if isinstance(pi4, float) and isinstance(base, float):
+            pi4 = f"{pi4:.3f} ({pi4 / base:.2f}x)"
+        else:
+            pi4 = "-" if pi4 is None else f"fails: {pi4}"
         xnn, xnn_ratio = _cell(r["xnn"])
         ref, ref_ratio = _cell(r["ref"])
         lines.append([r["variant"], f"{r['accuracy']:.4f}", f"{r['params']:,}",
@@ -194,21 +236,28 @@ def table(results):
 def main(argv):
     del argv
     data = reference.load_digits_split()
-    models = {
+    models = {} if _ONLY_GROUPS.value else {
         "reference CNN": reference.fit(reference.reference_cnn(seed=0),
                                        data, reference.FIT_ARGS["epochs"]),
         "MobileNet-style chain": reference.fit(mobilenet_chain(), data, 20),
     }
+    for build in (residual.mobilenet_v2_style, residual.resnet_style,
+                  residual.vit_style):
+        model = build()
+        models[model.name] = reference.fit(model, data, 20)
     output = []
     with tempfile.TemporaryDirectory(prefix="structured-bench-") as work:
         for name, model in models.items():
-            rows = variants(name, model, data)
+            rows = (variants(name, model, data) if name in (
+                "reference CNN", "MobileNet-style chain")
+                else group_variants(model, data))
             results = measure(rows, data, work, _ROUNDS.value, _RUNS.value,
                               _EMULATED.value)
             output.append(f"\n{name} (digits test split, n=360):\n")
             output.append(table(results))
     print("\nCommand: python benchmarks/structured_pruning.py "
-          f"--rounds={_ROUNDS.value} --runs={_RUNS.value}")
+          f"--rounds={_ROUNDS.value} --runs={_RUNS.value}"
+          + (" --only_groups" if _ONLY_GROUPS.value else ""))
     print("\n".join(output))
 
 

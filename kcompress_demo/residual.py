@@ -8,7 +8,7 @@ branch of a merge (`kcompress.pruning.channel_groups`).
 
 import keras
 
-__all__ = ["mobilenet_v2_style", "resnet_style", "MODELS"]
+__all__ = ["mobilenet_v2_style", "resnet_style", "vit_style", "MODELS"]
 
 L = keras.layers
 
@@ -74,6 +74,32 @@ def resnet_style(input_shape=(8, 8, 1), classes=10, seed=0):
     x = L.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(inputs, L.Dense(classes, name="logits")(x),
                        name="resnet_style")
+
+
+def vit_style(input_shape=(8, 8, 1), classes=10, seed=0, dim=32, heads=4,
+              depth=2):
+    """A ViT-style encoder: 2x2 patches, pre-norm attention and GELU MLP
+    blocks with residual adds, mean pooling and logits. Channel-group
+    pruning removes attention heads and MLP units; the residual stream
+    passes LayerNormalizations and keeps its width."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(input_shape)
+    x = L.Conv2D(dim, 2, strides=2, name="patches")(inputs)
+    tokens = (input_shape[0] // 2) * (input_shape[1] // 2)
+    x = L.Reshape((tokens, dim), name="tokens")(x)
+    for i in range(depth):
+        y = L.LayerNormalization(epsilon=1e-6, name=f"block{i}_ln1")(x)
+        y = L.MultiHeadAttention(heads, dim // heads,
+                                 name=f"block{i}_attention")(y, y)
+        x = L.Add(name=f"block{i}_add1")([x, y])
+        y = L.LayerNormalization(epsilon=1e-6, name=f"block{i}_ln2")(x)
+        y = L.Dense(dim * 2, activation="gelu", name=f"block{i}_mlp1")(y)
+        y = L.Dense(dim, name=f"block{i}_mlp2")(y)
+        x = L.Add(name=f"block{i}_add2")([x, y])
+    x = L.LayerNormalization(epsilon=1e-6, name="final_ln")(x)
+    x = L.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(inputs, L.Dense(classes, name="logits")(x),
+                       name="vit_style")
 
 
 MODELS = {"MobileNetV2-style": mobilenet_v2_style,
