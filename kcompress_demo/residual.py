@@ -8,6 +8,8 @@ branch of a merge (`kcompress.pruning.channel_groups`).
 
 import keras
 
+from kcompress_demo import zoo
+
 __all__ = ["mobilenet_v2_style", "resnet_style", "vit_style", "MODELS"]
 
 L = keras.layers
@@ -76,30 +78,15 @@ def resnet_style(input_shape=(8, 8, 1), classes=10, seed=0):
                        name="resnet_style")
 
 
-def vit_style(input_shape=(8, 8, 1), classes=10, seed=0, dim=32, heads=4,
-              depth=2):
-    """A ViT-style encoder: 2x2 patches, pre-norm attention and GELU MLP
-    blocks with residual adds, mean pooling and logits. Channel-group
+def vit_style(input_shape=(8, 8, 1), classes=10, seed=0):
+    """The zoo's ViT-style encoder on 2x2 patches of the digits: pre-norm
+    attention (4 heads) and GELU MLP blocks with residual adds. Channel-group
     pruning removes attention heads and MLP units; the residual stream
     passes LayerNormalizations and keeps its width."""
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input(input_shape)
-    x = L.Conv2D(dim, 2, strides=2, name="patches")(inputs)
-    tokens = (input_shape[0] // 2) * (input_shape[1] // 2)
-    x = L.Reshape((tokens, dim), name="tokens")(x)
-    for i in range(depth):
-        y = L.LayerNormalization(epsilon=1e-6, name=f"block{i}_ln1")(x)
-        y = L.MultiHeadAttention(heads, dim // heads,
-                                 name=f"block{i}_attention")(y, y)
-        x = L.Add(name=f"block{i}_add1")([x, y])
-        y = L.LayerNormalization(epsilon=1e-6, name=f"block{i}_ln2")(x)
-        y = L.Dense(dim * 2, activation="gelu", name=f"block{i}_mlp1")(y)
-        y = L.Dense(dim, name=f"block{i}_mlp2")(y)
-        x = L.Add(name=f"block{i}_add2")([x, y])
-    x = L.LayerNormalization(epsilon=1e-6, name="final_ln")(x)
-    x = L.GlobalAveragePooling1D(name="pool")(x)
-    return keras.Model(inputs, L.Dense(classes, name="logits")(x),
-                       name="vit_style")
+    return zoo.vit_encoder(size=input_shape[0], patch=2, dim=32, heads=4,
+                           classes=classes, head=None, name="vit_style",
+                           channels=input_shape[-1])
 
 
 MODELS = {"MobileNetV2-style": mobilenet_v2_style,

@@ -30,11 +30,12 @@ def _application(name, default_size, **kwargs):
 
 
 def vit_encoder(size=32, patch=8, dim=32, heads=2, depth=2,
-                classes=CLASSES, head="softmax", name="vit_encoder"):
+                classes=CLASSES, head="softmax", name="vit_encoder",
+                channels=3):
     """A small ViT-style encoder: patch-embedding conv, learned position
     embedding fed by `ops.arange`, pre-norm `MultiHeadAttention` blocks with
     GELU MLPs and residual adds, mean pooling and a classifier."""
-    inputs = keras.Input((size, size, 3))
+    inputs = keras.Input((size, size, channels))
     x = layers.Conv2D(dim, patch, strides=patch, name="patch_embed")(inputs)
     tokens = (size // patch) ** 2
     x = layers.Reshape((tokens, dim))(x)
