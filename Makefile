@@ -57,7 +57,7 @@ notebooks: $(STAMP) system-deps
 # of kcompress trains, saves, loads and exports there. CI's JAX pass leaves
 # out the trained reference figures (proven on TensorFlow) and the real
 # graphs, to stay within 30 minutes; test-torch runs them all.
-BACKEND_TESTS := tests/pruning tests/quantization tests/distillation \
+BACKEND_TESTS := tests/pruning tests/quantization tests/clustering tests/distillation \
 	tests/lowrank tests/test_public_objects.py tests/test_api_errors.py
 JAX_SKIP := --ignore=tests/pruning/test_reference_pruning.py \
 	--ignore=tests/pruning/test_reference_channels.py

@@ -1,12 +1,13 @@
 """kcompress: pruning, quantization-aware training and int8 TFLite for Keras 3.
 
 `import kcompress as kc` gives the subpackages (`kc.pruning`,
-`kc.quantization`, `kc.distillation`, `kc.lowrank`) and the top-level verbs
-`kc.prune_low_magnitude`, `kc.strip_pruning`, `kc.quantize_model`,
-`kc.strip_quantization` and `kc.summary`. Importing the package sets no
-environment variables.
+`kc.quantization`, `kc.clustering`, `kc.distillation`, `kc.lowrank`) and
+the top-level verbs `kc.prune_low_magnitude`, `kc.strip_pruning`,
+`kc.quantize_model`, `kc.strip_quantization` and `kc.summary`. Importing
+the package sets no environment variables.
 """
 
+from kcompress import clustering
 from kcompress import distillation
 from kcompress import lowrank
 from kcompress import pruning
@@ -21,6 +22,7 @@ from kcompress.quantization import strip_quantization
 __version__ = "0.1.0"
 
 __all__ = [
+    "clustering",
     "distillation",
     "lowrank",
     "layer_stats",

@@ -12,13 +12,15 @@ import pytest
 
 import kcompress as kc
 import tflite_export
+from kcompress import clustering
 from kcompress import distillation
 from kcompress import lowrank
 from kcompress import pruning
 from kcompress import quantization
 
 PUBLIC = [(module, name) for module in (kc, pruning, quantization,
-                                        distillation, lowrank, tflite_export)
+                                        clustering, distillation, lowrank,
+                                        tflite_export)
           for name in module.__all__]
 
 SCHEDULES = [
@@ -116,8 +118,8 @@ def test_qat_models_keras_file_round_trip(make, tmp_path):
 def test_no_mutable_defaults():
     import inspect
 
-    for module in (pruning, quantization, distillation, lowrank, kc,
-                   tflite_export):
+    for module in (pruning, quantization, clustering, distillation, lowrank,
+                   kc, tflite_export):
         for name in module.__all__:
             obj = getattr(module, name)
             target = obj.__init__ if inspect.isclass(obj) else obj
@@ -142,8 +144,8 @@ def test_import_sets_no_environment_variables():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("package", [kc, pruning, quantization, distillation,
-                                     lowrank, tflite_export])
+@pytest.mark.parametrize("package", [kc, pruning, quantization, clustering,
+                                     distillation, lowrank, tflite_export])
 def test_no_public_function_shadows_a_module(package):
     """`pkg.name` and `from pkg.module import x` must both keep working."""
     folder = os.path.dirname(package.__file__)

@@ -1,0 +1,94 @@
+"""Centroid initialization for weight clustering, with TFMOT's four methods.
+
+Each function takes the values to cluster (a 1-D numpy array, zeros left
+out when sparsity is preserved) and returns `number_of_clusters` centroids,
+sorted. They run once, when a clustering wrapper is built, on the host.
+"""
+
+import enum
+
+import numpy as np
+
+__all__ = ["CentroidInitialization", "initial_centroids"]
+
+
+class CentroidInitialization(str, enum.Enum):
+    """How the cluster centroids start (TFMOT's names and meanings).
+
+    - `LINEAR`: evenly spaced between the minimum and the maximum weight;
+    - `RANDOM`: uniform samples between the minimum and the maximum;
+    - `DENSITY_BASED`: evenly spaced quantiles of the weights' cumulative
+      distribution;
+    - `KMEANS_PLUS_PLUS`: k-means++ seeding.
+    """
+
+    LINEAR = "LINEAR"
+    RANDOM = "RANDOM"
+    DENSITY_BASED = "DENSITY_BASED"
+    KMEANS_PLUS_PLUS = "KMEANS_PLUS_PLUS"
+
+
+def _linear(values, count, rng):
+    return np.linspace(values.min(), values.max(), count)
+
+
+def _random(values, count, rng):
+    return rng.uniform(values.min(), values.max(), count)
+
+
+def _density(values, count, rng):
+    # Quantiles at the middle of `count` equal slices of the CDF.
+    return np.quantile(values, (np.arange(count) + 0.5) / count)
+
+
+def _kmeans_plus_plus(values, count, rng):
+    centroids = [values[rng.integers(len(values))]]
+    for _ in range(count - 1):
+        distance = np.min(np.abs(values[:, None] - np.array(centroids)[None]),
+                          axis=1) ** 2
+        total = distance.sum()
+        if total == 0:  # fewer distinct values than clusters
+            centroids.append(centroids[-1])
+            continue
+        centroids.append(values[rng.choice(len(values), p=distance / total)])
+    return np.array(centroids)
+
+
+_METHODS = {
+    CentroidInitialization.LINEAR: _linear,
+    CentroidInitialization.RANDOM: _random,
+    CentroidInitialization.DENSITY_BASED: _density,
+    CentroidInitialization.KMEANS_PLUS_PLUS: _kmeans_plus_plus,
+}
+
+
+def check_init(init):
+    """`init` as a `CentroidInitialization`, or a ValueError naming the
+    accepted values."""
+    try:
+        return CentroidInitialization(getattr(init, "value", init))
+    except ValueError:
+        raise ValueError(
+            f"Received: cluster_centroids_init={init!r}. Expected one of "
+            f"{[m.value for m in CentroidInitialization]}.") from None
+
+
+def initial_centroids(values, count, init, seed=0):
+    """`count` sorted centroids for `values` (any shape, flattened).
+
+    Args:
+        values: the weights to cluster.
+        count: number of clusters.
+        init: a `CentroidInitialization` (or its name).
+        seed: seeds RANDOM and KMEANS_PLUS_PLUS.
+
+    Example:
+
+    >>> initial_centroids(np.array([0.0, 1.0, 2.0, 3.0]), 2, "LINEAR")
+    array([0., 3.])
+    """
+    values = np.asarray(values, "float64").reshape(-1)
+    if values.size == 0:
+        return np.zeros(count)
+    rng = np.random.default_rng(seed)
+    return np.sort(_METHODS[check_init(init)](values, count, rng))
