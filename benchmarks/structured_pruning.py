@@ -56,6 +56,10 @@ _RUNS = flags.DEFINE_integer("runs", 200, "Timed runs per host measurement.")
 _EMULATED = flags.DEFINE_bool("emulated", True, "Also bench on rpi4-emu.")
 _ONLY_GROUPS = flags.DEFINE_bool("only_groups", False,
                                  "Only the graphs pruned by group.")
+_REAL_SIZES = flags.DEFINE_bool(
+    "real_sizes", False, "Instead: latency of keras.applications "
+    "MobileNetV2 (alpha 0.35, 96x96) and ResNet50 (64x64), untrained, "
+    "pruned once by group to half their MACs.")
 
 L = keras.layers
 EPOCHS = 10
@@ -142,6 +146,35 @@ def group_variants(model, data):
     return rows
 
 
+def real_size_rows():
+    """`{name: rows}` for keras.applications graphs at sizes where compute,
+    not per-op overhead, sets the latency. Untrained: only the latency,
+    size and MAC columns mean something."""
+    A = keras.applications
+    builds = {
+        "MobileNetV2 (alpha 0.35, 96x96)": lambda: A.MobileNetV2(
+            (96, 96, 3), alpha=0.35, weights=None),
+        "ResNet50 (64x64)": lambda: A.ResNet50(input_shape=(64, 64, 3),
+                                               weights=None)}
+    result = {}
+    for name, build in builds.items():
+        model = build()
+        rep = np.random.default_rng(0).uniform(
+            0, 255, (32,) + model.input_shape[1:]).astype("float32")
+        rows = [("dense", model, te.convert(model, "int8",
+                                            representative_data=rep))]
+        macs = sum(row.macs for row in kc.layer_stats(model))
+        fraction = kc.pruning.channel_fraction_for(model, macs=macs // 2)
+        for round_to in (1, 8):
+            shrunk = kc.pruning.shrink(kc.pruning.prune_channel_groups(
+                model, fraction, round_to=round_to))
+            rows.append((f"50% of MACs (fraction {fraction:.3f})" + (
+                f", round_to={round_to}" if round_to > 1 else ""), shrunk,
+                te.convert(shrunk, "int8", representative_data=rep)))
+        result[name] = (rows, rep)
+    return result
+
+
 def _failure(error):
     """The runtime's one-line reason, from a failed bench."""
     return str(error).split(": ", 1)[-1].split("Node number")[0].strip()
@@ -166,6 +199,8 @@ def _paired(values, base):
 
 
 def measure(rows, data, work, rounds, runs, emulated):
+    """Latency, accuracy, size and MACs of each row; `data` None for
+    untrained rows (accuracy not measured)."""
     paths = []
     for i, (_, _, tflite) in enumerate(rows):
         paths.append(os.path.join(work, f"{i}.tflite"))
@@ -181,10 +216,13 @@ def measure(rows, data, work, rounds, runs, emulated):
         progress.add(1)
     results = []
     for i, (variant, model, tflite) in enumerate(rows):
-        outputs, _ = run_tflite(tflite, [data.x_test], delegates=False)
+        accuracy = None
+        if data is not None:
+            outputs, _ = run_tflite(tflite, [data.x_test], delegates=False)
+            accuracy = float(np.mean(outputs.argmax(-1) == data.y_test))
         result = {
             "variant": variant,
-            "accuracy": float(np.mean(outputs.argmax(-1) == data.y_test)),
+            "accuracy": accuracy,
             "params": model.count_params(),
             "macs": sum(row.macs for row in kc.layer_stats(model)),
             "size": len(tflite), "gzip": te.gzip_size(tflite), "pi4": None,
@@ -224,7 +262,8 @@ def table(results):
             pi4 = "-" if pi4 is None else f"fails: {pi4}"
         xnn, xnn_ratio = _cell(r["xnn"])
         ref, ref_ratio = _cell(r["ref"])
-        lines.append([r["variant"], f"{r['accuracy']:.4f}", f"{r['params']:,}",
+        accuracy = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+        lines.append([r["variant"], accuracy, f"{r['params']:,}",
                       f"{r['macs']:,}", f"{r['size']:,}", f"{r['gzip']:,}",
                       xnn, xnn_ratio, ref, ref_ratio, pi4])
     return render(["variant", "int8 acc", "params", "MACs", "int8 size",
@@ -235,6 +274,18 @@ def table(results):
 
 def main(argv):
     del argv
+    if _REAL_SIZES.value:
+        output = []
+        with tempfile.TemporaryDirectory(prefix="structured-bench-") as work:
+            for name, (rows, _) in real_size_rows().items():
+                results = measure(rows, None, work, _ROUNDS.value,
+                                  _RUNS.value, _EMULATED.value)
+                output.append(f"\n{name} (untrained):\n")
+                output.append(table(results))
+        print("\nCommand: python benchmarks/structured_pruning.py "
+              f"--real_sizes --rounds={_ROUNDS.value} --runs={_RUNS.value}")
+        print("\n".join(output))
+        return
     data = reference.load_digits_split()
     models = {} if _ONLY_GROUPS.value else {
         "reference CNN": reference.fit(reference.reference_cnn(seed=0),

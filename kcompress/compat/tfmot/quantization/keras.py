@@ -1,0 +1,49 @@
+"""`tfmot.quantization.keras` on kcompress (`kcompress.quantization`)."""
+
+import contextlib
+
+import keras
+
+from kcompress.compat._unsupported import module_getattr
+from kcompress.quantization import QuantizeConfig
+from kcompress.quantization import QuantizeWrapper
+from kcompress.quantization import quantize_annotate_layer
+from kcompress.quantization import quantize_annotate_model
+from kcompress.quantization import quantize_apply
+from kcompress.quantization import quantize_model
+
+__all__ = ["QuantizeConfig", "QuantizeWrapper", "quantize_annotate_layer", "quantize_annotate_model",
+           "quantize_apply", "quantize_model", "quantize_scope"]
+
+@contextlib.contextmanager
+def quantize_scope(*args):
+    """TFMOT's scope for loading QAT models and custom QuantizeConfigs.
+    kcompress registers its classes; the objects given (dicts of custom
+    objects, as in TFMOT) are added to the scope."""
+    objects = {"QuantizeWrapper": QuantizeWrapper,
+               "QuantizeConfig": QuantizeConfig}
+    for extra in args:
+        objects.update(extra or {})
+    with keras.saving.custom_object_scope(objects):
+        yield
+
+
+__getattr__ = module_getattr("tfmot.quantization.keras", {
+    "QuantizeWrapperV2": "use QuantizeWrapper, which is what "
+    "quantize_apply builds.",
+    "quantizers": "kcompress's quantizers follow TFLite's int8 scheme "
+    "(kcompress.quantization.quantizers); a QuantizeConfig chooses which "
+    "weights and outputs are quantized, not the quantizer class.",
+    "experimental": "its default_n_bit schemes are not supported: TFLite "
+    "runs int8; use the default scheme.",
+    "QuantizeLayoutTransform": "not supported: the layout (which layers "
+    "fuse) follows TFLite's kernels (kcompress.quantization.patterns).",
+    "QuantizeRegistry": "not supported: give a layer its QuantizeConfig "
+    "with quantize_annotate_layer(layer, quantize_config).",
+    "QuantizeScheme": "not supported: kcompress has one scheme, TFLite's "
+    "int8.",
+    "default_8bit": "its scheme is kcompress's only one, TFLite's int8. In "
+    "place of its QuantizeConfig subclasses (get_weights_and_quantizers, "
+    "...), describe a layer with QuantizeConfig(weights={'kernel': axis}, "
+    "quantize_output=True).",
+})

@@ -1,0 +1,5 @@
+"""`tfmot.sparsity`: its `keras` module."""
+
+from kcompress.compat.tfmot.sparsity import keras
+
+__all__ = ["keras"]
