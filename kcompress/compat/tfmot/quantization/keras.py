@@ -12,8 +12,9 @@ from kcompress.quantization import quantize_annotate_model
 from kcompress.quantization import quantize_apply
 from kcompress.quantization import quantize_model
 
-__all__ = ["QuantizeConfig", "QuantizeWrapper", "quantize_annotate_layer", "quantize_annotate_model",
-           "quantize_apply", "quantize_model", "quantize_scope"]
+__all__ = ["QuantizeConfig", "QuantizeWrapper", "quantize_annotate_layer",
+           "quantize_annotate_model", "quantize_apply", "quantize_model",
+           "quantize_scope"]
 
 @contextlib.contextmanager
 def quantize_scope(*args):
