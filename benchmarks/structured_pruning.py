@@ -130,7 +130,7 @@ def group_variants(model, data):
             f", round_to={round_to}" if round_to > 1 else "")
         try:
             fraction = kc.pruning.channel_fraction_for(
-                model, macs=int(share * macs))
+                model, macs=int(share * macs), round_to=round_to)
         except ValueError:
             print(f"{model.name}: {variant} is out of reach (the layers "
                   "that are not pruned take more)")
@@ -164,8 +164,9 @@ def real_size_rows():
         rows = [("dense", model, te.convert(model, "int8",
                                             representative_data=rep))]
         macs = sum(row.macs for row in kc.layer_stats(model))
-        fraction = kc.pruning.channel_fraction_for(model, macs=macs // 2)
         for round_to in (1, 8):
+            fraction = kc.pruning.channel_fraction_for(
+                model, macs=macs // 2, round_to=round_to)
             shrunk = kc.pruning.shrink(kc.pruning.prune_channel_groups(
                 model, fraction, round_to=round_to))
             rows.append((f"50% of MACs (fraction {fraction:.3f})" + (

@@ -25,6 +25,7 @@ from tflite_export.inspection import Inspection
 from tflite_export.inspection import ModelFileError
 from tflite_export.inspection import gzip_size
 from tflite_export.inspection import inspect
+from tflite_export.inspection import kernel_weights
 from tflite_export.verification import Verification
 from tflite_export.verification import run_tflite
 from tflite_export.verification import verify
@@ -32,5 +33,5 @@ from tflite_export.verification import verify
 __all__ = ["MODES", "CommandFailed", "ConversionError", "DataError",
            "ExportError", "Inspection", "ModelFileError", "OutputError",
            "TargetError", "Verification", "convert", "gzip_size",
-           "input_specs", "inspect", "run_tflite", "save_atomically",
-           "targets", "verify"]
+           "input_specs", "inspect", "kernel_weights", "run_tflite",
+           "save_atomically", "targets", "verify"]

@@ -161,3 +161,19 @@ def inspect(tflite_bytes: bytes) -> Inspection:
             zero_fraction[name] = float(np.mean(values == 0))
     return Inspection(len(tflite_bytes), gzip_size(tflite_bytes), infos,
                       zero_fraction)
+
+
+def kernel_weights(tflite_bytes: bytes) -> dict:
+    """The stored weights of each CONV_2D, DEPTHWISE_CONV_2D and
+    FULLY_CONNECTED op: `{"OP_index": (op name, array)}`, as the file holds
+    them (int8 in an int8 file), to check what survived conversion: zeros,
+    2:4 groups, the values of a clustered kernel.
+    """
+    interpreter = interpreter_for(tflite_bytes, delegates=False)
+    kernels = {}
+    for op in interpreter._get_ops_details():  # No public equivalent.
+        if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D",
+                             "FULLY_CONNECTED"):
+            kernels[f"{op['op_name']}_{op['index']}"] = (
+                op["op_name"], interpreter.get_tensor(op["inputs"][1]))
+    return kernels

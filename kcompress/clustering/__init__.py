@@ -10,6 +10,11 @@ Typical use::
     clustered.compile(...)
     clustered.fit(x, y)
     final = kc.clustering.strip_clustering(clustered)
+
+Then cluster-preserving QAT (PCQAT, keeping zeros too)::
+
+    qat = kc.quantize_model(final)
+    qat.fit(x, y, callbacks=[kc.clustering.PreserveClusters(16)])
 """
 
 from kcompress.clustering.centroids import CentroidInitialization
@@ -19,11 +24,13 @@ from kcompress.clustering.cluster import clustering_wrappers
 from kcompress.clustering.cluster import strip_clustering
 from kcompress.clustering.cluster_wrapper import ClusterableLayer
 from kcompress.clustering.cluster_wrapper import ClusterWeights
+from kcompress.clustering.preserve import PreserveClusters
 
 __all__ = [
     "CentroidInitialization",
     "ClusterWeights",
     "ClusterableLayer",
+    "PreserveClusters",
     "cluster_scope",
     "cluster_weights",
     "clustering_wrappers",

@@ -28,7 +28,8 @@ def _cost(model, measure):
     return sum(row.macs for row in layer_stats(model))
 
 
-def channel_fraction_for(model, params=None, macs=None, tolerance=1e-3):
+def channel_fraction_for(model, params=None, macs=None, tolerance=1e-3,
+                         round_to=1):
     """The fraction of channels to prune so the shrunk model fits a budget.
 
     Every channel-pruned layer (every dependency group, in a graph with
@@ -44,6 +45,8 @@ def channel_fraction_for(model, params=None, macs=None, tolerance=1e-3):
         params: the parameter budget of the shrunk model.
         macs: the MAC budget of the shrunk model, per sample.
         tolerance: precision of the fraction.
+        round_to: the `round_to` the groups will be pruned with (graphs
+            with merges): the kept counts are rounded up the same way.
 
     Returns:
         A float in [0, 1).
@@ -70,8 +73,8 @@ def channel_fraction_for(model, params=None, macs=None, tolerance=1e-3):
     def cost(fraction):
         if any(w.structure == "groups" for w in wrappers):
             # A graph with merges is pruned by dependency group.
-            return _cost(shrink(prune_channel_groups(model, fraction)),
-                         measure)
+            return _cost(shrink(prune_channel_groups(
+                model, fraction, round_to=round_to)), measure)
         for wrapper in wrappers:
             for mask in wrapper.masks:  # a trial starts from all channels
                 mask.assign(keras.ops.ones(mask.shape, mask.dtype))

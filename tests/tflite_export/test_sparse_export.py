@@ -6,20 +6,17 @@ import numpy as np
 
 import kcompress as kc
 import tflite_export as te
-from tflite_export.inspection import interpreter_for
 
 L = keras.layers
 
 
 def _int8_kernels(tflite):
-    """`{op name: int8 weights}` of each CONV_2D and FULLY_CONNECTED."""
-    interpreter = interpreter_for(tflite, delegates=False)
+    """`{op: int8 weights}` of each CONV_2D and FULLY_CONNECTED."""
     kernels = {}
-    for op in interpreter._get_ops_details():  # No public equivalent.
-        if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED"):
-            weights = interpreter.get_tensor(op["inputs"][1])
+    for key, (op_name, weights) in te.kernel_weights(tflite).items():
+        if op_name in ("CONV_2D", "FULLY_CONNECTED"):
             assert weights.dtype == np.int8
-            kernels[f"{op['op_name']}_{op['index']}"] = weights
+            kernels[key] = weights
     return kernels
 
 
