@@ -105,7 +105,8 @@ def channel_fraction_for(model, params=None, macs=None, tolerance=1e-3,
 
 
 def channel_report(shrunk, print_fn=print):
-    """Prints the channels each layer kept in a `shrink`-ed model.
+    """Prints the channels each layer kept in a `shrink`-ed model, and, for
+    a graph pruned by dependency group, the groups left whole and why.
 
     Returns:
         The report as a string.
@@ -120,5 +121,9 @@ def channel_report(shrunk, print_fn=print):
         ["Layer", "Kept", "Of", "Fraction kept"],
         [(name, now, before, f"{now / before:.1%}")
          for name, (now, before) in kept.items()], style="text")
+    whole = getattr(shrunk, "groups_left_whole", None)
+    if whole:
+        text += "\n\n" + tables.render(
+            ["Group left whole", "Why"], sorted(whole.items()), style="text")
     print_fn(text)
     return text

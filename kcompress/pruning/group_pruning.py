@@ -250,4 +250,6 @@ def shrink_graph(model):
                 layer, [np.array(w) for w in layer.get_weights()],
                 slices(graph, layer.name, removed)))
     new.channels_kept = report
+    new.groups_left_whole = {group.name: group.reason
+                             for group in graph.groups if not group.prunable}
     return new

@@ -38,6 +38,7 @@ def prune_low_magnitude(
         sparsity_m_by_n: Union[tuple[int, int], None] = None,
         structure: Union[str, None] = None,
         round_to: int = 1,
+        protect: Union[tuple, list, None] = None,
         **kwargs) -> Union[keras.layers.Layer, list, keras.Model]:
     """Makes a layer or model prune its weights by magnitude during `fit`.
 
@@ -86,6 +87,9 @@ def prune_low_magnitude(
             topology. `"groups"` can also be asked for on any model.
         round_to: with channel groups, keep a multiple of this many
             channels in each group (XNNPACK's kernels like 4, 8 or 16).
+        protect: on a model, names of layers to leave unwrapped; with
+            channel groups, every group they produce or read stays whole
+            (the stem, say).
         **kwargs: passed to each `PruneLowMagnitude` (a layer argument only).
 
     Returns:
@@ -157,8 +161,18 @@ def prune_low_magnitude(
     elif structure and schedules is None:
         channel_layers = _channel_layers(model)
 
+    protected = set(protect or ())
+    unknown = protected - {layer.name for layer in
+                           _model_utils.iter_layers(model)}
+    if unknown:
+        raise ValueError(
+            f"Received: protect={sorted(unknown)!r}, not layers of model "
+            f"'{model.name}'. Expected names of its layers.")
+
     def clone_function(layer):
         new = _model_utils.clone_layer(layer)
+        if layer.name in protected:
+            return new
         if schedules is not None:
             if layer.name not in schedules or (
                     structure == "groups" and id(layer) not in channel_layers):

@@ -319,3 +319,19 @@ def test_vit_heads_are_pruned_during_fit():
         keras.ops.convert_to_numpy(shrunk(x[:8])),
         keras.ops.convert_to_numpy(kc.pruning.strip_pruning(pruned)(x[:8])),
         atol=1e-4)
+
+
+def test_protected_stem_keeps_its_groups_during_fit_and_report_says_why():
+    keras.utils.set_random_seed(0)
+    model = resnet_style()
+    x, y = _digits(model.input_shape[1:])
+    pruned = _fit_groups(model, x, y, protect=["stem_conv"])
+    shrunk = kc.pruning.shrink(pruned)
+    assert "stem_conv" not in shrunk.channels_kept
+    assert "b1b_conv" not in shrunk.channels_kept  # tied to the stem's add
+    assert shrunk.channels_kept["b1a_conv"] == (4, 8)
+    lines = []
+    text = kc.pruning.channel_report(shrunk, print_fn=lines.append)
+    assert "head" in text and "model output" in text
+    with pytest.raises(ValueError, match=r"protect=\['nope'\]"):
+        kc.prune_low_magnitude(model, structure="channels", protect=["nope"])
