@@ -1,8 +1,10 @@
 """`kcompress.summary`: the per-layer compression table.
 
 Modelled on `larq.models.summary`: for each layer with weights, the parameter
-count, the zeros, the sparsity, and the bytes the weights take at float32 and
-at int8. Pruned layers are counted as they will be exported (masks applied).
+count, the zeros, the sparsity, the distinct values of its kernel (what
+clustering limits), and the bytes the weights take at float32 and at int8.
+Pruned and clustered layers are counted as they will be exported (masks
+applied, weights on their centroids).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class LayerStats:
     float32_bytes: int
     int8_bytes: int
     macs: int = 0
+    unique: int = 0  # distinct values of the largest kernel (clustering)
 
     @property
     def sparsity(self):
@@ -37,10 +40,15 @@ class LayerStats:
 
 
 def _effective_weights(layer):
-    """`(variable, values)` for each weight, pruning masks applied."""
+    """`(variable, values)` for each weight, pruning masks applied and
+    clustered weights on their centroids."""
     if hasattr(layer, "masked_weights"):
         variables = layer.layer.weights
         substitutes = layer.masked_weights()
+    elif hasattr(layer, "clustered_value"):  # clustering.ClusterWeights
+        variables = layer.layer.weights
+        substitutes = [(w, layer.clustered_value(i))
+                       for i, w in enumerate(layer.clustered)]
     else:
         variables, substitutes = layer.weights, ()
     return list(zip(variables,
@@ -79,6 +87,14 @@ def _macs(layer):
     return size * _spatial(shape)
 
 
+def _unique(weights):
+    """Distinct values of the largest multi-dimensional weight, or 0."""
+    kernels = [v for _, v in weights if v.ndim >= 2]
+    if not kernels:
+        return 0
+    return int(len(np.unique(max(kernels, key=lambda v: v.size))))
+
+
 def layer_stats(model):
     """Per-layer statistics of `model` as a list of `LayerStats`.
 
@@ -98,13 +114,15 @@ def layer_stats(model):
             inner = getattr(layer, "layer", layer)
             rows.append(LayerStats(
                 name=prefix + layer.name,
-                type=type(inner).__name__
-                + (" (pruned)" if inner is not layer else ""),
+                type=type(inner).__name__ + (
+                    "" if inner is layer else " (clustered)"
+                    if hasattr(layer, "clustered_value") else " (pruned)"),
                 params=sum(int(v.size) for _, v in weights),
                 zeros=sum(int(np.count_nonzero(v == 0)) for _, v in weights),
                 float32_bytes=sum(int(v.size) * 4 for _, v in weights),
                 int8_bytes=sum(_int8_bytes(w, v) for w, v in weights),
                 macs=_macs(layer),
+                unique=_unique(weights),
             ))
 
     if not isinstance(model, keras.Model):
@@ -116,11 +134,11 @@ def layer_stats(model):
 
 
 def _format_table(rows):
-    header = ("Layer", "Type", "Params", "Zeros", "Sparsity", "MACs",
-              "Float32 B", "Int8 B")
+    header = ("Layer", "Type", "Params", "Zeros", "Sparsity", "Unique",
+              "MACs", "Float32 B", "Int8 B")
     body = [(r.name, r.type, f"{r.params:,}", f"{r.zeros:,}",
-             f"{r.sparsity:.1%}", f"{r.macs:,}", f"{r.float32_bytes:,}",
-             f"{r.int8_bytes:,}")
+             f"{r.sparsity:.1%}", f"{r.unique:,}" if r.unique else "-",
+             f"{r.macs:,}", f"{r.float32_bytes:,}", f"{r.int8_bytes:,}")
             for r in rows]
     params = sum(r.params for r in rows)
     zeros = sum(r.zeros for r in rows)
@@ -129,7 +147,7 @@ def _format_table(rows):
                        sum(r.int8_bytes for r in rows),
                        sum(r.macs for r in rows))
     footer = [(total.name, "", f"{params:,}", f"{zeros:,}",
-               f"{total.sparsity:.1%}", f"{total.macs:,}",
+               f"{total.sparsity:.1%}", "", f"{total.macs:,}",
                f"{total.float32_bytes:,}", f"{total.int8_bytes:,}")]
     ratio = total.float32_bytes / max(total.int8_bytes, 1)
     return (tables.render(header, body, style="text", footer=footer,

@@ -129,3 +129,48 @@ def test_bad_arguments_get_their_error(kwargs, match):
 def test_unsupported_layer_is_refused_by_name():
     with pytest.raises(ValueError, match="'norm' of type BatchNormalization"):
         kc.clustering.cluster_weights(L.BatchNormalization(name="norm"), 8)
+
+
+def test_summary_shows_unique_values_per_kernel():
+    clustered = kc.clustering.cluster_weights(_cnn(), number_of_clusters=6)
+    rows = {row.name: row for row in kc.summary(clustered,
+                                                print_fn=lambda t: None)}
+    assert rows["cluster_hidden"].unique <= 6
+    assert rows["cluster_hidden"].type == "Dense (clustered)"
+    assert rows["cluster_hidden"].params == 8 * 6 * 6 * 16 + 16
+    plain = {row.name: row for row in kc.summary(_cnn(),
+                                                 print_fn=lambda t: None)}
+    assert plain["hidden"].unique > 100
+
+
+def test_interrupted_fit_resumes_with_the_clusters(tmp_path):
+    x, y = _data()
+
+    def run(interrupt):
+        keras.utils.set_random_seed(0)
+        clustered = kc.clustering.cluster_weights(_cnn(), 4)
+        clustered.compile(keras.optimizers.SGD(0.05), keras.losses.
+                          SparseCategoricalCrossentropy(from_logits=True))
+        backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+
+        class Stop(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if interrupt and epoch == 0:
+                    raise RuntimeError("interrupted")
+
+        try:
+            clustered.fit(x, y, batch_size=64, epochs=2, verbose=0,
+                          shuffle=False, callbacks=[backup, Stop()])
+        except RuntimeError:
+            keras.utils.set_random_seed(0)
+            clustered = kc.clustering.cluster_weights(_cnn(), 4)
+            clustered.compile(keras.optimizers.SGD(0.05), keras.losses.
+                              SparseCategoricalCrossentropy(from_logits=True))
+            clustered.fit(x, y, batch_size=64, epochs=2, verbose=0,
+                          shuffle=False, callbacks=[backup])
+        return kc.clustering.strip_clustering(clustered)
+
+    resumed = run(interrupt=True)
+    straight = run(interrupt=False)
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
