@@ -3,8 +3,13 @@
 Both frameworks train the same CNN on the same split with the same settings:
 30 float epochs; PTQ int8 (int8 input and output); 5 QAT epochs; 80%
 PolynomialDecay pruning over 10 epochs; and pruning-preserving QAT (PQAT, 5
-epochs after pruning). Every accuracy is measured on the `.tflite` file with
-`ai_edge_litert`, so the two columns are measured the same way.
+epochs after pruning); weight clustering (16 clusters, k-means++, 3 epochs);
+and sparsity- and cluster-preserving QAT (PCQAT: the pruned model clustered
+with its zeros kept, then 5 QAT epochs that keep both). Every accuracy is
+measured on the `.tflite` file with `ai_edge_litert`, so the two columns are
+measured the same way. "Values" is the most distinct values any kernel of
+the file holds (per output channel for convolutions, whose int8 scales are
+per channel).
 
 Run: `make compare` or `python benchmarks/compare_tfmot.py`.
 """
@@ -28,6 +33,19 @@ PRUNE_EPOCHS = 10
 QAT_EPOCHS = 5
 SPARSITY = 0.8
 BATCH = 32
+CLUSTERS = 16
+CLUSTER_EPOCHS = 3
+
+
+def _values(tflite):
+    from tflite_export import kernel_weights
+
+    most = 0
+    for op_name, kernel in kernel_weights(tflite).values():
+        rows = (kernel.reshape(kernel.shape[0], -1)
+                if op_name == "CONV_2D" else kernel.reshape(1, -1))
+        most = max(most, max(len(np.unique(row)) for row in rows))
+    return most
 
 
 def _row(name, tflite, data, params=None):
@@ -37,7 +55,7 @@ def _row(name, tflite, data, params=None):
     outputs, _ = run_tflite(tflite, [data.x_test])
     accuracy = float(np.mean(outputs.argmax(-1) == data.y_test))
     return {"variant": name, "accuracy": accuracy, "size": len(tflite),
-            "gzip": gzip_size(tflite)}
+            "gzip": gzip_size(tflite), "values": _values(tflite)}
 
 
 def kcompress_rows(data):
@@ -61,6 +79,18 @@ def kcompress_rows(data):
                      te.convert(pruned, "float32"), data))
     pqat = fit(kc.quantize_model(pruned), QAT_EPOCHS)
     rows.append(_row("PQAT 80% int8", te.convert(pqat, "qat"), data))
+    clustered = fit(kc.clustering.cluster_weights(model, CLUSTERS),
+                    CLUSTER_EPOCHS)
+    rows.append(_row(f"clustered {CLUSTERS} float32", te.convert(
+        kc.clustering.strip_clustering(clustered), "float32"), data))
+    sparse_clustered = fit(kc.clustering.cluster_weights(
+        kc.strip_pruning(pruned), CLUSTERS, preserve_sparsity=True),
+        CLUSTER_EPOCHS)
+    pcqat = fit(kc.quantize_model(kc.clustering.strip_clustering(
+        sparse_clustered)), QAT_EPOCHS,
+        [kc.clustering.PreserveClusters(CLUSTERS)])
+    rows.append(_row(f"PCQAT 80% + {CLUSTERS} clusters int8",
+                     te.convert(pcqat, "qat"), data))
     return rows
 
 
@@ -113,6 +143,27 @@ def tfmot_rows(data):
         tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()),
         QAT_EPOCHS)
     rows.append(_row("PQAT 80% int8", convert(pqat, "qat"), data))
+    clustering = tfmot.clustering.keras
+    init = clustering.CentroidInitialization.KMEANS_PLUS_PLUS
+    clustered = compile_fit(clustering.cluster_weights(
+        model, number_of_clusters=CLUSTERS, cluster_centroids_init=init),
+        CLUSTER_EPOCHS)
+    rows.append(_row(f"clustered {CLUSTERS} float32", convert(
+        clustering.strip_clustering(clustered), "float32"), data))
+    from tensorflow_model_optimization.python.core.clustering.keras.\
+        experimental import cluster as experimental_cluster
+
+    sparse_clustered = compile_fit(experimental_cluster.cluster_weights(
+        stripped, number_of_clusters=CLUSTERS, cluster_centroids_init=init,
+        preserve_sparsity=True), CLUSTER_EPOCHS)
+    annotated = tfmot.quantization.keras.quantize_annotate_model(
+        clustering.strip_clustering(sparse_clustered))
+    pcqat = compile_fit(tfmot.quantization.keras.quantize_apply(
+        annotated, tfmot.experimental.combine.
+        Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)),
+        QAT_EPOCHS)
+    rows.append(_row(f"PCQAT 80% + {CLUSTERS} clusters int8",
+                     convert(pcqat, "qat"), data))
     return rows
 
 
@@ -135,10 +186,12 @@ def table(ours, theirs):
         lines.append([mine["variant"], cell(mine, "accuracy", ".4f"),
                       cell(other, "accuracy", ".4f"), cell(mine, "size", ","),
                       cell(other, "size", ","), ratio(mine, "k"),
-                      ratio(other, "t")])
+                      ratio(other, "t"), cell(mine, "values", ","),
+                      cell(other, "values", ",")])
     return render(["variant", "kcompress acc", "TFMOT acc", "kcompress size",
                    "TFMOT size", "kcompress gzip (x float)",
-                   "TFMOT gzip (x float)"], lines)
+                   "TFMOT gzip (x float)", "kcompress values",
+                   "TFMOT values"], lines)
 
 
 def main(argv):
