@@ -4,8 +4,9 @@ A MobileNetV2-style and a ResNet-style network (kcompress_demo/residual.py)
 are trained, then fine-tuned twice for the same epochs: once dense, once
 channel-pruned by dependency group to half of the dense MACs. The shrunk
 model must equal the masked one, score within 1.5 points of the dense
-fine-tune, and make a smaller int8 file; then it goes through QAT and mode
-`qat` export with the file agreeing with Keras.
+fine-tune, and make a smaller int8 file; then the ResNet-style one goes
+through QAT and mode `qat` export with the file agreeing with Keras (the
+MobileNetV2 family's QAT export is covered by tests/test_trained_zoo.py).
 """
 
 import keras
@@ -67,6 +68,8 @@ def test_half_the_macs_by_group_pruning(name, data):
     assert len(shrunk_file) <= FILE_RATIO[name] * len(dense_file), (
         len(shrunk_file), len(dense_file))
 
+    if name != "ResNet-style":
+        return
     qat = kc.quantize_model(shrunk, calibration_data=representative)
     reference.compile_reference(qat, learning_rate=1e-4)
     qat.fit(data.x_train, data.y_train, batch_size=32, epochs=1, verbose=0)
