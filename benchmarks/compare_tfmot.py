@@ -35,6 +35,7 @@ SPARSITY = 0.8
 BATCH = 32
 CLUSTERS = 16
 CLUSTER_EPOCHS = 3
+FAILURES = []
 
 
 def _values(tflite):
@@ -143,27 +144,35 @@ def tfmot_rows(data):
         tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()),
         QAT_EPOCHS)
     rows.append(_row("PQAT 80% int8", convert(pqat, "qat"), data))
-    clustering = tfmot.clustering.keras
-    init = clustering.CentroidInitialization.KMEANS_PLUS_PLUS
-    clustered = compile_fit(clustering.cluster_weights(
-        model, number_of_clusters=CLUSTERS, cluster_centroids_init=init),
-        CLUSTER_EPOCHS)
-    rows.append(_row(f"clustered {CLUSTERS} float32", convert(
-        clustering.strip_clustering(clustered), "float32"), data))
-    from tensorflow_model_optimization.python.core.clustering.keras.\
-        experimental import cluster as experimental_cluster
+    try:
+        clustering = tfmot.clustering.keras
+        init = clustering.CentroidInitialization.KMEANS_PLUS_PLUS
+        clustered = compile_fit(clustering.cluster_weights(
+            model, number_of_clusters=CLUSTERS, cluster_centroids_init=init),
+            CLUSTER_EPOCHS)
+        rows.append(_row(f"clustered {CLUSTERS} float32", convert(
+            clustering.strip_clustering(clustered), "float32"), data))
+        from tensorflow_model_optimization.python.core.clustering.keras.\
+            experimental import cluster as experimental_cluster
 
-    sparse_clustered = compile_fit(experimental_cluster.cluster_weights(
-        stripped, number_of_clusters=CLUSTERS, cluster_centroids_init=init,
-        preserve_sparsity=True), CLUSTER_EPOCHS)
-    annotated = tfmot.quantization.keras.quantize_annotate_model(
-        clustering.strip_clustering(sparse_clustered))
-    pcqat = compile_fit(tfmot.quantization.keras.quantize_apply(
-        annotated, tfmot.experimental.combine.
-        Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)),
-        QAT_EPOCHS)
-    rows.append(_row(f"PCQAT 80% + {CLUSTERS} clusters int8",
-                     convert(pcqat, "qat"), data))
+        sparse_clustered = compile_fit(experimental_cluster.cluster_weights(
+            stripped, number_of_clusters=CLUSTERS, cluster_centroids_init=init,
+            preserve_sparsity=True), CLUSTER_EPOCHS)
+        annotated = tfmot.quantization.keras.quantize_annotate_model(
+            clustering.strip_clustering(sparse_clustered))
+        pcqat = compile_fit(tfmot.quantization.keras.quantize_apply(
+            annotated, tfmot.experimental.combine.
+            Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)),
+            QAT_EPOCHS)
+        rows.append(_row(f"PCQAT 80% + {CLUSTERS} clusters int8",
+                         convert(pcqat, "qat"), data))
+    except Exception as error:  # noqa: BLE001 (reported in the table)
+        # TFMOT 0.8.1's ClusterWeights.build looks its kernel up in
+        # layer.weights by identity, which tf_keras 2.21 does not give back.
+        FAILURES.append(f"TFMOT clustering fails: {type(error).__name__} "
+                        "in ClusterWeights.build (tensorflow-model-"
+                        "optimization 0.8.1, tf_keras 2.21)")
+        rows.extend([None] * (2 - (len(rows) - 5)))
     return rows
 
 
@@ -212,6 +221,8 @@ def main(argv):
           "measured on the .tflite file.")
     print("Command: python benchmarks/compare_tfmot.py\n")
     print(table(ours, theirs))
+    for failure in FAILURES:
+        print(f"\n{failure}.")
 
 
 if __name__ == "__main__":
