@@ -9,6 +9,11 @@ so nothing here parses or writes flatbuffer bytes by hand.
   as `'model_1/block_16_depthwise_relu_1/Relu6;...'`), subgraph names and the
   model description. The signature keeps its input and output names, so the
   interpreter's signature runner and `verify` work as before.
+  The file is written once more with each distinct quantization vector
+  (scales, zero points) stored once: a per-channel kernel and its bias carry
+  the same all-zero int64 zero points, one 8-byte entry per channel, and
+  layers of equal width repeat them again. Flatbuffer tables may point at
+  the same vector; the runtime only reads them.
 - `size_breakdown` splits the file into weight buffers, quantization
   parameters, strings and the graph itself, and counts shared buffers.
 """
@@ -31,12 +36,44 @@ def _read(tflite_bytes):
     return _utils().read_model_from_bytearray(bytearray(tflite_bytes))
 
 
+def _sharing_builder():
+    """A flatbuffers Builder that writes each distinct int64 or float32
+    numpy vector once (the quantization parameters' zero points and scales)
+    and points every later copy at it."""
+    import flatbuffers
+    import numpy as np
+
+    class SharingBuilder(flatbuffers.Builder):
+        def __init__(self, size):
+            super().__init__(size)
+            self._shared = {}
+
+        def CreateNumpyVector(self, x):  # noqa: N802 (the library's name)
+            if x.dtype not in (np.int64, np.float32):
+                return super().CreateNumpyVector(x)
+            key = (x.dtype.str, x.shape, x.tobytes())
+            if key not in self._shared:
+                self._shared[key] = super().CreateNumpyVector(x)
+            return self._shared[key]
+
+    return SharingBuilder(1024)
+
+
+def _write(model):
+    builder = _sharing_builder()
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def strip_names(tflite_bytes: bytes) -> bytes:
     """The file without tensor names, subgraph names and description.
 
     TensorFlow's `flatbuffer_utils.strip_strings` also drops the signature,
     which the signature runner needs; it is put back (its names are a few
     bytes, and refer to tensors by index).
+
+    Identical quantization vectors are stored once (see the module
+    docstring).
 
     Returns:
         The smaller flatbuffer. The ops, weights and quantization are
@@ -46,7 +83,7 @@ def strip_names(tflite_bytes: bytes) -> bytes:
     signatures = model.signatureDefs
     _utils().strip_strings(model)
     model.signatureDefs = signatures
-    return bytes(_utils().convert_object_to_bytearray(model))
+    return _write(model)
 
 
 def _string_size(value):
@@ -78,21 +115,52 @@ class SizeBreakdown:
         return dataclasses.asdict(self)
 
 
+# Vtable offsets of QuantizationParameters' vectors, with their item sizes:
+# min, max, scale (float32) and zero_point (int64).
+_QUANTIZATION_VECTORS = ((4, 4), (6, 4), (8, 4), (10, 8))
+
+
+def _quantization_size(tflite_bytes):
+    """Bytes of the quantization vectors, each stored vector counted once
+    (tables may share one; read through the schema's accessors, which see
+    where each vector lies)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    root = schema.Model.GetRootAs(bytearray(tflite_bytes), 0)
+    seen, size = set(), 0
+    for s in range(root.SubgraphsLength()):
+        subgraph = root.Subgraphs(s)
+        for t in range(subgraph.TensorsLength()):
+            params = subgraph.Tensors(t).Quantization()
+            if params is None:
+                continue
+            for slot, item in _QUANTIZATION_VECTORS:
+                if not params._tab.Offset(slot):  # noqa: SLF001 (accessor)
+                    continue
+                start = params._tab.Vector(params._tab.Offset(slot))
+                if start not in seen:
+                    seen.add(start)
+                    size += _LENGTH + item * params._tab.VectorLen(
+                        params._tab.Offset(slot))
+    return size
+
+
 def size_breakdown(tflite_bytes: bytes) -> SizeBreakdown:
     """Where the bytes of `tflite_bytes` go.
 
     Weights are the data of the constant buffers; quantization parameters
     are each tensor's float32 scales and min/max and int64 zero points (a
-    per-channel tensor has one of each per channel); strings are every name
-    and description. The graph is what remains.
+    per-channel tensor has one of each per channel; a vector several tensors
+    share counts once); strings are every name and description. The graph is
+    what remains.
     """
     model = _read(tflite_bytes)
     weights = sum(
         _vector_size(buffer.data, 1) if buffer.data is not None
         else int(getattr(buffer, "size", 0) or 0)
         for buffer in model.buffers or [])
-    quantization = strings = 0
-    strings += _string_size(model.description)
+    quantization = _quantization_size(tflite_bytes)
+    strings = _string_size(model.description)
     users = {}  # constant buffer -> how many tensors read it
     for subgraph in model.subgraphs or []:
         strings += _string_size(subgraph.name)
@@ -101,13 +169,6 @@ def size_breakdown(tflite_bytes: bytes) -> SizeBreakdown:
             data = model.buffers[tensor.buffer].data
             if data is not None and len(data):
                 users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
-            params = tensor.quantization
-            if params is None:
-                continue
-            quantization += (_vector_size(params.scale, 4)
-                             + _vector_size(params.min, 4)
-                             + _vector_size(params.max, 4)
-                             + _vector_size(params.zeroPoint, 8))
     for signature in model.signatureDefs or []:
         strings += _string_size(signature.signatureKey)
         for item in (signature.inputs or []) + (signature.outputs or []):
