@@ -42,15 +42,24 @@ def _density(values, count, rng):
 
 
 def _kmeans_plus_plus(values, count, rng):
+    """Greedy k-means++ (as TensorFlow's and scikit-learn's): each new
+    centroid is the best of `2 + log(count)` candidates drawn in proportion
+    to the squared distance to the nearest centroid so far."""
+    tries = 2 + int(np.log(count))
     centroids = [values[rng.integers(len(values))]]
+    distance = (values - centroids[0]) ** 2
     for _ in range(count - 1):
-        distance = np.min(np.abs(values[:, None] - np.array(centroids)[None]),
-                          axis=1) ** 2
         total = distance.sum()
         if total == 0:  # fewer distinct values than clusters
             centroids.append(centroids[-1])
             continue
-        centroids.append(values[rng.choice(len(values), p=distance / total)])
+        candidates = values[rng.choice(len(values), size=tries,
+                                       p=distance / total)]
+        options = np.minimum(distance[None],
+                             (values[None] - candidates[:, None]) ** 2)
+        best = int(np.argmin(options.sum(axis=1)))
+        centroids.append(candidates[best])
+        distance = options[best]
     return np.array(centroids)
 
 
