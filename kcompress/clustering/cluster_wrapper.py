@@ -163,7 +163,9 @@ class ClusterWeights(keras.layers.Wrapper):
         if self.preserve_sparsity:  # the first centroid stays at 0
             keep = np.ones(centroids.shape, "float32")
             keep[:, 0] = 0.0
-            centroids = centroids * keep
+            # ops.multiply, not `*`: a PyTorch parameter times a numpy
+            # array goes through numpy, which refuses a tensor with grad.
+            centroids = ops.multiply(centroids, ops.convert_to_tensor(keep))
         return centroids
 
     def _columns(self, i, value):
