@@ -47,7 +47,7 @@ def clusterable_weights(layer):
         "implementing kcompress.clustering.ClusterableLayer.")
 
 
-def _check_count(number_of_clusters):
+def check_count(number_of_clusters):
     if isinstance(number_of_clusters, bool) or not isinstance(
             number_of_clusters, int) or number_of_clusters < 2:
         raise ValueError(
@@ -98,7 +98,7 @@ class ClusterWeights(keras.layers.Wrapper):
             clusterable_weights(layer)  # raises the named error
         kwargs.setdefault("name", f"cluster_{layer.name}")
         super().__init__(layer, **kwargs)
-        self.number_of_clusters = _check_count(number_of_clusters)
+        self.number_of_clusters = check_count(number_of_clusters)
         self.cluster_centroids_init = centroids_lib.check_init(
             cluster_centroids_init)
         self.preserve_sparsity = bool(preserve_sparsity)

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from kcompress import _model_utils
+from kcompress.clustering.cluster_wrapper import check_count
 
 __all__ = ["PreserveClusters"]
 
@@ -68,12 +69,7 @@ class PreserveClusters(keras.callbacks.Callback):
 
     def __init__(self, number_of_clusters, preserve_sparsity=True):
         super().__init__()
-        if isinstance(number_of_clusters, bool) or not isinstance(
-                number_of_clusters, int) or number_of_clusters < 2:
-            raise ValueError(
-                f"Received: number_of_clusters={number_of_clusters!r}. "
-                "Expected an integer >= 2.")
-        self.number_of_clusters = number_of_clusters
+        self.number_of_clusters = check_count(number_of_clusters)
         self.preserve_sparsity = bool(preserve_sparsity)
 
     def on_train_begin(self, logs=None):

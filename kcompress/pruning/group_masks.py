@@ -67,12 +67,20 @@ class GroupMasker:
     def due(self, step):
         """`[(group, sparsity)]` of the groups whose schedule updates at the
         1-based batch `step`."""
-        updates = []
+        updates, answers = [], {}
         for group in self.groups:
-            should, sparsity = self._wrapper(group).pruning_schedule(step)
-            if bool(keras.ops.convert_to_numpy(should)):
-                updates.append((group, float(
-                    keras.ops.convert_to_numpy(sparsity))))
+            schedule = self._wrapper(group).pruning_schedule
+            # Every wrapper holds its own copy of the schedule, usually the
+            # same one: ask each distinct schedule once per batch.
+            key = repr(schedule.get_config()) if hasattr(
+                schedule, "get_config") else id(schedule)
+            if key not in answers:
+                should, sparsity = schedule(step)
+                answers[key] = (bool(keras.ops.convert_to_numpy(should)),
+                                float(keras.ops.convert_to_numpy(sparsity)))
+            should, sparsity = answers[key]
+            if should:
+                updates.append((group, sparsity))
         return updates
 
     def _removed_now(self):
