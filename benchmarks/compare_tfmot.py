@@ -27,6 +27,11 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 _SKIP_TFMOT = flags.DEFINE_bool("skip_tfmot", False, "kcompress rows only.")
+_SEED = flags.DEFINE_integer(
+    "seed", 0, "Seeds both frameworks' initial weights and training.")
+_SAVE_DIR = flags.DEFINE_string(
+    "save_dir", None, "Also write every .tflite file here, named "
+    "<framework>_<variant>.tflite.")
 
 EPOCHS = 30
 PRUNE_EPOCHS = 10
@@ -35,6 +40,8 @@ SPARSITY = 0.8
 BATCH = 32
 CLUSTERS = 16
 CLUSTER_EPOCHS = 3
+# Clustering fine-tunes at a lower rate, as TFMOT's clustering guide does.
+CLUSTER_LEARNING_RATE = 1e-4
 FAILURES = []
 
 
@@ -49,9 +56,15 @@ def _values(tflite):
     return most
 
 
-def _row(name, tflite, data, params=None):
+def _row(name, tflite, data, framework):
     from tflite_export import gzip_size
     from tflite_export.verification import run_tflite
+
+    if _SAVE_DIR.value:
+        os.makedirs(_SAVE_DIR.value, exist_ok=True)
+        stem = f"{framework}_{name}".replace(" ", "_").replace("%", "")
+        with open(os.path.join(_SAVE_DIR.value, f"{stem}.tflite"), "wb") as f:
+            f.write(tflite)
 
     outputs, _ = run_tflite(tflite, [data.x_test])
     accuracy = float(np.mean(outputs.argmax(-1) == data.y_test))
@@ -64,34 +77,38 @@ def kcompress_rows(data):
     import tflite_export as te
     from kcompress_demo import reference
 
-    def fit(model, epochs, callbacks=()):
-        return reference.fit(model, data, epochs, callbacks)
+    framework = "kcompress"
 
-    model = fit(reference.reference_cnn(seed=0), EPOCHS)
-    rows = [_row("float32", te.convert(model, "float32"), data)]
+    def fit(model, epochs, callbacks=(), learning_rate=None):
+        if learning_rate is not None:
+            reference.compile_reference(model, learning_rate)
+        return reference.fit(model, data, epochs, callbacks,
+                             compiled=learning_rate is not None)
+
+    model = fit(reference.reference_cnn(seed=_SEED.value), EPOCHS)
+    rows = [_row("float32", te.convert(model, "float32"), data, framework)]
     rows.append(_row("PTQ int8", te.convert(
-        model, "int8", representative_data=data.x_train), data))
+        model, "int8", representative_data=data.x_train), data, framework))
     qat = fit(kc.quantize_model(model), QAT_EPOCHS)
-    rows.append(_row("QAT int8", te.convert(qat, "qat"), data))
+    rows.append(_row("QAT int8", te.convert(qat, "qat"), data, framework))
     schedule = reference.pruning_schedule(data, SPARSITY, PRUNE_EPOCHS)
     pruned = fit(kc.prune_low_magnitude(model, schedule), PRUNE_EPOCHS,
                  [kc.pruning.UpdatePruningStep()])
     rows.append(_row("pruned 80% float32",
-                     te.convert(pruned, "float32"), data))
+                     te.convert(pruned, "float32"), data, framework))
     pqat = fit(kc.quantize_model(pruned), QAT_EPOCHS)
-    rows.append(_row("PQAT 80% int8", te.convert(pqat, "qat"), data))
+    rows.append(_row("PQAT 80% int8", te.convert(pqat, "qat"), data, framework))
     clustered = fit(kc.clustering.cluster_weights(model, CLUSTERS),
-                    CLUSTER_EPOCHS)
+                    CLUSTER_EPOCHS, learning_rate=CLUSTER_LEARNING_RATE)
     rows.append(_row(f"clustered {CLUSTERS} float32", te.convert(
-        kc.clustering.strip_clustering(clustered), "float32"), data))
+        kc.clustering.strip_clustering(clustered), "float32"), data, framework))
     sparse_clustered = fit(kc.clustering.cluster_weights(
         kc.strip_pruning(pruned), CLUSTERS, preserve_sparsity=True),
-        CLUSTER_EPOCHS)
+        CLUSTER_EPOCHS, learning_rate=CLUSTER_LEARNING_RATE)
     pcqat = fit(kc.quantize_model(kc.clustering.strip_clustering(
-        sparse_clustered)), QAT_EPOCHS,
-        [kc.clustering.PreserveClusters(CLUSTERS)])
+        sparse_clustered), preserve_clusters=True), QAT_EPOCHS)
     rows.append(_row(f"PCQAT 80% + {CLUSTERS} clusters int8",
-                     te.convert(pcqat, "qat"), data))
+                     te.convert(pcqat, "qat"), data, framework))
     return rows
 
 
@@ -100,8 +117,10 @@ def tfmot_rows(data):
     import tensorflow_model_optimization as tfmot
     import tf_keras_reference as ref
 
-    def compile_fit(model, epochs, callbacks=()):
-        ref.compile_reference(model)
+    framework = "tfmot"
+
+    def compile_fit(model, epochs, callbacks=(), learning_rate=1e-3):
+        ref.compile_reference(model, learning_rate)
         model.fit(data.x_train, data.y_train, batch_size=BATCH,
                   epochs=epochs, verbose=0, callbacks=list(callbacks))
         return model
@@ -122,42 +141,54 @@ def tfmot_rows(data):
             converter.inference_output_type = tf.int8
         return converter.convert()
 
-    model = compile_fit(ref.build_cnn(seed=0), EPOCHS)
-    rows = [_row("float32", convert(model, "float32"), data)]
-    rows.append(_row("PTQ int8", convert(model, "ptq"), data))
-    qat = compile_fit(tfmot.quantization.keras.quantize_model(model),
+    def fresh(source=None):
+        # TFMOT's wrappers wrap the model's own layers, so prune_low_magnitude
+        # prunes the caller's model in place (and a later cluster_weights
+        # clustered the pruned weights). Give every technique its own copy,
+        # as kcompress's rows get.
+        source = model if source is None else source
+        copy = tf.keras.models.clone_model(source)
+        copy.set_weights(source.get_weights())
+        return copy
+
+    model = compile_fit(ref.build_cnn(seed=_SEED.value), EPOCHS)
+    rows = [_row("float32", convert(model, "float32"), data, framework)]
+    rows.append(_row("PTQ int8", convert(model, "ptq"), data, framework))
+    qat = compile_fit(tfmot.quantization.keras.quantize_model(fresh()),
                       QAT_EPOCHS)
-    rows.append(_row("QAT int8", convert(qat, "qat"), data))
+    rows.append(_row("QAT int8", convert(qat, "qat"), data, framework))
     steps = -(-len(data.x_train) // BATCH)
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         0.0, SPARSITY, begin_step=0, end_step=int(steps * PRUNE_EPOCHS * .7),
         frequency=10)
     pruned = compile_fit(
-        tfmot.sparsity.keras.prune_low_magnitude(model, schedule),
+        tfmot.sparsity.keras.prune_low_magnitude(fresh(), schedule),
         PRUNE_EPOCHS, [tfmot.sparsity.keras.UpdatePruningStep()])
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     rows.append(_row("pruned 80% float32", convert(stripped, "float32"),
-                     data))
+                     data, framework))
     annotated = tfmot.quantization.keras.quantize_annotate_model(stripped)
     pqat = compile_fit(tfmot.quantization.keras.quantize_apply(
         annotated,
         tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()),
         QAT_EPOCHS)
-    rows.append(_row("PQAT 80% int8", convert(pqat, "qat"), data))
+    rows.append(_row("PQAT 80% int8", convert(pqat, "qat"), data, framework))
     try:
         clustering = tfmot.clustering.keras
         init = clustering.CentroidInitialization.KMEANS_PLUS_PLUS
         clustered = compile_fit(clustering.cluster_weights(
-            model, number_of_clusters=CLUSTERS, cluster_centroids_init=init),
-            CLUSTER_EPOCHS)
+            fresh(), number_of_clusters=CLUSTERS, cluster_centroids_init=init),
+            CLUSTER_EPOCHS, learning_rate=CLUSTER_LEARNING_RATE)
         rows.append(_row(f"clustered {CLUSTERS} float32", convert(
-            clustering.strip_clustering(clustered), "float32"), data))
+            clustering.strip_clustering(clustered), "float32"), data,
+            framework))
         from tensorflow_model_optimization.python.core.clustering.keras.\
             experimental import cluster as experimental_cluster
 
         sparse_clustered = compile_fit(experimental_cluster.cluster_weights(
-            stripped, number_of_clusters=CLUSTERS, cluster_centroids_init=init,
-            preserve_sparsity=True), CLUSTER_EPOCHS)
+            fresh(stripped), number_of_clusters=CLUSTERS,
+            cluster_centroids_init=init, preserve_sparsity=True),
+            CLUSTER_EPOCHS, learning_rate=CLUSTER_LEARNING_RATE)
         annotated = tfmot.quantization.keras.quantize_annotate_model(
             clustering.strip_clustering(sparse_clustered))
         pcqat = compile_fit(tfmot.quantization.keras.quantize_apply(
@@ -165,7 +196,7 @@ def tfmot_rows(data):
             Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)),
             QAT_EPOCHS)
         rows.append(_row(f"PCQAT 80% + {CLUSTERS} clusters int8",
-                         convert(pcqat, "qat"), data))
+                         convert(pcqat, "qat"), data, framework))
     except Exception as error:  # noqa: BLE001 (reported in the table)
         # TFMOT 0.8.1's ClusterWeights.build looks its kernel up in
         # layer.weights by identity, which tf_keras 2.21 does not give back.
@@ -219,7 +250,8 @@ def main(argv):
     theirs = None if _SKIP_TFMOT.value else tfmot_rows(data)
     print("\nReference digits CNN, test split (n=360); every accuracy is "
           "measured on the .tflite file.")
-    print("Command: python benchmarks/compare_tfmot.py\n")
+    print("Command: python benchmarks/compare_tfmot.py"
+          + (f" --seed={_SEED.value}" if _SEED.value else "") + "\n")
     print(table(ours, theirs))
     for failure in FAILURES:
         print(f"\n{failure}.")

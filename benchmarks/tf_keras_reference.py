@@ -23,10 +23,11 @@ def build_cnn(seed=0):
     ])
 
 
-def compile_reference(model):
-    """Adam 1e-3, sparse categorical cross-entropy on logits, accuracy."""
+def compile_reference(model, learning_rate=1e-3):
+    """Adam (1e-3 unless given), sparse categorical cross-entropy on logits,
+    accuracy."""
     model.compile(
-        tf.keras.optimizers.Adam(1e-3),
+        tf.keras.optimizers.Adam(learning_rate),
         tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"])
     return model

@@ -82,6 +82,7 @@ def test_wrapper_keras_file_round_trip(kwargs, tmp_path):
     quantization.FreezeQuantizationRanges(10),
     quantization.FreezeBatchNormStatistics(3),
     pruning.UpdatePruningStep(),
+    quantization.Default8BitClusterPreserveQuantizeScheme(False),
 ])
 def test_registered_objects_round_trip_config(obj):
     name = keras.saving.get_registered_name(type(obj))

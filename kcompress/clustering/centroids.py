@@ -101,3 +101,29 @@ def initial_centroids(values, count, init, seed=0):
         return np.zeros(count)
     rng = np.random.default_rng(seed)
     return np.sort(_METHODS[check_init(init)](values, count, rng))
+
+
+def sparse_centroids(values, count, init, seed=0):
+    """`count + 1` sorted centroids for a pruned kernel, one of them 0.
+
+    As TFMOT's sparsity-preserving clustering does: the zero centroid splits
+    the non-zero weights into negative and positive ones, the `count`
+    others are shared between the two sides in proportion to their sizes,
+    and each side is initialized on its own.
+
+    Example:
+
+    >>> sparse_centroids(np.array([-2.0, 0.0, 1.0, 3.0]), 3, "LINEAR")
+    array([-2.,  0.,  1.,  3.])
+    """
+    values = np.asarray(values, "float64").reshape(-1)
+    negative, positive = values[values < 0], values[values > 0]
+    total = negative.size + positive.size
+    on_negative = int(round(count * negative.size / total)) if total else 0
+    if negative.size and positive.size:
+        on_negative = min(max(on_negative, 1), count - 1)
+    return np.sort(np.concatenate([
+        initial_centroids(negative, on_negative, init, seed),
+        [0.0],
+        initial_centroids(positive, count - on_negative, init, seed + 1)]))
+

@@ -143,13 +143,17 @@ class ClusterWeights(keras.layers.Wrapper):
             count = self.number_of_clusters - int(self.preserve_sparsity)
             rows = []
             for c in range(channels):
-                column = columns[:, c]
-                if self.preserve_sparsity:
-                    column = column[column != 0]
-                centroids = centroids_lib.initial_centroids(
-                    column, count, self.cluster_centroids_init, seed=c)
-                if self.preserve_sparsity:
-                    centroids = np.concatenate([[0.0], centroids])
+                if self.preserve_sparsity:  # the zero centroid first
+                    centroids = centroids_lib.sparse_centroids(
+                        columns[:, c], count, self.cluster_centroids_init,
+                        seed=c)
+                    zero = int(np.argmin(np.abs(centroids)))
+                    centroids = np.concatenate(
+                        [[0.0], np.delete(centroids, zero)])
+                else:
+                    centroids = centroids_lib.initial_centroids(
+                        columns[:, c], count, self.cluster_centroids_init,
+                        seed=c)
                 rows.append(centroids)
             self.centroids[i].assign(np.array(rows, "float32"))
             if self.sparsity_masks[i] is not None:

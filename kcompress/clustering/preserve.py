@@ -19,6 +19,7 @@ import numpy as np
 
 from kcompress import _model_utils
 from kcompress.clustering.cluster_wrapper import check_count
+from kcompress.quantization import shared_values
 
 __all__ = ["PreserveClusters"]
 
@@ -34,23 +35,6 @@ def _kernels(model):
                 seen.add(id(variable))
                 kernels.append(variable)
     return kernels
-
-
-def _clusters(values, count):
-    """`(ids, per_channel)` of a kernel holding at most `count` distinct
-    values (per tensor, else per last-axis channel), or None."""
-    flat = values.reshape(-1)
-    if len(np.unique(flat)) <= count:
-        return np.unique(flat, return_inverse=True)[1].reshape(
-            values.shape), False
-    columns = values.reshape(-1, values.shape[-1])
-    ids = np.empty(columns.shape, "int64")
-    for c in range(columns.shape[1]):
-        unique, inverse = np.unique(columns[:, c], return_inverse=True)
-        if len(unique) > count:
-            return None
-        ids[:, c] = inverse + c * count
-    return ids.reshape(values.shape), True
 
 
 @keras.saving.register_keras_serializable(package="kcompress")
@@ -76,10 +60,10 @@ class PreserveClusters(keras.callbacks.Callback):
         self._tracked = []
         for variable in _kernels(self.model):
             values = keras.ops.convert_to_numpy(variable)
-            found = _clusters(values, self.number_of_clusters)
-            if found is None:
+            ids = shared_values.cluster_ids(values, self.number_of_clusters)
+            if ids is None:
                 continue
-            ids = found[0].reshape(-1)
+            ids = ids.reshape(-1)
             zero = np.zeros(ids.max() + 1, bool)
             if self.preserve_sparsity:
                 zero[ids[values.reshape(-1) == 0]] = True

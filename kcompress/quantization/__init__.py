@@ -30,14 +30,26 @@ from kcompress.quantization.quantize_config import QuantizeConfig
 from kcompress.quantization.quantize_wrapper import QuantizedConstant
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 from kcompress.quantization.quantize_wrapper import QuantizeWrapper
+from kcompress.quantization.schemes import (
+    Default8BitClusterPreserveQuantizeScheme,
+)
+from kcompress.quantization.schemes import (
+    Default8BitPrunePreserveQuantizeScheme,
+)
+from kcompress.quantization.schemes import Default8BitQuantizeScheme
+from kcompress.quantization.schemes import QuantizeScheme
 
 __all__ = [
+    "Default8BitClusterPreserveQuantizeScheme",
+    "Default8BitPrunePreserveQuantizeScheme",
+    "Default8BitQuantizeScheme",
     "FreezeBatchNormStatistics",
     "FreezeQuantizationRanges",
     "QuantizeAnnotate",
     "QuantizeConfig",
     "QuantizeConvBatchNorm",
     "QuantizeLayer",
+    "QuantizeScheme",
     "QuantizedConstant",
     "QuantizeWrapper",
     "calibrate",

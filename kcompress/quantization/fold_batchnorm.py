@@ -21,6 +21,7 @@ from kcompress import _model_utils
 from kcompress._substitute import call_with_values
 from kcompress.quantization import input_grid
 from kcompress.quantization import quantizers
+from kcompress.quantization import shared_values
 from kcompress.quantization.activation_range import ActivationRange
 
 __all__ = ["QuantizeConvBatchNorm", "can_fold"]
@@ -69,11 +70,16 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
             ReLU6 that TFLite fuses into the convolution follows.
         kernel_sparse: whether the kernel holds zeros to keep (found from the
             built conv when None).
+        preserve_clusters: keep a clustered kernel on its shared values
+            (cluster-preserving QAT).
+        kernel_clustered: whether the kernel is kept clustered (found from
+            the built conv when None).
         **kwargs: passed to `keras.layers.Layer`.
     """
 
     def __init__(self, conv, batchnorm, preserve_sparsity=True, num_bits=8,
-                 output_quantized=True, kernel_sparse=None, **kwargs):
+                 output_quantized=True, kernel_sparse=None,
+                 preserve_clusters=False, kernel_clustered=None, **kwargs):
         kwargs.setdefault("name", f"quant_{conv.name}_{batchnorm.name}")
         super().__init__(**kwargs)
         if not conv.use_bias:
@@ -95,6 +101,13 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
                 self.preserve_sparsity and conv.built
                 and _model_utils.has_zeros(conv.kernel))
         self.kernel_sparse = bool(kernel_sparse)
+        self.preserve_clusters = bool(preserve_clusters)
+        if kernel_clustered is None:
+            kernel_clustered = bool(
+                self.preserve_clusters and conv.built
+                and shared_values.cluster_ids(
+                    ops.convert_to_numpy(conv.kernel)) is not None)
+        self.kernel_clustered = bool(kernel_clustered)
 
     def build(self, input_shape):
         if not self.conv.built:
@@ -114,6 +127,8 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
                 aggregation="only_first_replica")
             self.kernel_nonzero.assign(
                 ops.cast(ops.not_equal(kernel, 0), kernel.dtype))
+        self.kernel_cluster = (shared_values.ids_variable(self, kernel)
+                               if self.kernel_clustered else None)
         self.batchnorm_frozen = self.add_weight(
             name="batchnorm_frozen", shape=(), initializer="zeros",
             trainable=False, aggregation="only_first_replica")
@@ -150,6 +165,8 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
 
     def _kernel(self):
         kernel = ops.convert_to_tensor(self.conv.kernel)
+        if self.kernel_cluster is not None:
+            kernel = shared_values.project(kernel, self.kernel_cluster)
         if self.kernel_nonzero is None:
             return kernel
         return ops.multiply(kernel, self.kernel_nonzero)
@@ -210,6 +227,8 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
             "num_bits": self.num_bits,
             "output_quantized": self.output_quantized,
             "kernel_sparse": self.kernel_sparse,
+            "preserve_clusters": self.preserve_clusters,
+            "kernel_clustered": self.kernel_clustered,
         }
 
     @classmethod
@@ -218,9 +237,11 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
                                                custom_objects))
 
 
-def fold_pair(conv, batchnorm, preserve_sparsity=True, output_quantized=True):
+def fold_pair(conv, batchnorm, preserve_sparsity=True, output_quantized=True,
+              preserve_clusters=False):
     """A `QuantizeConvBatchNorm` from copies of a trained conv and BatchNorm."""
     return QuantizeConvBatchNorm(
         _model_utils.clone_layer(conv), _model_utils.clone_layer(batchnorm),
         preserve_sparsity=preserve_sparsity,
-        output_quantized=output_quantized)
+        output_quantized=output_quantized,
+        preserve_clusters=preserve_clusters)

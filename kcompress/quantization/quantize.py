@@ -31,6 +31,7 @@ from kcompress.quantization.quantize_wrapper import QuantizeLayer
 from kcompress.quantization.quantize_wrapper import QuantizeWrapper
 from kcompress.quantization.rewrite import as_functional
 from kcompress.quantization.rewrite import rewrite
+from kcompress.quantization.schemes import QuantizeScheme
 
 __all__ = ["quantize_model", "quantize_annotate_layer",
            "quantize_annotate_model", "quantize_apply", "strip_quantization",
@@ -112,7 +113,8 @@ def quantize_annotate_model(model):
 
 
 def quantize_apply(model: keras.Model, preserve_sparsity: bool = True,
-                   calibration_data=None) -> keras.Model:
+                   calibration_data=None, *, preserve_clusters: bool = False,
+                   scheme: QuantizeScheme | None = None) -> keras.Model:
     """Quantizes the layers of `model` marked by the annotate functions.
 
     Args:
@@ -121,16 +123,36 @@ def quantize_apply(model: keras.Model, preserve_sparsity: bool = True,
         preserve_sparsity: keep exactly-zero weights at zero through QAT.
         calibration_data: optional array of inputs; if given, activation
             ranges are set from it (see `calibrate`).
+        preserve_clusters: keep the kernels of a stripped clustered model on
+            their shared values (cluster-preserving QAT, CQAT; with
+            `preserve_sparsity`, PCQAT).
+        scheme: a `kcompress.quantization.schemes` object, TFMOT's way of
+            saying the same: when given, it sets `preserve_sparsity` and
+            `preserve_clusters`.
 
     Returns:
         The QAT model, ready to compile and `fit`.
     """
-    return _quantize(model, True, preserve_sparsity, calibration_data,
-                     "quantize_apply")
+    return _quantize(model, True, _preserve(preserve_sparsity,
+                                            preserve_clusters, scheme),
+                     calibration_data, "quantize_apply")
+
+
+def _preserve(preserve_sparsity, preserve_clusters, scheme):
+    if scheme is None:
+        return QuantizeScheme(bool(preserve_sparsity),
+                              bool(preserve_clusters)).options()
+    if not isinstance(scheme, QuantizeScheme):
+        raise ValueError(
+            f"Received: scheme={scheme!r}. Expected a kcompress.quantization."
+            "schemes.QuantizeScheme, such as "
+            "Default8BitClusterPreserveQuantizeScheme().")
+    return scheme.options()
 
 
 def quantize_model(model: keras.Model, preserve_sparsity: bool = True,
-                   calibration_data=None) -> keras.Model:
+                   calibration_data=None, *,
+                   preserve_clusters: bool = False) -> keras.Model:
     """Quantizes every layer of `model` for QAT with TFLite's int8 scheme.
 
     Args:
@@ -142,6 +164,8 @@ def quantize_model(model: keras.Model, preserve_sparsity: bool = True,
         calibration_data: optional array of inputs; if given, activation
             ranges are set from it before training (see `calibrate`).
             Otherwise the first training batch sets them.
+        preserve_clusters: keep the kernels of a stripped clustered model on
+            their shared values (CQAT; with `preserve_sparsity`, PCQAT).
 
     Returns:
         The QAT model, ready to compile and `fit`. Convert it with
@@ -155,12 +179,12 @@ def quantize_model(model: keras.Model, preserve_sparsity: bool = True,
     >>> [type(layer).__name__ for layer in qat.layers]
     ['InputLayer', 'QuantizeLayer', 'QuantizeWrapper']
     """
-    return _quantize(model, False, preserve_sparsity, calibration_data,
-                     "quantize_model")
+    return _quantize(model, False, _preserve(preserve_sparsity,
+                                             preserve_clusters, None),
+                     calibration_data, "quantize_model")
 
 
-def _quantize(model, annotated_only, preserve_sparsity, calibration_data,
-              verb):
+def _quantize(model, annotated_only, preserve, calibration_data, verb):
     if isinstance(model, keras.layers.Layer) and not isinstance(
             model, keras.Model):
         raise ValueError(
@@ -182,8 +206,8 @@ def _quantize(model, annotated_only, preserve_sparsity, calibration_data,
     if pruning_wrappers(model):
         model = strip_pruning(model)
     left_float = []
-    quantized = rewrite(as_functional(model), annotated_only,
-                         preserve_sparsity, left_float=left_float)
+    quantized = rewrite(as_functional(model), annotated_only, preserve,
+                        left_float=left_float)
     if left_float:
         warnings.warn(float_layer_warning(left_float), stacklevel=3)
     if calibration_data is not None:

@@ -14,6 +14,7 @@ from kcompress import _model_utils
 from kcompress._substitute import call_with_values
 from kcompress.quantization import input_grid
 from kcompress.quantization import quantizers
+from kcompress.quantization import shared_values
 from kcompress.quantization.activation_range import ActivationRange
 from kcompress.quantization.quantize_config import QuantizeConfig
 from kcompress.quantization.quantize_config import default_quantize_config
@@ -42,6 +43,17 @@ _INT32_BIAS = (keras.layers.Conv1D, keras.layers.Conv2D,
 _TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose)
 
 
+def _clustered(layer, config):
+    """Names of the weights in `config` that `layer` holds clustered."""
+    if not layer.built:
+        return ()
+    return tuple(
+        name for name, (weight, _) in zip(config.weights,
+                                          config.get_weights_and_axes(layer))
+        if shared_values.cluster_ids(ops.convert_to_numpy(weight))
+        is not None)
+
+
 def _check_config(config, layer):
     if config is None:
         config = default_quantize_config(layer)
@@ -65,7 +77,10 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
     the weights that hold exact zeros when the wrapper is created (a pruned
     layer's) keep them through QAT and into the int8 file; their names are
     recorded in `sparse_weights`. Dense weights carry no mask and cost
-    nothing.
+    nothing. With `preserve_clusters`, weights that hold few distinct values
+    (a clustered layer's, per tensor or per output channel) train as those
+    shared values (`shared_values.project`); their names are recorded in
+    `clustered_weights`.
 
     Args:
         layer: the layer to quantize.
@@ -74,6 +89,10 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
         preserve_sparsity: keep zero weights at zero.
         sparse_weights: names of the weights that hold zeros to keep; found
             from `layer`'s weights when None (set when loading a config).
+        preserve_clusters: keep clustered weights on their shared values
+            (cluster-preserving QAT).
+        clustered_weights: names of the weights kept clustered; found from
+            `layer`'s weights when None (set when loading a config).
         **kwargs: passed to `keras.layers.Wrapper`.
 
     Example:
@@ -85,7 +104,8 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
     """
 
     def __init__(self, layer, quantize_config=None, preserve_sparsity=True,
-                 sparse_weights=None, **kwargs):
+                 sparse_weights=None, preserve_clusters=False,
+                 clustered_weights=None, **kwargs):
         if isinstance(layer, (QuantizeWrapper, QuantizeLayer)):
             raise ValueError(
                 f"Layer '{layer.name}' is already quantized. Quantizing twice "
@@ -105,6 +125,11 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
             sparse_weights = _weights_with_zeros(
                 layer, self.quantize_config) if preserve_sparsity else ()
         self.sparse_weights = tuple(sparse_weights)
+        self.preserve_clusters = bool(preserve_clusters)
+        if clustered_weights is None:
+            clustered_weights = _clustered(
+                layer, self.quantize_config) if preserve_clusters else ()
+        self.clustered_weights = tuple(clustered_weights)
 
     def build(self, input_shape=None):
         super().build(input_shape)
@@ -121,6 +146,10 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
                     aggregation="only_first_replica")
                 mask.assign(ops.cast(ops.not_equal(weight, 0), weight.dtype))
             self.zero_masks.append(mask)
+        self.cluster_ids = [
+            shared_values.ids_variable(self, weight)
+            if name in self.clustered_weights else None
+            for name, (weight, _) in zip(names, self.quantized_weights)]
         if self.quantize_config.quantize_output:
             self.build_range()
             fixed = self.quantize_config.output_range
@@ -131,10 +160,18 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
         self.built = True
 
     def effective_weights(self):
-        """`[(variable, float value)]`: weights with preserved zeros applied."""
-        return [(w, ops.convert_to_tensor(w) if m is None
-                 else ops.multiply(w, m))
-                for (w, _), m in zip(self.quantized_weights, self.zero_masks)]
+        """`[(variable, float value)]`: weights with preserved clusters and
+        zeros applied."""
+        values = []
+        for (w, _), mask, ids in zip(self.quantized_weights, self.zero_masks,
+                                     self.cluster_ids):
+            value = ops.convert_to_tensor(w)
+            if ids is not None:
+                value = shared_values.project(value, ids)
+            if mask is not None:
+                value = ops.multiply(value, mask)
+            values.append((w, value))
+        return values
 
     def call(self, inputs, *args, training=None, **kwargs):
         axes = [axis for _, axis in self.quantized_weights]
@@ -200,6 +237,8 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
             "quantize_config": keras.saving.serialize_keras_object(
                 self.quantize_config),
             "preserve_sparsity": self.preserve_sparsity,
+            "preserve_clusters": self.preserve_clusters,
+            "clustered_weights": list(self.clustered_weights),
             "sparse_weights": list(self.sparse_weights),
         }
         return {**super().get_config(), **config}

@@ -99,9 +99,12 @@ def _is_float(tensor):
     return "float" in str(getattr(tensor, "dtype", ""))
 
 
-def rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
+def rewrite(model, annotated_only, preserve, quantize_inputs=True,
              left_float=None):
     """The QAT clone of a functional `model`.
+
+    `preserve` holds the keyword arguments `preserve_sparsity` and
+    `preserve_clusters` of the weight-holding QAT layers.
 
     `left_float` collects the names of layers with no int8 quantization,
     left in float (`quantize_model` only; `quantize_apply` leaves every
@@ -143,7 +146,7 @@ def rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
     def clone_function(layer):
         if isinstance(layer, keras.Model):
             new = rewrite(as_functional(layer), annotated_only,
-                           preserve_sparsity, quantize_inputs=False,
+                           preserve, quantize_inputs=False,
                            left_float=left_float)
             quantized.add(id(new))
             return new
@@ -164,8 +167,9 @@ def rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
             new = _model_utils.clone_layer(inner)
         elif id(inner) in pairs:
             new = fold_batchnorm.fold_pair(
-                inner, pairs[id(inner)], preserve_sparsity,
-                output_quantized=id(pairs[id(inner)]) not in fused)
+                inner, pairs[id(inner)],
+                output_quantized=id(pairs[id(inner)]) not in fused,
+                **preserve)
         elif config == "composite" and isinstance(
                 inner, keras.layers.BatchNormalization):
             new = composite.QuantizeBatchNormalization(
@@ -180,19 +184,19 @@ def rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
         elif config == "separable":
             new, pointwise = (
                 QuantizeWrapper(part, default_quantize_config(part),
-                                preserve_sparsity)
+                                **preserve)
                 for part in patterns.split_separable(inner))
             followers[id(new)] = pointwise
         elif (id(inner) in fused
               and patterns.without_output(config).quantizes_anything):
             new = QuantizeWrapper(_model_utils.clone_layer(inner),
                                   patterns.without_output(config),
-                                  preserve_sparsity)
+                                  **preserve)
         elif id(inner) in fused:
             new = _model_utils.clone_layer(inner)
         elif config.quantizes_anything and patterns.split_activation(inner):
             linear, activation = patterns.split_activation(inner)
-            new = QuantizeWrapper(linear, config, preserve_sparsity)
+            new = QuantizeWrapper(linear, config, **preserve)
             special = composite.composite_for(activation)
             followers[id(new)] = (special(activation) if special else
                                   QuantizeWrapper(activation,
@@ -200,7 +204,7 @@ def rewrite(model, annotated_only, preserve_sparsity, quantize_inputs=True,
                                                       activation)))
         elif config.quantizes_anything:
             new = QuantizeWrapper(_model_utils.clone_layer(inner), config,
-                                  preserve_sparsity)
+                                  **preserve)
         else:
             new = _model_utils.clone_layer(inner)
         if not isinstance(inner, _FLOAT_INPUT_LAYERS):

@@ -9,12 +9,25 @@ from kcompress.quantization import QuantizeConfig
 from kcompress.quantization import QuantizeWrapper
 from kcompress.quantization import quantize_annotate_layer
 from kcompress.quantization import quantize_annotate_model
-from kcompress.quantization import quantize_apply
+from kcompress.quantization import quantize_apply as _quantize_apply
 from kcompress.quantization import quantize_model
+from kcompress.quantization.schemes import Default8BitQuantizeScheme
 
 __all__ = ["QuantizeConfig", "QuantizeWrapper", "quantize_annotate_layer",
            "quantize_annotate_model", "quantize_apply", "quantize_model",
            "quantize_scope"]
+
+def quantize_apply(model, scheme=None, quantized_layer_name_prefix="quant_"):
+    """TFMOT's `quantize_apply(model, scheme)`: quantizes the annotated
+    layers. `scheme` is a `tfmot.experimental.combine` scheme (PQAT, CQAT,
+    PCQAT) or the default; kcompress keeps zeros under every scheme."""
+    if quantized_layer_name_prefix != "quant_":
+        raise ValueError(
+            f"Received: quantized_layer_name_prefix="
+            f"{quantized_layer_name_prefix!r}. Expected 'quant_', the only "
+            "prefix kcompress gives its QAT layers.")
+    return _quantize_apply(model, scheme=scheme or Default8BitQuantizeScheme())
+
 
 @contextlib.contextmanager
 def quantize_scope(*args):

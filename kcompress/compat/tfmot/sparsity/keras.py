@@ -11,7 +11,7 @@ from kcompress.pruning import PrunableLayer
 from kcompress.pruning import PruneLowMagnitude
 from kcompress.pruning import PruningSchedule
 from kcompress.pruning import PruningSummaries
-from kcompress.pruning import UpdatePruningStep
+from kcompress.pruning import UpdatePruningStep as _UpdatePruningStep
 from kcompress.pruning import prune_low_magnitude
 from kcompress.pruning import strip_pruning
 
@@ -20,6 +20,15 @@ __all__ = ["ConstantSparsity", "PolynomialDecay", "PrunableLayer",
            "UpdatePruningStep", "prune_low_magnitude", "prune_scope",
            "strip_pruning"]
 
+
+@keras.saving.register_keras_serializable(package="kcompress_tfmot")
+class UpdatePruningStep(_UpdatePruningStep):
+    """kcompress's `UpdatePruningStep`, also taking the calls TFMOT's custom
+    training loop makes: `on_epoch_end(batch=...)` (TFMOT names the
+    argument `batch`)."""
+
+    def on_epoch_end(self, epoch=None, logs=None, batch=None):
+        super().on_epoch_end(batch if epoch is None else epoch, logs)
 
 
 @contextlib.contextmanager
