@@ -27,6 +27,9 @@ from kcompress.pruning.pruning_schedule import PruningSchedule
 from kcompress.pruning.pruning_schedule import ScheduleFn
 from kcompress.pruning.pruning_wrapper import PruneLowMagnitude
 from kcompress.pruning.shrinking import shrink
+from kcompress.pruning.xnnpack_sparse import xnnpack_sparse_issues
+from kcompress.pruning.xnnpack_sparse import xnnpack_sparse_layers
+from kcompress.pruning.xnnpack_sparse import xnnpack_sparse_stem
 
 __all__ = [
     "ScheduleFn",
@@ -45,4 +48,7 @@ __all__ = [
     "pruning_wrappers",
     "shrink",
     "strip_pruning",
+    "xnnpack_sparse_issues",
+    "xnnpack_sparse_layers",
+    "xnnpack_sparse_stem",
 ]

@@ -95,8 +95,9 @@ class ActivationRange:
         state = ops.convert_to_numpy(self.range_state)
         self.range_state.assign([state[0], state[1], FROZEN])
 
-    def _fake_quant(self, y, low, high):
-        return quantizers.fake_quant_activation(y, low, high, self.num_bits)
+    def _fake_quant(self, y, low, high, training=False):
+        return quantizers.fake_quant_activation(y, low, high, self.num_bits,
+                                                training=training)
 
     def quantize_output(self, y, training=None):
         state = ops.convert_to_tensor(self.range_state)
@@ -125,7 +126,7 @@ class ActivationRange:
             high = ops.stop_gradient(ops.where(keep, high, new_high))
             mode = ops.where(keep, FROZEN, LIVE)
             self.range_state.assign(ops.stack([low, high, mode]))
-            return self._fake_quant(y, low, high)
+            return self._fake_quant(y, low, high, training=True)
         quantized = self._fake_quant(y, low, high)
         if self.export_mode:
             return quantized

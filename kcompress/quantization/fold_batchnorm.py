@@ -72,8 +72,9 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
             built conv when None).
         preserve_clusters: keep a clustered kernel on its shared values
             (cluster-preserving QAT).
-        kernel_clustered: whether the kernel is kept clustered (found from
-            the built conv when None).
+        kernel_clustered: `{"count": n, "per_channel": bool}` when the
+            kernel is kept clustered, else None (found from the built conv
+            when None and `preserve_clusters`).
         **kwargs: passed to `keras.layers.Layer`.
     """
 
@@ -102,12 +103,12 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
                 and _model_utils.has_zeros(conv.kernel))
         self.kernel_sparse = bool(kernel_sparse)
         self.preserve_clusters = bool(preserve_clusters)
-        if kernel_clustered is None:
-            kernel_clustered = bool(
-                self.preserve_clusters and conv.built
-                and shared_values.cluster_ids(
-                    ops.convert_to_numpy(conv.kernel)) is not None)
-        self.kernel_clustered = bool(kernel_clustered)
+        if kernel_clustered is None and self.preserve_clusters and conv.built:
+            found = shared_values.layout(ops.convert_to_numpy(conv.kernel))
+            if found is not None:
+                kernel_clustered = {"count": found[1],
+                                    "per_channel": found[2]}
+        self.kernel_clustered = kernel_clustered
 
     def build(self, input_shape):
         if not self.conv.built:
@@ -127,8 +128,9 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
                 aggregation="only_first_replica")
             self.kernel_nonzero.assign(
                 ops.cast(ops.not_equal(kernel, 0), kernel.dtype))
-        self.kernel_cluster = (shared_values.ids_variable(self, kernel)
-                               if self.kernel_clustered else None)
+        self.kernel_shared = (
+            shared_values.SharedValues(self, kernel, **self.kernel_clustered)
+            if self.kernel_clustered else None)
         self.batchnorm_frozen = self.add_weight(
             name="batchnorm_frozen", shape=(), initializer="zeros",
             trainable=False, aggregation="only_first_replica")
@@ -140,12 +142,12 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
             return (1,) * (len(kernel_shape) - 2) + kernel_shape[-2:]
         return (1,) * (len(kernel_shape) - 1) + kernel_shape[-1:]
 
-    def _statistics(self, inputs, training):
+    def _statistics(self, inputs, training, kernel):
         bn = self.batchnorm
         if not training:
             return bn.moving_mean, bn.moving_variance
-        y = call_with_values(self, self.conv,
-                             [(self.conv.kernel, self._kernel())], inputs)
+        y = call_with_values(self, self.conv, [(self.conv.kernel, kernel)],
+                             inputs)
         axes = tuple(range(len(y.shape) - 1))
         mean, variance = ops.moments(y, axes=axes)
         frozen = ops.greater(self.batchnorm_frozen, 0.5)
@@ -164,20 +166,24 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
                 ops.where(frozen, moving_variance, variance))
 
     def _kernel(self):
+        """The conv kernel with preserved clusters and zeros applied."""
+        if self.kernel_shared is not None:
+            return self.kernel_shared.value(self.conv.kernel,
+                                            self.kernel_nonzero)
         kernel = ops.convert_to_tensor(self.conv.kernel)
-        if self.kernel_cluster is not None:
-            kernel = shared_values.project(kernel, self.kernel_cluster)
         if self.kernel_nonzero is None:
             return kernel
         return ops.multiply(kernel, self.kernel_nonzero)
 
-    def folded_weights(self, mean, variance):
-        """`(kernel, bias)` of the convolution with the BatchNorm folded in."""
+    def folded_weights(self, mean, variance, kernel=None):
+        """`(kernel, bias)` of the convolution with the BatchNorm folded in
+        (`kernel`: the conv kernel's value, `_kernel()` when None)."""
         bn = self.batchnorm
+        kernel = self._kernel() if kernel is None else kernel
         scale = ops.rsqrt(ops.add(variance, bn.epsilon))
         if bn.scale:
             scale = ops.multiply(scale, bn.gamma)
-        kernel = ops.multiply(self._kernel(),
+        kernel = ops.multiply(kernel,
                               ops.reshape(scale, self._channel_shape()))
         bias = ops.multiply(ops.subtract(self.conv.bias, mean), scale)
         if bn.center:
@@ -185,13 +191,15 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         return kernel, bias
 
     def call(self, inputs, training=None):
-        mean, variance = self._statistics(inputs, training)
-        kernel, bias = self.folded_weights(mean, variance)
+        kernel = self._kernel()
+        mean, variance = self._statistics(inputs, training, kernel)
+        kernel, bias = self.folded_weights(mean, variance, kernel)
         axis = quantizers.DEPTHWISE if _is_depthwise(self.conv) else -1
         bias = quantizers.fake_quant_bias(bias, kernel, axis,
                                           input_grid.input_scale(self),
                                           self.num_bits)
-        kernel = quantizers.fake_quant_weight(kernel, axis, self.num_bits)
+        kernel = quantizers.fake_quant_weight(kernel, axis, self.num_bits,
+                                              bool(training))
         y = call_with_values(self, self.conv, [(self.conv.kernel, kernel),
                                                (self.conv.bias, bias)], inputs)
         if not self.output_quantized:

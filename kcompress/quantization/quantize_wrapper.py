@@ -44,14 +44,18 @@ _TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose)
 
 
 def _clustered(layer, config):
-    """Names of the weights in `config` that `layer` holds clustered."""
+    """`{name: layout}` of the weights in `config` that `layer` holds
+    clustered."""
     if not layer.built:
-        return ()
-    return tuple(
-        name for name, (weight, _) in zip(config.weights,
-                                          config.get_weights_and_axes(layer))
-        if shared_values.cluster_ids(ops.convert_to_numpy(weight))
-        is not None)
+        return {}
+    found = {}
+    for name, (weight, _) in zip(config.weights,
+                                 config.get_weights_and_axes(layer)):
+        clustered = shared_values.layout(ops.convert_to_numpy(weight))
+        if clustered is not None:
+            found[name] = {"count": clustered[1],
+                           "per_channel": clustered[2]}
+    return found
 
 
 def _check_config(config, layer):
@@ -79,7 +83,7 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
     recorded in `sparse_weights`. Dense weights carry no mask and cost
     nothing. With `preserve_clusters`, weights that hold few distinct values
     (a clustered layer's, per tensor or per output channel) train as those
-    shared values (`shared_values.project`); their names are recorded in
+    shared values (`shared_values.SharedValues`); their layouts are kept in
     `clustered_weights`.
 
     Args:
@@ -91,8 +95,9 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
             from `layer`'s weights when None (set when loading a config).
         preserve_clusters: keep clustered weights on their shared values
             (cluster-preserving QAT).
-        clustered_weights: names of the weights kept clustered; found from
-            `layer`'s weights when None (set when loading a config).
+        clustered_weights: `{name: {"count": n, "per_channel": bool}}` for
+            the weights kept clustered; found from `layer`'s weights when
+            None (set when loading a config).
         **kwargs: passed to `keras.layers.Wrapper`.
 
     Example:
@@ -128,8 +133,8 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
         self.preserve_clusters = bool(preserve_clusters)
         if clustered_weights is None:
             clustered_weights = _clustered(
-                layer, self.quantize_config) if preserve_clusters else ()
-        self.clustered_weights = tuple(clustered_weights)
+                layer, self.quantize_config) if preserve_clusters else {}
+        self.clustered_weights = dict(clustered_weights)
 
     def build(self, input_shape=None):
         super().build(input_shape)
@@ -146,8 +151,9 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
                     aggregation="only_first_replica")
                 mask.assign(ops.cast(ops.not_equal(weight, 0), weight.dtype))
             self.zero_masks.append(mask)
-        self.cluster_ids = [
-            shared_values.ids_variable(self, weight)
+        self.shared = [
+            shared_values.SharedValues(self, weight,
+                                       **self.clustered_weights[name])
             if name in self.clustered_weights else None
             for name, (weight, _) in zip(names, self.quantized_weights)]
         if self.quantize_config.quantize_output:
@@ -163,13 +169,14 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
         """`[(variable, float value)]`: weights with preserved clusters and
         zeros applied."""
         values = []
-        for (w, _), mask, ids in zip(self.quantized_weights, self.zero_masks,
-                                     self.cluster_ids):
-            value = ops.convert_to_tensor(w)
-            if ids is not None:
-                value = shared_values.project(value, ids)
-            if mask is not None:
-                value = ops.multiply(value, mask)
+        for (w, _), mask, shared in zip(self.quantized_weights,
+                                        self.zero_masks, self.shared):
+            if shared is not None:
+                value = shared.value(w, mask)
+            elif mask is not None:
+                value = ops.multiply(w, mask)
+            else:
+                value = ops.convert_to_tensor(w)
             values.append((w, value))
         return values
 
@@ -177,7 +184,8 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
         axes = [axis for _, axis in self.quantized_weights]
         values = self.effective_weights()
         mapping = [
-            (w, quantizers.fake_quant_weight(value, axis, self.num_bits))
+            (w, quantizers.fake_quant_weight(value, axis, self.num_bits,
+                                             bool(training)))
             for (w, value), axis in zip(values, axes)]
         mapping.extend(self._int32_bias(values, axes))
         inner = tuple(getattr(inputs, "shape", ())[1:-1])
@@ -238,7 +246,7 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
                 self.quantize_config),
             "preserve_sparsity": self.preserve_sparsity,
             "preserve_clusters": self.preserve_clusters,
-            "clustered_weights": list(self.clustered_weights),
+            "clustered_weights": self.clustered_weights,
             "sparse_weights": list(self.sparse_weights),
         }
         return {**super().get_config(), **config}

@@ -1,9 +1,12 @@
 """Pure fake-quantization functions for TFLite's int8 scheme.
 
-All of them go through `keras.quantizers.fake_quant_with_min_max_vars`, which
-lowers on TensorFlow to the `FakeQuantWithMinMaxVars(PerChannel)` ops that the
-TFLite converter folds into real int8 kernels. Nothing here re-implements
-fake quantization.
+Outside training all of them go through
+`keras.quantizers.fake_quant_with_min_max_vars`, which lowers on TensorFlow
+to the `FakeQuantWithMinMaxVars(PerChannel)` ops that the TFLite converter
+folds into real int8 kernels. In training, activations and per-channel
+weights use `fake_quant`: the same values from plain `keras.ops`, with a
+plain straight-through gradient, which trains faster than the FakeQuant ops
+and their range gradients (benchmarks/training_overhead.py).
 
 TFLite's int8 spec:
 - weights are symmetric and narrow-range (`[-127, 127]`, zero point 0):
@@ -17,9 +20,9 @@ import math
 from keras import ops
 from keras import quantizers
 
-__all__ = ["fake_quant_weight", "fake_quant_activation", "fake_quant_bias",
-           "activation_scale", "grid_scale", "weight_magnitude",
-           "update_range", "DEPTHWISE"]
+__all__ = ["fake_quant", "fake_quant_weight", "fake_quant_activation",
+           "fake_quant_bias", "activation_scale", "grid_scale",
+           "weight_magnitude", "update_range", "DEPTHWISE"]
 
 # Marker for depthwise kernels `(h, w, in, multiplier)`: TFLite quantizes them
 # per output channel, i.e. per `in * multiplier` entry.
@@ -28,7 +31,7 @@ DEPTHWISE = "depthwise"
 _EPSILON = 1e-8
 
 
-def fake_quant_weight(weight, axis=None, num_bits=8):
+def fake_quant_weight(weight, axis=None, num_bits=8, training=False):
     """Symmetric narrow-range fake quantization of a weight.
 
     Args:
@@ -36,6 +39,9 @@ def fake_quant_weight(weight, axis=None, num_bits=8):
         axis: `None` for per-tensor, an int for per-channel along that axis,
             or `DEPTHWISE` for a `(h, w, in, multiplier)` depthwise kernel.
         num_bits: bit width.
+        training: whether this is a training call (see `fake_quant`; a
+            per-tensor weight always takes Keras's op, whose rounding of
+            exact ties `fake_quant` does not reproduce on TensorFlow).
 
     Returns:
         The fake-quantized weight. The range is `[-m, m]` with `m` the largest
@@ -53,11 +59,69 @@ def fake_quant_weight(weight, axis=None, num_bits=8):
     if axis == DEPTHWISE:
         shape = tuple(weight.shape)
         flat = ops.reshape(weight, shape[:2] + (math.prod(shape[2:]),))
-        return ops.reshape(fake_quant_weight(flat, -1, num_bits), shape)
+        return ops.reshape(fake_quant_weight(flat, -1, num_bits, training),
+                           shape)
     magnitude = weight_magnitude(weight, axis)
-    return quantizers.fake_quant_with_min_max_vars(
-        weight, -magnitude, magnitude, num_bits=num_bits, narrow_range=True,
-        axis=axis)
+    return fake_quant(weight, -magnitude, magnitude, num_bits=num_bits,
+                      narrow_range=True, axis=axis,
+                      training=training and axis is not None)
+
+
+def fake_quant(x, low, high, num_bits=8, narrow_range=False, axis=None,
+               training=False):
+    """`keras.quantizers.fake_quant_with_min_max_vars`, cheaper in training.
+
+    Outside training (inference, and the trace the TFLite converter reads)
+    this is Keras's function, which lowers on TensorFlow to the FakeQuant
+    ops the converter folds into int8 kernels. In training it is the same
+    arithmetic written in `keras.ops` (TensorFlow's `Nudge`, then
+    `floor(shifted * inverse scale - zero point + 0.5) * scale`), giving the
+    same values, with a
+    straight-through gradient for `x` inside the range and none for the
+    range: kcompress sets ranges by moving average and holds weight ranges
+    constant, so the FakeQuant op's range gradients go unused.
+
+    Args:
+        x: the float tensor.
+        low, high: the range, scalars or (with `axis`) one per channel.
+        num_bits: bit width.
+        narrow_range: quantize to `[1, 2**bits - 1]` instead of from 0.
+        axis: the channel axis for a per-channel range, or None.
+        training: whether this is a training call.
+    """
+    if not training:
+        return quantizers.fake_quant_with_min_max_vars(
+            x, low, high, num_bits=num_bits, narrow_range=narrow_range,
+            axis=axis)
+    x = ops.convert_to_tensor(x)
+    low = ops.stop_gradient(ops.convert_to_tensor(low, x.dtype))
+    high = ops.stop_gradient(ops.convert_to_tensor(high, x.dtype))
+    if axis is not None:  # ranges broadcast along the channel axis
+        shape = [1] * len(x.shape)
+        shape[axis % len(x.shape)] = -1
+        low, high = ops.reshape(low, shape), ops.reshape(high, shape)
+    quant_min = 1.0 if narrow_range else 0.0
+    quant_max = float(2 ** num_bits - 1)
+    width = ops.subtract(high, low)
+    scale = ops.divide(width, quant_max - quant_min)
+    inverse = ops.divide(quant_max - quant_min, width)
+    zero_point = ops.clip(ops.floor(ops.add(ops.subtract(
+        quant_min, ops.divide(low, scale)), 0.5)), quant_min, quant_max)
+    nudged_min = ops.multiply(ops.subtract(quant_min, zero_point), scale)
+    nudged_max = ops.multiply(ops.subtract(quant_max, zero_point), scale)
+    quant_zero = ops.floor(ops.add(ops.multiply(ops.negative(nudged_min),
+                                                inverse), 0.5))
+    clipped = ops.clip(x, nudged_min, nudged_max)
+    steps = ops.floor(ops.add(ops.subtract(ops.multiply(ops.subtract(
+        clipped, nudged_min), inverse), quant_zero), 0.5))
+    rounded = ops.stop_gradient(ops.multiply(steps, scale))
+    # The op's gradient: 1 inside the range, ends included, else 0 (a
+    # `clip` would halve it at an end on JAX).
+    inside = ops.stop_gradient(ops.cast(ops.logical_and(
+        ops.greater_equal(x, nudged_min), ops.less_equal(x, nudged_max)),
+        x.dtype))
+    return ops.add(rounded, ops.multiply(
+        ops.subtract(x, ops.stop_gradient(x)), inside))
 
 
 def weight_magnitude(weight, axis=None):
@@ -168,12 +232,14 @@ def grid_scale(bounds, num_bits=8):
     return ops.where(ops.less_equal(low, high), scale, 0.0)
 
 
-def fake_quant_activation(x, min_value, max_value, num_bits=8):
+def fake_quant_activation(x, min_value, max_value, num_bits=8,
+                          training=False):
     """Asymmetric per-tensor fake quantization of an activation, on the
-    range `exact_range` makes of `[min_value, max_value]`."""
+    range `exact_range` makes of `[min_value, max_value]` (`training`: see
+    `fake_quant`)."""
     low, high = exact_range(min_value, max_value, num_bits)
-    return quantizers.fake_quant_with_min_max_vars(
-        x, low, high, num_bits=num_bits, narrow_range=False)
+    return fake_quant(x, low, high, num_bits=num_bits, narrow_range=False,
+                      training=training)
 
 
 def fake_quant_constant(value, num_bits=8):

@@ -48,20 +48,29 @@ def _clustered(count=8, sparsity=0.0):
         model, count, preserve_sparsity=bool(sparsity)))
 
 
-def test_project_replaces_each_weight_by_its_cluster_mean():
-    values = np.array([[1.0, 2.0], [1.0, 5.0], [3.0, 2.0]], "float32")
-    ids = shared_values.cluster_ids(np.array([[0, 1], [0, 2], [2, 1]]))
-    projected = keras.ops.convert_to_numpy(shared_values.project(
-        keras.ops.convert_to_tensor(values), ids))
-    np.testing.assert_allclose(projected, [[1, 2], [1, 4], [4, 2]])
-
-
-def test_cluster_ids_fall_back_to_channels_then_give_up():
+def test_layout_numbers_values_per_tensor_then_per_channel():
     per_channel = np.stack([np.arange(4.0), np.arange(4.0) + 10], -1)
-    ids = shared_values.cluster_ids(per_channel, max_count=4)
-    assert ids.shape == (4, 2) and len(np.unique(ids)) == 8
-    assert shared_values.cluster_ids(per_channel, max_count=3) is None
-    assert ids.max() < per_channel.size
+    ids, count, by_channel = shared_values.layout(per_channel, max_count=4)
+    assert (count, by_channel) == (4, True)
+    np.testing.assert_array_equal(ids, [[0, 0], [1, 1], [2, 2], [3, 3]])
+    assert shared_values.layout(per_channel, max_count=8)[1:] == (8, False)
+    assert shared_values.layout(per_channel, max_count=3) is None
+    assert len(np.unique(shared_values.cluster_ids(per_channel, 4))) == 8
+
+
+def test_each_weight_is_its_cluster_mean():
+    dense = L.Dense(2, use_bias=False)
+    dense.build((None, 3))
+    dense.kernel.assign(np.array([[1, 1], [1, 5], [5, 5]], "float32"))
+    wrapper = kc.quantization.QuantizeWrapper(
+        dense, preserve_clusters=True, preserve_sparsity=False)
+    wrapper.build((None, 3))
+    assert wrapper.clustered_weights == {
+        "kernel": {"count": 2, "per_channel": False}}
+    dense.kernel.assign(np.array([[4.6, 1], [1, 5], [5, 5]], "float32"))
+    (_, value), = wrapper.effective_weights()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(value),
+                               [[2.2, 2.2], [2.2, 5], [5, 5]], rtol=1e-6)
 
 
 def test_cqat_scheme_keeps_clusters_through_training_into_the_file():
@@ -71,7 +80,7 @@ def test_cqat_scheme_keeps_clusters_through_training_into_the_file():
         kc.quantization.quantize_annotate_model(clustered),
         scheme=kc.quantization.Default8BitClusterPreserveQuantizeScheme(
             preserve_sparsity=False))
-    assert qat.get_layer("quant_hidden").clustered_weights == ("kernel",)
+    assert "kernel" in qat.get_layer("quant_hidden").clustered_weights
     assert qat.get_layer("quant_conv_bn").kernel_clustered
     qat.compile(keras.optimizers.Adam(1e-3), _loss(), metrics=["accuracy"])
     qat.fit(x, y, batch_size=64, epochs=1, verbose=0)
@@ -108,7 +117,7 @@ def test_cqat_model_saves_and_loads_with_the_same_outputs(tmp_path):
     path = str(tmp_path / "cqat.keras")
     qat.save(path)
     loaded = keras.saving.load_model(path)
-    assert loaded.get_layer("quant_hidden").clustered_weights == ("kernel",)
+    assert "kernel" in loaded.get_layer("quant_hidden").clustered_weights
     np.testing.assert_allclose(loaded.predict(x[:16], verbose=0),
                                qat.predict(x[:16], verbose=0), atol=1e-5)
 
