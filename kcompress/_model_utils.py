@@ -83,10 +83,21 @@ def clone(model, clone_function, call_function=None):
     return new
 
 
+def _positive_zeros(values):
+    """`values` with every -0.0 made +0.0 (a masked negative weight is -0.0:
+    its float32 bytes then differ from +0.0's and gzip less well)."""
+    values = np.asarray(values)
+    if np.issubdtype(values.dtype, np.floating):
+        return values + values.dtype.type(0)
+    return values
+
+
 def values_with(variables, substitutes):
     """Numpy values of `variables`, with `[(variable, value)]` pairs (masked
-    or fake-quantized weights) in place of those variables' own values."""
-    by_id = {id(v): keras.ops.convert_to_numpy(x) for v, x in substitutes}
+    or fake-quantized weights) in place of those variables' own values;
+    their zeros are +0.0."""
+    by_id = {id(v): _positive_zeros(keras.ops.convert_to_numpy(x))
+             for v, x in substitutes}
     return [by_id.get(id(v), np.asarray(keras.ops.convert_to_numpy(v)))
             for v in variables]
 

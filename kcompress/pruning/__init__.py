@@ -29,7 +29,7 @@ from kcompress.pruning.pruning_wrapper import PruneLowMagnitude
 from kcompress.pruning.shrinking import shrink
 from kcompress.pruning.xnnpack_sparse import xnnpack_sparse_issues
 from kcompress.pruning.xnnpack_sparse import xnnpack_sparse_layers
-from kcompress.pruning.xnnpack_sparse import xnnpack_sparse_stem
+from kcompress.pruning.xnnpack_sparse import xnnpack_sparse_padding
 
 __all__ = [
     "ScheduleFn",
@@ -50,5 +50,5 @@ __all__ = [
     "strip_pruning",
     "xnnpack_sparse_issues",
     "xnnpack_sparse_layers",
-    "xnnpack_sparse_stem",
+    "xnnpack_sparse_padding",
 ]

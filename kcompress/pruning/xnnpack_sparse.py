@@ -16,7 +16,8 @@ TFMOT's `PruneForLatencyOnXNNPack` policy refuses a model that misses any
 of these (`keras.applications` MobileNet among them). Here
 `xnnpack_sparse_issues` says what a model misses, `xnnpack_sparse_layers`
 names the 1x1 convolutions to prune (pass `prune_low_magnitude` a schedule
-for each), and `xnnpack_sparse_stem` gives a "same"-padded stem the
+for each), and `xnnpack_sparse_padding` gives stride-2 convolutions padded
+on one side (the stem, `keras.applications`' depthwise blocks) the
 symmetric padding XNNPACK wants. `benchmarks/xnnpack_sparse.py` measures
 what each step is worth.
 """
@@ -26,7 +27,7 @@ import keras
 from kcompress import _model_utils
 
 __all__ = ["xnnpack_sparse_issues", "xnnpack_sparse_layers",
-           "xnnpack_sparse_stem"]
+           "xnnpack_sparse_padding"]
 
 L = keras.layers
 SPARSE_ENOUGH = 2.0 / 3.0
@@ -34,6 +35,7 @@ SPARSE_ENOUGH = 2.0 / 3.0
 # What XNNPACK's NCHW path runs between the stem and the pool.
 _NCHW_LAYERS = (L.BatchNormalization, L.ReLU, L.Activation, L.Add,
                 L.Dropout, L.Identity, L.InputLayer, L.ZeroPadding2D)
+# (a ZeroPadding2D is fused into the convolution after it)
 
 
 def _is_pointwise(layer):
@@ -93,13 +95,14 @@ def xnnpack_sparse_issues(model, min_sparsity=SPARSE_ENOUGH):
         issues.append(
             f"The stem '{stem.name}' pads 'same' at stride 2, which pads "
             "one side only on an even input; XNNPACK's NCHW path wants "
-            "padding 1 on every side: use xnnpack_sparse_stem(model).")
+            "padding 1 on every side: use xnnpack_sparse_padding(model).")
     pools = [layer for layer in layers
              if isinstance(layer, L.GlobalAveragePooling2D)]
     if not pools:
         issues.append("No GlobalAveragePooling2D: XNNPACK's NCHW path must "
                       "end in a global average pool (TFLite's MEAN).")
     dense = []  # 1x1 convs not sparse enough: (name, zero fraction)
+    one_sided = []  # paddings of stride-2 convolutions on one side only
     for layer in layers:
         if layer is stem or isinstance(layer, (L.GlobalAveragePooling2D,
                                                L.Dense, L.Flatten)):
@@ -109,6 +112,8 @@ def xnnpack_sparse_issues(model, min_sparsity=SPARSE_ENOUGH):
                 keras.ops.equal(layer.kernel, 0), "float32")))
             if zeros < min_sparsity:
                 dense.append(f"'{layer.name}' ({zeros:.0%})")
+        elif _one_sided(layer):
+            one_sided.append(f"'{layer.name}'")
         elif isinstance(layer, L.DepthwiseConv2D):
             if tuple(layer.kernel_size) not in ((3, 3), (5, 5)) or (
                     layer.depth_multiplier != 1):
@@ -122,6 +127,13 @@ def xnnpack_sparse_issues(model, min_sparsity=SPARSE_ENOUGH):
                 f"Layer '{layer.name}' ({type(layer).__name__}) is outside "
                 "what XNNPACK's NCHW path runs (1x1 and depthwise "
                 "convolutions, BatchNorm, activations, adds).")
+    if one_sided:
+        shown = ", ".join(one_sided[:3]) + (
+            ", ..." if len(one_sided) > 3 else "")
+        issues.append(
+            f"{len(one_sided)} layers pad a stride-2 3x3 convolution on one "
+            f"side only ({shown}); XNNPACK's NCHW path wants padding 1 on "
+            "every side: use xnnpack_sparse_padding(model).")
     if dense:
         shown = ", ".join(dense[:3]) + (", ..." if len(dense) > 3 else "")
         issues.append(
@@ -131,31 +143,57 @@ def xnnpack_sparse_issues(model, min_sparsity=SPARSE_ENOUGH):
     return issues
 
 
-def xnnpack_sparse_stem(model):
-    """A copy of `model` whose "same"-padded 3x3 stride-2 stem is
-    ZeroPadding2D(1) and a "valid" convolution with the same weights.
+def _strided_3x3(layer):
+    return (isinstance(layer, (L.Conv2D, L.DepthwiseConv2D))
+            and tuple(layer.kernel_size) == (3, 3)
+            and tuple(layer.strides) == (2, 2))
 
-    The output has the same shape; values at the bottom and right edges
-    change (the padding moves by one pixel), so fine-tune afterwards. The
-    input model is not modified.
+
+def _one_sided(layer):
+    """Whether `layer` pads a stride-2 3x3 convolution on one side only: a
+    "same" padding (on an even input), or a ZeroPadding2D of
+    ((0, 1), (0, 1)) before a "valid" one (keras.applications' blocks)."""
+    if _strided_3x3(layer):
+        return layer.padding == "same"
+    if isinstance(layer, L.ZeroPadding2D) and tuple(
+            map(tuple, layer.padding)) == ((0, 1), (0, 1)):
+        return any(_strided_3x3(node.operation)
+                   for node in layer._outbound_nodes)
+    return False
+
+
+def _symmetric(layer):
+    """The layers to put in place of a one-sided padding."""
+    if isinstance(layer, L.ZeroPadding2D):
+        return [L.ZeroPadding2D(1, name=layer.name)]
+    new = type(layer).from_config({**layer.get_config(), "padding": "valid"})
+    height, width, channels = layer.input.shape[1:]
+    new.build((None, height + 2, width + 2, channels))
+    new.set_weights(layer.get_weights())
+    return [L.ZeroPadding2D(1, name=f"{layer.name}_pad"), new]
+
+
+def xnnpack_sparse_padding(model):
+    """A copy of `model` whose stride-2 3x3 convolutions pad 1 on every
+    side, as XNNPACK's NCHW path needs.
+
+    TensorFlow's "same" padding at stride 2 on an even input, and the
+    ZeroPadding2D(((0, 1), (0, 1))) that `keras.applications` puts before
+    its stride-2 depthwise convolutions, pad the bottom and right only.
+    This copy pads 1 on every side instead (a ZeroPadding2D(1) and a
+    "valid" convolution with the same weights). The output shapes are the
+    same; the values move by one pixel at the edges of those layers, so
+    fine-tune afterwards. The input model is not modified.
+
+    Raises:
+        ValueError: when no stride-2 3x3 convolution pads one side only.
     """
-    convs = [layer for layer in _layers(model)
-             if isinstance(layer, (L.Conv2D, L.DepthwiseConv2D))]
-    stem = convs[0] if convs else None
-    if stem is None or not _is_stem(stem) or stem.padding != "same":
+    one_sided = [layer.name for layer in _layers(model) if _one_sided(layer)]
+    if not one_sided:
         raise ValueError(
-            f"Received: model '{model.name}' whose first convolution is "
-            f"{stem.name if stem else 'missing'!r}. Expected a 3x3 stride-2 "
-            "Conv2D with padding='same' on 3 input channels.")
-
-    def replace(layer):
-        if layer is not stem:
-            return None
-        conv = L.Conv2D.from_config({**layer.get_config(),
-                                     "padding": "valid"})
-        height, width, channels = layer.input.shape[1:]
-        conv.build((None, height + 2, width + 2, channels))
-        conv.set_weights(layer.get_weights())
-        return [L.ZeroPadding2D(1, name=f"{layer.name}_pad"), conv]
-
-    return _model_utils.expand_layers(model, replace)
+            f"Received: model '{model.name}' with no stride-2 3x3 "
+            "convolution padded on one side only. Expected a 'same'-padded "
+            "one or a ZeroPadding2D(((0, 1), (0, 1))) before a 'valid' one.")
+    return _model_utils.expand_layers(
+        model, lambda layer: _symmetric(layer)
+        if layer.name in one_sided else None)

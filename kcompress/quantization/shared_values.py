@@ -14,7 +14,7 @@ TFMOT's cluster-preserving QAT also lets weights change clusters during QAT
 (it re-assigns every weight to its nearest centroid on each step). kcompress
 keeps the assignment the clustering made: tried on the digits CNN (16
 clusters, 80% sparse, three seeds), re-assignment gave no better accuracy
-and a 0.2-2% larger gzip of the int8 file, at the cost of a distance matrix
+and a 0-2% larger gzip of the int8 file, at the cost of a distance matrix
 per kernel and step.
 
 Everything is `keras.ops` (segment sums and a gather); on export the

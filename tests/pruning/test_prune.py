@@ -131,3 +131,18 @@ def test_non_keras_object_is_refused(bad):
 def test_layer_kwargs_with_model_are_refused():
     with pytest.raises(ValueError, match="name"):
         pruning.prune_low_magnitude(_functional_with_nested(), name="x")
+
+
+def test_stripped_zeros_are_positive_zeros():
+    """A masked negative weight is -0.0; stripped, every zero is +0.0, so
+    a float32 file stores one byte pattern for zero (and gzips better)."""
+    keras.utils.set_random_seed(0)
+    model = pruning.prune_low_magnitude(
+        keras.Sequential([keras.Input((16,)), keras.layers.Dense(16)]),
+        ConstantSparsity(0.5, 0, frequency=1))
+    model.compile("sgd", "mse")
+    model.fit(np.ones((4, 16)), np.ones((4, 16)), verbose=0,
+              callbacks=[pruning.UpdatePruningStep()])
+    kernel = np.asarray(pruning.strip_pruning(model).layers[0].kernel)
+    assert np.mean(kernel == 0) == 0.5
+    assert not np.signbit(kernel[kernel == 0]).any()

@@ -39,7 +39,7 @@ def test_issues_name_the_stem_and_the_dense_pointwise_layers():
 
 def test_padded_stem_and_pruning_clear_every_issue():
     model = _mobilenet_like()
-    fixed = kc.pruning.xnnpack_sparse_stem(model)
+    fixed = kc.pruning.xnnpack_sparse_padding(model)
     assert [layer.name for layer in fixed.layers[1:3]] == ["stem_pad",
                                                            "stem"]
     assert fixed.get_layer("stem").padding == "valid"
@@ -57,11 +57,26 @@ def test_padded_stem_and_pruning_clear_every_issue():
         kc.strip_pruning(pruned)) == []
 
 
+def test_keras_applications_block_padding_becomes_symmetric():
+    inputs = keras.Input((16, 16, 3))
+    x = L.Conv2D(8, 3, strides=2, padding="valid", name="stem")(
+        L.ZeroPadding2D(1)(inputs))
+    x = L.ZeroPadding2D(((0, 1), (0, 1)), name="block_pad")(x)
+    x = L.DepthwiseConv2D(3, strides=2, name="block_dw")(x)
+    model = keras.Model(inputs, L.GlobalAveragePooling2D()(x))
+    issues = kc.pruning.xnnpack_sparse_issues(model)
+    assert issues == [issues[0]] and "'block_pad'" in issues[0]
+    fixed = kc.pruning.xnnpack_sparse_padding(model)
+    assert fixed.get_layer("block_pad").padding == ((1, 1), (1, 1))
+    assert fixed.output.shape == model.output.shape
+    assert kc.pruning.xnnpack_sparse_issues(fixed) == []
+
+
 def test_a_model_without_a_stem_or_pool_is_told_so():
     model = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(4, 3),
                               L.Flatten(), L.Dense(2)])
     issues = kc.pruning.xnnpack_sparse_issues(model)
     assert "not a 3x3 stride-2 Conv2D on 3 input channels" in issues[0]
     assert "No GlobalAveragePooling2D" in issues[1]
-    with pytest.raises(ValueError, match="Expected a 3x3 stride-2 Conv2D"):
-        kc.pruning.xnnpack_sparse_stem(model)
+    with pytest.raises(ValueError, match="padded on one side only"):
+        kc.pruning.xnnpack_sparse_padding(model)
