@@ -14,10 +14,17 @@ constant buffers the converter stored once for several tensors (it
 deduplicates identical buffers, such as the all-zero biases of an untrained
 model).
 
-Run: `python benchmarks/file_size.py` (about 3 minutes on 2 cores).
+With `--zoo`, one row per model of `benchmarks/model_zoo.py`
+(`kcompress_demo.zoo`, random weights): the stock converter's PTQ file
+against `tflite_export.convert(model, "int8")`, both from the same model
+and representative data, with float input and output.
+
+Run: `python benchmarks/file_size.py` (about 3 minutes on 2 cores), or
+`python benchmarks/file_size.py --zoo` (about 15 minutes).
 """
 
 import os
+import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -25,12 +32,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
 import kcompress as kc  # noqa: E402
 import tflite_export as te  # noqa: E402
 from kcompress.tables import render  # noqa: E402
 from kcompress_demo import reference  # noqa: E402
 from tflite_export import file_bytes  # noqa: E402
+
+_ZOO = flags.DEFINE_bool("zoo", False, "Every model of the zoo against the "
+                         "stock converter, instead of the breakdown.")
+_STOCK_ONLY = flags.DEFINE_string(
+    "stock_only", None, "Print the stock PTQ size of this zoo model (the "
+    "child process of --zoo: the stock converter can crash the process).")
 
 
 def _stock(model, x):
@@ -82,8 +96,56 @@ def rows_for(name, model, x, y):
     return rows
 
 
+def _failure(error):
+    first = (str(error).strip().splitlines() or [""])[0][:80]
+    return f"fails: {type(error).__name__}: {first}"
+
+
+def zoo_rows():
+    """One row per zoo model: stock PTQ bytes, kcompress int8 bytes."""
+    from kcompress_demo import zoo
+
+    rows = []
+    for name in zoo.MODELS:
+        model = zoo.build(name)
+        x = zoo.sample_inputs(model, 16)
+        child = subprocess.run(
+            [sys.executable, __file__, f"--stock_only={name}"],
+            capture_output=True, text=True, check=False)
+        lines = child.stdout.strip().splitlines()
+        if child.returncode == 0 and lines and lines[-1].isdigit():
+            stock = int(lines[-1])
+        elif child.returncode < 0:  # killed by a signal
+            stock = f"crashes: signal {-child.returncode} in the converter"
+        else:
+            stock = "fails: " + ((child.stderr.strip().splitlines()
+                                  or ["?"])[-1][:80])
+        try:
+            ours = len(te.convert(model, "int8", representative_data=x,
+                                  float_io=True))
+        except Exception as error:  # noqa: BLE001 (reported in the table)
+            ours = _failure(error)
+        both = isinstance(stock, int) and isinstance(ours, int)
+        rows.append([name, f"{stock:,}" if isinstance(stock, int) else stock,
+                     f"{ours:,}" if isinstance(ours, int) else ours,
+                     f"{ours / stock:.3f}" if both else "-"])
+        print(" | ".join(rows[-1]), flush=True)
+    return rows
+
+
 def main(argv):
     del argv
+    if _STOCK_ONLY.value:
+        from kcompress_demo import zoo
+
+        model = zoo.build(_STOCK_ONLY.value)
+        print(len(_stock(model, zoo.sample_inputs(model, 16))))
+        return
+    if _ZOO.value:
+        print(render(["model", "stock TFLiteConverter PTQ (B)",
+                      "kcompress int8 (B)", "x stock"], zoo_rows()))
+        print("\nCommand: python benchmarks/file_size.py --zoo")
+        return
     rng = np.random.default_rng(0)
     keras.utils.set_random_seed(0)
     mobilenet = keras.applications.MobileNetV2(

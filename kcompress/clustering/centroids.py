@@ -42,23 +42,29 @@ def _density(values, count, rng):
 
 
 def _kmeans_plus_plus(values, count, rng):
-    """Greedy k-means++ (as TensorFlow's and scikit-learn's): each new
-    centroid is the best of `2 + log(count)` candidates drawn in proportion
-    to the squared distance to the nearest centroid so far."""
-    tries = 2 + int(np.log(count))
-    centroids = [values[rng.integers(len(values))]]
-    distance = (values - centroids[0]) ** 2
-    for _ in range(count - 1):
-        total = distance.sum()
-        if total == 0:  # fewer distinct values than clusters
-            centroids.append(centroids[-1])
+    """Greedy k-means++, as TensorFlow's `KmeansPlusPlusInitialization`
+    (which TFMOT calls) does it: every centroid, the first included, is the
+    best of `3 + log(count)` candidates (the one leaving the smallest sum of
+    squared distances), drawn uniformly for the first and then in
+    proportion to the squared distance to the nearest centroid so far;
+    a weight already chosen is not drawn again."""
+    tries = 3 + int(np.log(count))
+    distance = np.full(len(values), np.inf)
+    chosen = np.zeros(len(values), bool)
+    centroids = []
+    for _ in range(count):
+        weights = np.where(chosen, 0.0, distance if centroids else 1.0)
+        total = weights.sum()
+        if total == 0 or not np.isfinite(total):
+            # Fewer distinct values than clusters: repeat the last one.
+            centroids.append(centroids[-1] if centroids else values[0])
             continue
-        candidates = values[rng.choice(len(values), size=tries,
-                                       p=distance / total)]
+        picks = rng.choice(len(values), size=tries, p=weights / total)
         options = np.minimum(distance[None],
-                             (values[None] - candidates[:, None]) ** 2)
+                             (values[None] - values[picks, None]) ** 2)
         best = int(np.argmin(options.sum(axis=1)))
-        centroids.append(candidates[best])
+        centroids.append(values[picks[best]])
+        chosen[picks[best]] = True
         distance = options[best]
     return np.array(centroids)
 

@@ -165,11 +165,11 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         return (ops.where(frozen, moving_mean, mean),
                 ops.where(frozen, moving_variance, variance))
 
-    def _kernel(self):
+    def _kernel(self, training=False):
         """The conv kernel with preserved clusters and zeros applied."""
         if self.kernel_shared is not None:
             return self.kernel_shared.value(self.conv.kernel,
-                                            self.kernel_nonzero)
+                                            self.kernel_nonzero, training)
         kernel = ops.convert_to_tensor(self.conv.kernel)
         if self.kernel_nonzero is None:
             return kernel
@@ -191,7 +191,7 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         return kernel, bias
 
     def call(self, inputs, training=None):
-        kernel = self._kernel()
+        kernel = self._kernel(bool(training))
         mean, variance = self._statistics(inputs, training, kernel)
         kernel, bias = self.folded_weights(mean, variance, kernel)
         axis = quantizers.DEPTHWISE if _is_depthwise(self.conv) else -1

@@ -165,14 +165,14 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
             self.calibrating = self.export_mode = False
         self.built = True
 
-    def effective_weights(self):
+    def effective_weights(self, training=False):
         """`[(variable, float value)]`: weights with preserved clusters and
-        zeros applied."""
+        zeros applied (clusters re-assigned when `training`)."""
         values = []
         for (w, _), mask, shared in zip(self.quantized_weights,
                                         self.zero_masks, self.shared):
             if shared is not None:
-                value = shared.value(w, mask)
+                value = shared.value(w, mask, training)
             elif mask is not None:
                 value = ops.multiply(w, mask)
             else:
@@ -182,7 +182,7 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
 
     def call(self, inputs, *args, training=None, **kwargs):
         axes = [axis for _, axis in self.quantized_weights]
-        values = self.effective_weights()
+        values = self.effective_weights(bool(training))
         mapping = [
             (w, quantizers.fake_quant_weight(value, axis, self.num_bits,
                                              bool(training)))

@@ -3,22 +3,28 @@
 A clustered kernel (from `kcompress.clustering.strip_clustering`) holds a
 few distinct values, per tensor or per output channel. `layout` numbers
 them once, when the QAT layer is built, and a `SharedValues` keeps the
-kernel clustered on every call: each weight is replaced by the mean of its
-cluster. The forward pass therefore never sees more values per kernel (per
-channel) than the clustering left; every weight of a cluster receives the
-cluster's mean gradient, so the weights of a cluster stay equal and the
-cluster trains as one value (CQAT). Pruned zeros form their own cluster,
-which the zero mask keeps at zero (PCQAT).
+kernel on shared values on every call, as TFMOT's cluster-preserving QAT
+does:
 
-TFMOT's cluster-preserving QAT also lets weights change clusters during QAT
-(it re-assigns every weight to its nearest centroid on each step). kcompress
-keeps the assignment the clustering made: tried on the digits CNN (16
-clusters, 80% sparse, three seeds), re-assignment gave no better accuracy
-and a 0-2% larger gzip of the int8 file, at the cost of a distance matrix
-per kernel and step.
+- the distinct values become trainable centroids (per channel where the
+  kernel was clustered per channel), and the forward pass sees each weight
+  as its centroid, so a kernel never holds more values than the clustering
+  left;
+- each centroid's gradient is the sum of its weights' gradients, and every
+  weight keeps its own float value, trained straight through;
+- on each training call every weight joins its nearest centroid, so
+  weights can change clusters as they train;
+- a centroid at zero (pruned weights, with `preserve_sparsity`) stays at
+  exactly zero, and pruned weights stay in it (PCQAT).
 
-Everything is `keras.ops` (segment sums and a gather); on export the
-converter folds it with the constant weights.
+An earlier version kept the clustering's assignment and replaced each
+weight by its cluster's mean. Over three seeds of the digits CNN (16
+clusters, 80% sparse) its PCQAT files gzipped 0.3-6% larger than TFMOT's:
+keeping the assignment keeps the clustering's spread of weights over the
+clusters, while re-assigning lets them gather in fewer (BUILD.md).
+
+Everything is `keras.ops` (an argmin and a gather); on export the converter
+folds the gather of the constant centroids.
 """
 
 import numpy as np
@@ -72,14 +78,21 @@ def cluster_ids(values, max_count=MAX_SHARED):
     return ids
 
 
-class SharedValues:
-    """Keeps one weight of a QAT layer on its shared values.
+# Centroid slots a channel does not use (it held fewer distinct values than
+# the layer's count) sit here, never the nearest to any weight.
+_UNUSED = 1e9
 
-    Built by the layer in its `build`, which owns the variable it adds.
+
+class SharedValues:
+    """Keeps one weight of a QAT layer on shared, trainable values.
+
+    Built by the layer in its `build`, which owns the variables it adds:
+    the centroids (trainable), each weight's centroid number, and which
+    centroids are pinned at zero.
 
     Args:
         layer: the layer that owns the weight.
-        weight: the weight variable.
+        weight: the weight variable, holding the clustered values.
         count: the most clusters in the tensor (or in one channel).
         per_channel: whether each output channel (last axis) has its own.
     """
@@ -88,34 +101,65 @@ class SharedValues:
         self.count = int(count)
         self.per_channel = bool(per_channel)
         self.groups = int(weight.shape[-1]) if per_channel else 1
+        shape = (self.groups, self.count)
+        self.centroids = layer.add_weight(
+            name=f"{weight.name}_centroids", shape=shape,
+            initializer="zeros", trainable=True)
+        self.free = layer.add_weight(  # 0 for a centroid pinned at zero
+            name=f"{weight.name}_centroid_free", shape=shape,
+            initializer="ones", trainable=False,
+            aggregation="only_first_replica")
         self.ids = layer.add_weight(
             name=f"{weight.name}_cluster", shape=weight.shape, dtype="int32",
             initializer="zeros", trainable=False,
             aggregation="only_first_replica")
-        found = layout(ops.convert_to_numpy(weight), self.count)
-        if found is not None and found[1] <= self.count and (
-                found[2] == self.per_channel or not found[2]):
-            self.ids.assign(found[0])
+        self._initialize(ops.convert_to_numpy(weight))
 
-    def _segments(self):
-        """Cluster numbers unique across channels, flattened."""
-        ids = ops.convert_to_tensor(self.ids)
-        if self.per_channel:
-            ids = ops.add(ids, ops.multiply(
-                ops.arange(self.groups, dtype="int32"), self.count))
-        return ops.reshape(ids, (-1,))
+    def _initialize(self, values):
+        found = layout(values, self.count)
+        if found is None or found[2] != self.per_channel:
+            return  # not clustered now: the values come from a file
+        ids = found[0]
+        columns = values.reshape(-1, self.groups)
+        groups = ids.reshape(-1, self.groups)
+        centroids = np.full((self.groups, self.count), _UNUSED, "float32")
+        for g in range(self.groups):
+            centroids[g, groups[:, g]] = columns[:, g]
+        self.centroids.assign(centroids)
+        self.free.assign((centroids != 0).astype("float32"))
+        self.ids.assign(ids)
 
-    def value(self, weight, mask=None):
-        """The weight as its cluster means (times `mask`, the zero mask)."""
+    def _table(self):
+        """The centroids with the pinned ones at exactly zero."""
+        return ops.multiply(self.centroids, self.free)
+
+    def _gather(self, table, ids):
+        flat = ops.reshape(ids, (-1, self.groups))
+        values = ops.take_along_axis(ops.transpose(table), flat, axis=0)
+        return ops.reshape(values, ids.shape)
+
+    def value(self, weight, mask=None, training=False):
+        """The weight as its centroids (times `mask`, the zero mask); on a
+        training call, each weight first joins its nearest centroid."""
         weight = ops.convert_to_tensor(weight)
-        flat = ops.reshape(weight, (-1,))
-        segments = self._segments()
-        total = self.groups * self.count
-        sums = ops.segment_sum(flat, segments, num_segments=total)
-        sizes = ops.segment_sum(ops.ones_like(flat), segments,
-                                num_segments=total)
-        means = ops.divide(sums, ops.maximum(sizes, 1.0))
-        clustered = ops.reshape(ops.take(means, segments), weight.shape)
+        table = self._table()
+        ids = ops.convert_to_tensor(self.ids)
+        if training:
+            ids = self._nearest(weight, ops.stop_gradient(table), mask)
+            self.ids.assign(ids)
+        clustered = self._gather(table, ids)
+        if training:  # every weight trains on, straight through
+            clustered = ops.add(clustered, ops.subtract(
+                weight, ops.stop_gradient(weight)))
         if mask is not None:
             clustered = ops.multiply(clustered, mask)
         return clustered
+
+    def _nearest(self, weight, table, mask):
+        if mask is not None:  # pruned weights sit at zero
+            weight = ops.multiply(weight, mask)
+        columns = ops.reshape(ops.stop_gradient(weight),
+                              (-1, self.groups, 1))
+        distance = ops.abs(ops.subtract(columns, table))
+        nearest = ops.cast(ops.argmin(distance, axis=-1), "int32")
+        return ops.reshape(nearest, weight.shape)

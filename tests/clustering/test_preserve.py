@@ -47,6 +47,10 @@ def test_pcqat_keeps_zeros_and_clusters_into_the_int8_file():
     preserve = kc.clustering.PreserveClusters(16)
     qat.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=[preserve])
     assert len(preserve.tracked) == 3
+    accuracy = qat.evaluate(x, y, verbose=0)[1]
+    assert accuracy >= pruned_accuracy - 0.03, (accuracy, pruned_accuracy)
+    if keras.backend.backend() != "tensorflow":
+        return  # (conversion from JAX: tests/test_backends.py; CI budget)
     kernels = te.kernel_weights(te.convert(qat, "qat"))
     assert len(kernels) == 3
     for op_name, kernel in kernels.values():
@@ -56,8 +60,6 @@ def test_pcqat_keeps_zeros_and_clusters_into_the_int8_file():
             assert max(len(np.unique(row)) for row in flat) <= 16
         else:
             assert len(np.unique(kernel)) <= 16
-    accuracy = qat.evaluate(x, y, verbose=0)[1]
-    assert accuracy >= pruned_accuracy - 0.03, (accuracy, pruned_accuracy)
 
 
 def test_without_the_callback_qat_scatters_the_clusters():

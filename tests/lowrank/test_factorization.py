@@ -169,6 +169,9 @@ def test_reference_energy_09_halves_dense_parameters_and_keeps_accuracy(
     assert _fine_tune(small, digits) >= float_accuracy - 0.01
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="conversion from JAX runs in a TensorFlow child "
+                    "process, covered by tests/test_backends.py; CI budget")
 def test_factorized_pruned_qat_model_converts(float_model, digits):
     small = factorize(float_model, energy=0.9, data=digits.x_train)
     pruned = kc.prune_low_magnitude(small, kc.pruning.ConstantSparsity(
