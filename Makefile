@@ -62,11 +62,11 @@ BACKEND_TESTS := tests/pruning tests/quantization tests/clustering tests/distill
 JAX_SKIP := --ignore=tests/pruning/test_reference_pruning.py \
 	--ignore=tests/pruning/test_reference_channels.py
 
-## test: ruff, the whole test suite (the notebooks included), then the core modules on JAX.
+## test: ruff, the whole test suite (the notebooks included), then the core modules on JAX (two workers).
 test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q --doctest-modules kcompress tflite_export tests
-	KERAS_BACKEND=jax $(PY) -m pytest -q $(BACKEND_TESTS) $(JAX_SKIP)
+	KERAS_BACKEND=jax $(PY) -m pytest -q -n 2 $(BACKEND_TESTS) $(JAX_SKIP)
 
 ## test-torch: the core modules on PyTorch (installs torch, a large wheel; not in CI).
 test-torch: $(VENV)/.torch-installed
