@@ -7,6 +7,7 @@ from keras import ops
 from kcompress import _model_utils
 from kcompress._substitute import call_with_values
 from kcompress.clustering import centroids as centroids_lib
+from kcompress.quantization import shared_values
 
 __all__ = ["ClusterWeights", "ClusterableLayer", "clusterable_weights"]
 
@@ -172,27 +173,15 @@ class ClusterWeights(keras.layers.Wrapper):
             centroids = ops.multiply(centroids, ops.convert_to_tensor(keep))
         return centroids
 
-    def _columns(self, i, value):
-        """`value` (shaped like weight i) as `(channels, rest)`."""
-        return ops.transpose(ops.reshape(
-            value, (-1, self.centroids[i].shape[0])))
-
     def _nearest(self, i, weight):
-        columns = self._columns(i, weight)  # (channels, rest)
-        centroids = ops.stop_gradient(self._centroid_values(i))
-        distance = ops.abs(ops.expand_dims(columns, -1)
-                           - ops.expand_dims(centroids, 1))
-        nearest = ops.argmin(distance, axis=-1)
-        return ops.reshape(ops.transpose(nearest), weight.shape)
+        return shared_values.nearest_centroids(weight,
+                                               self._centroid_values(i))
 
     def clustered_value(self, i, indices=None):
         """Weight i as its centroids (times its sparsity mask)."""
-        weight = self.clustered[i]
         indices = self.indices[i] if indices is None else indices
-        value = ops.transpose(ops.take_along_axis(
-            self._centroid_values(i),
-            self._columns(i, ops.cast(indices, "int32")), axis=1))
-        value = ops.reshape(value, weight.shape)
+        value = shared_values.gather_centroids(
+            self._centroid_values(i), ops.convert_to_tensor(indices))
         if self.sparsity_masks[i] is not None:
             value = value * self.sparsity_masks[i]
         return value

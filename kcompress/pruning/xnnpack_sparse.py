@@ -25,6 +25,7 @@ what each step is worth.
 import keras
 
 from kcompress import _model_utils
+from kcompress.pruning import masks
 
 __all__ = ["xnnpack_sparse_issues", "xnnpack_sparse_layers",
            "xnnpack_sparse_padding"]
@@ -108,8 +109,7 @@ def xnnpack_sparse_issues(model, min_sparsity=SPARSE_ENOUGH):
                                                L.Dense, L.Flatten)):
             continue
         if _is_pointwise(layer):
-            zeros = float(keras.ops.mean(keras.ops.cast(
-                keras.ops.equal(layer.kernel, 0), "float32")))
+            zeros = masks.sparsity_of(layer.kernel)
             if zeros < min_sparsity:
                 dense.append(f"'{layer.name}' ({zeros:.0%})")
         elif _one_sided(layer):

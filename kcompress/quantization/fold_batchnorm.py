@@ -104,10 +104,7 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         self.kernel_sparse = bool(kernel_sparse)
         self.preserve_clusters = bool(preserve_clusters)
         if kernel_clustered is None and self.preserve_clusters and conv.built:
-            found = shared_values.layout(ops.convert_to_numpy(conv.kernel))
-            if found is not None:
-                kernel_clustered = {"count": found[1],
-                                    "per_channel": found[2]}
+            kernel_clustered = shared_values.layout_config(conv.kernel)
         self.kernel_clustered = kernel_clustered
 
     def build(self, input_shape):

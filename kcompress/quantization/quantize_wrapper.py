@@ -51,10 +51,9 @@ def _clustered(layer, config):
     found = {}
     for name, (weight, _) in zip(config.weights,
                                  config.get_weights_and_axes(layer)):
-        clustered = shared_values.layout(ops.convert_to_numpy(weight))
+        clustered = shared_values.layout_config(weight)
         if clustered is not None:
-            found[name] = {"count": clustered[1],
-                           "per_channel": clustered[2]}
+            found[name] = clustered
     return found
 
 

@@ -78,6 +78,41 @@ def cluster_ids(values, max_count=MAX_SHARED):
     return ids
 
 
+def layout_config(weight):
+    """`{"count": n, "per_channel": bool}` of a clustered weight (the
+    arguments of `SharedValues`), or None if it is not clustered."""
+    found = layout(ops.convert_to_numpy(weight))
+    if found is None:
+        return None
+    return {"count": found[1], "per_channel": found[2]}
+
+
+def nearest_centroids(weight, table):
+    """The number of each weight's nearest centroid.
+
+    Args:
+        weight: a tensor whose last axis holds `groups` channels clustered
+            apart (or any shape, with one group).
+        table: `(groups, count)` centroids.
+
+    Returns:
+        int32 numbers in `[0, count)`, of `weight`'s shape.
+    """
+    groups = table.shape[0]
+    columns = ops.reshape(ops.stop_gradient(weight), (-1, groups, 1))
+    distance = ops.abs(ops.subtract(columns, ops.stop_gradient(table)))
+    nearest = ops.cast(ops.argmin(distance, axis=-1), "int32")
+    return ops.reshape(nearest, weight.shape)
+
+
+def gather_centroids(table, ids):
+    """The centroids `ids` (from `nearest_centroids`) name, shaped like
+    `ids`; the gradient reaches each centroid as the sum of its weights'."""
+    flat = ops.reshape(ops.cast(ids, "int32"), (-1, table.shape[0]))
+    values = ops.take_along_axis(ops.transpose(table), flat, axis=0)
+    return ops.reshape(values, ids.shape)
+
+
 # Centroid slots a channel does not use (it held fewer distinct values than
 # the layer's count) sit here, never the nearest to any weight.
 _UNUSED = 1e9
@@ -133,33 +168,21 @@ class SharedValues:
         """The centroids with the pinned ones at exactly zero."""
         return ops.multiply(self.centroids, self.free)
 
-    def _gather(self, table, ids):
-        flat = ops.reshape(ids, (-1, self.groups))
-        values = ops.take_along_axis(ops.transpose(table), flat, axis=0)
-        return ops.reshape(values, ids.shape)
-
     def value(self, weight, mask=None, training=False):
         """The weight as its centroids (times `mask`, the zero mask); on a
         training call, each weight first joins its nearest centroid."""
         weight = ops.convert_to_tensor(weight)
         table = self._table()
         ids = ops.convert_to_tensor(self.ids)
-        if training:
-            ids = self._nearest(weight, ops.stop_gradient(table), mask)
+        if training:  # pruned weights sit at zero, in the zero centroid
+            ids = nearest_centroids(
+                weight if mask is None else ops.multiply(weight, mask),
+                table)
             self.ids.assign(ids)
-        clustered = self._gather(table, ids)
+        clustered = gather_centroids(table, ids)
         if training:  # every weight trains on, straight through
             clustered = ops.add(clustered, ops.subtract(
                 weight, ops.stop_gradient(weight)))
         if mask is not None:
             clustered = ops.multiply(clustered, mask)
         return clustered
-
-    def _nearest(self, weight, table, mask):
-        if mask is not None:  # pruned weights sit at zero
-            weight = ops.multiply(weight, mask)
-        columns = ops.reshape(ops.stop_gradient(weight),
-                              (-1, self.groups, 1))
-        distance = ops.abs(ops.subtract(columns, table))
-        nearest = ops.cast(ops.argmin(distance, axis=-1), "int32")
-        return ops.reshape(nearest, weight.shape)
