@@ -5,16 +5,9 @@ import numpy as np
 import pytest
 
 from kcompress.compat import tfmot
+from tests._digits import digit_images
 
 L = keras.layers
-
-
-def _data():
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    return ((digits.images / 16.0)[..., None].astype("float32")[:320],
-            digits.target[:320])
 
 
 def _model():
@@ -27,7 +20,7 @@ def _model():
 def test_pruning_guide_code_path():
     """The "Pruning in Keras" example: prune, fit with the callback,
     strip; the sparsity is reached."""
-    x, y = _data()
+    x, y = digit_images(320)
     pruning_params = {"pruning_schedule": tfmot.sparsity.keras.
                       PolynomialDecay(initial_sparsity=0.50,
                                       final_sparsity=0.80, begin_step=0,
@@ -44,7 +37,7 @@ def test_pruning_guide_code_path():
 
 
 def test_qat_and_clustering_guide_code_paths():
-    x, y = _data()
+    x, y = digit_images(320)
     qat = tfmot.quantization.keras.quantize_model(_model())
     qat.compile("adam", keras.losses.SparseCategoricalCrossentropy(
         from_logits=True))

@@ -6,6 +6,7 @@ import pytest
 
 import kcompress as kc
 from kcompress.clustering import centroids
+from tests._digits import digit_images
 
 L = keras.layers
 INITS = list(kc.clustering.CentroidInitialization)
@@ -30,14 +31,6 @@ def _cnn():
     ])
 
 
-def _data():
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    return ((digits.images / 16.0)[..., None].astype("float32")[:256],
-            digits.target[:256])
-
-
 @pytest.mark.parametrize("init", INITS, ids=lambda i: i.value)
 def test_initializations_give_sorted_centroids_in_range(init):
     values = np.random.default_rng(0).normal(size=500)
@@ -49,7 +42,7 @@ def test_initializations_give_sorted_centroids_in_range(init):
 
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_training_keeps_at_most_n_values_per_kernel(per_channel):
-    x, y = _data()
+    x, y = digit_images(256)
     clustered = kc.clustering.cluster_weights(
         _cnn(), number_of_clusters=4, cluster_per_channel=per_channel)
     clustered.compile("adam", keras.losses.SparseCategoricalCrossentropy(
@@ -69,7 +62,7 @@ def test_training_keeps_at_most_n_values_per_kernel(per_channel):
 
 
 def test_centroids_receive_gradients_and_move():
-    x, y = _data()
+    x, y = digit_images(256)
     clustered = kc.clustering.cluster_weights(_cnn(), number_of_clusters=4)
     wrapper = clustered.get_layer("cluster_hidden")
     start = np.array(wrapper.centroids[0])
@@ -84,7 +77,7 @@ def test_preserve_sparsity_keeps_zeros_and_n_values():
     kernel = np.array(model.get_layer("hidden").kernel)
     kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.8)] = 0
     model.get_layer("hidden").kernel.assign(kernel)
-    x, y = _data()
+    x, y = digit_images(256)
     clustered = kc.clustering.cluster_weights(model, number_of_clusters=8,
                                               preserve_sparsity=True)
     clustered.compile("adam", keras.losses.SparseCategoricalCrossentropy(
@@ -97,7 +90,7 @@ def test_preserve_sparsity_keeps_zeros_and_n_values():
 
 
 def test_config_round_trip_and_keras_file(tmp_path):
-    x, _ = _data()
+    x, _ = digit_images(256)
     clustered = kc.clustering.cluster_weights(
         _cnn(), number_of_clusters=5,
         cluster_centroids_init=kc.clustering.CentroidInitialization.LINEAR,
@@ -144,7 +137,7 @@ def test_summary_shows_unique_values_per_kernel():
 
 
 def test_interrupted_fit_resumes_with_the_clusters(tmp_path):
-    x, y = _data()
+    x, y = digit_images(256)
 
     def run(interrupt):
         keras.utils.set_random_seed(0)

@@ -9,16 +9,9 @@ import kcompress as kc
 import tflite_export as te
 from kcompress.quantization import schemes
 from kcompress.quantization import shared_values
+from tests._digits import digit_images
 
 L = keras.layers
-
-
-def _data():
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    return ((digits.images / 16.0)[..., None].astype("float32")[:512],
-            digits.target[:512])
 
 
 def _loss():
@@ -29,7 +22,7 @@ def _clustered(count=8, sparsity=0.0):
     """A stripped clustered CNN with a conv+BatchNorm pair (folded in QAT)
     and Dense layers, pruned first when `sparsity`."""
     keras.utils.set_random_seed(0)
-    x, y = _data()
+    x, y = digit_images(512)
     model = keras.Sequential([
         keras.Input((8, 8, 1)), L.Conv2D(8, 3, name="conv"),
         L.BatchNormalization(name="bn"), L.ReLU(), L.Flatten(),
@@ -80,7 +73,7 @@ def test_weights_join_the_nearest_trainable_centroid():
 
 
 def test_cqat_scheme_keeps_clusters_through_training_into_the_file():
-    x, y = _data()
+    x, y = digit_images(512)
     clustered = _clustered(8)
     qat = kc.quantization.quantize_apply(
         kc.quantization.quantize_annotate_model(clustered),
@@ -106,7 +99,7 @@ def test_cqat_scheme_keeps_clusters_through_training_into_the_file():
 
 
 def test_pcqat_keeps_zeros_and_clusters_without_a_callback():
-    x, y = _data()
+    x, y = digit_images(512)
     clustered = _clustered(8, sparsity=0.75)
     qat = kc.quantize_model(clustered, preserve_clusters=True)
     qat.compile(keras.optimizers.Adam(1e-3), _loss())
@@ -125,7 +118,7 @@ def test_pcqat_keeps_zeros_and_clusters_without_a_callback():
 
 
 def test_cqat_model_saves_and_loads_with_the_same_outputs(tmp_path):
-    x, _ = _data()
+    x, _ = digit_images(512)
     qat = kc.quantize_model(_clustered(4), preserve_clusters=True,
                             calibration_data=x[:64])
     path = str(tmp_path / "cqat.keras")

@@ -6,21 +6,14 @@ import pytest
 
 import kcompress as kc
 import tflite_export as te
+from tests._digits import digit_images
 
 L = keras.layers
 
 
-def _data():
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    return ((digits.images / 16.0)[..., None].astype("float32"),
-            digits.target)
-
-
 def test_pcqat_keeps_zeros_and_clusters_into_the_int8_file():
     keras.utils.set_random_seed(0)
-    x, y = _data()
+    x, y = digit_images()
     model = keras.Sequential([
         keras.Input((8, 8, 1)),
         L.Conv2D(16, 3, activation="relu", name="conv"),
@@ -64,7 +57,7 @@ def test_pcqat_keeps_zeros_and_clusters_into_the_int8_file():
 
 def test_without_the_callback_qat_scatters_the_clusters():
     keras.utils.set_random_seed(0)
-    x, y = _data()
+    x, y = digit_images()
     model = keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(),
                               L.Dense(10, name="logits")])
     clustered = kc.clustering.strip_clustering(
