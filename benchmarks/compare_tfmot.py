@@ -151,14 +151,9 @@ def tfmot_rows(data, float_weights):
         return converter.convert()
 
     def fresh(source=None):
-        # TFMOT's wrappers wrap the model's own layers, so prune_low_magnitude
-        # prunes the caller's model in place (and a later cluster_weights
-        # clustered the pruned weights). Give every technique its own copy,
-        # as kcompress's rows get.
-        source = model if source is None else source
-        copy = tf.keras.models.clone_model(source)
-        copy.set_weights(source.get_weights())
-        return copy
+        # TFMOT prunes the caller's model in place: every technique starts
+        # from its own copy, as kcompress's rows do.
+        return ref.copy_model(model if source is None else source)
 
     model = ref.compile_reference(ref.build_cnn(seed=_SEED.value))
     model.set_weights(float_weights)  # kcompress's float model, paired

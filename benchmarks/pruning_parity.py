@@ -236,15 +236,11 @@ def run_tfmot(cells, seeds):
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
-
-    def copy(model):
-        new = tf.keras.models.clone_model(model)
-        new.set_weights(model.get_weights())
-        return new
+    import tf_keras_reference as ref
 
     return _sweep(cells, seeds, types.SimpleNamespace(
         name="tfmot", keras=tf.keras, sparsity=tfmot.sparsity.keras,
-        copy=copy,
+        copy=ref.copy_model,
         input=lambda shape: tf.keras.layers.InputLayer(input_shape=shape)))
 
 

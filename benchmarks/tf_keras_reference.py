@@ -31,3 +31,12 @@ def compile_reference(model, learning_rate=1e-3):
         tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"])
     return model
+
+
+def copy_model(model):
+    """A new tf_keras model with `model`'s architecture and weights. TFMOT's
+    wrappers wrap a model's own layers (and prune them in place), so each
+    technique gets its own copy."""
+    copy = tf.keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
