@@ -55,8 +55,8 @@ _BATCH_SIZE = flags.DEFINE_integer(
     lower_bound=1, upper_bound=65536)
 _KEEP_NAMES = flags.DEFINE_bool(
     "keep_names", False,
-    "convert: keep tensor names in the file (dropped by default in every "
-    "mode but float32; the runtime never reads them).")
+    "convert: keep tensor names in the file (dropped by default; the "
+    "runtime never reads them).")
 _TARGET = flags.DEFINE_string(
     "target", "host",
     "bench: host, rpi4-emu, rpi5-emu, ssh://user@host[:port] or adb[:SERIAL].")
