@@ -16,7 +16,7 @@ import keras
 from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import default_quantize_config
 
-__all__ = ["input_bounds", "input_scale"]
+__all__ = ["input_bounds", "input_scale", "pins_grid"]
 
 # Far enough for any chain of reshapes and paddings.
 _MAX_HOPS = 64
@@ -58,7 +58,31 @@ def input_bounds(layer, position=0):
     if position >= len(args) or not isinstance(args[position],
                                                keras.KerasTensor):
         return None
-    operation = args[position]._keras_history.operation
+    return _grid_of(args[position])
+
+
+def pins_grid(layer):
+    """Whether `layer` keeps its input's grid and its output feeds a
+    `Concatenate` and other layers too: its file needs the grid pinned.
+
+    TFLite's CONCATENATION needs its inputs on its output's grid. Where an
+    input reaches it through layers that keep the grid (padding, pooling),
+    the converter moves that whole chain onto the concatenation's grid,
+    requantizing before the padding and pooling, so the chain's other
+    consumers (DenseNet's next BatchNorm) read values QAT never saw. A
+    FakeQuant on the chain's own grid where it fans out (the same values)
+    makes the converter requantize on the concatenation's edge only, where
+    QAT rounds.
+    """
+    consumers = [getattr(node.operation, "layer", node.operation)
+                 for node in getattr(layer, "_outbound_nodes", ())]
+    return len(consumers) >= 2 and any(
+        isinstance(c, keras.layers.Concatenate) for c in consumers)
+
+
+def _grid_of(tensor):
+    """The grid range of the layer that rounded `tensor`, or None."""
+    operation = tensor._keras_history.operation
     for _ in range(_MAX_HOPS):
         if operation is None:
             return None

@@ -4,8 +4,8 @@ QAT must train what TFLite will run, so the rewrite in `quantize.py` needs to
 know, before cloning (this module only analyses the graph and returns plain
 layers; `quantize.py` wraps them):
 - which Conv/DepthwiseConv + BatchNorm pairs fold into one convolution;
-- which layers feed a ReLU/ReLU6 that TFLite fuses into them (their output
-  is not fake-quantized);
+- which layers feed a ReLU/ReLU6 that TFLite fuses into them, or a
+  Concatenate that rounds for them (their output is not fake-quantized);
 - how a SeparableConv2D splits into the depthwise and pointwise convolutions
   TFLite runs.
 """
@@ -68,11 +68,17 @@ def is_fusable_activation(layer):
 
 
 def fused_producers(model, resolve):
-    """Ids of layers whose output only feeds a ReLU/ReLU6 TFLite fuses.
+    """Ids of layers whose output is rounded by the layer it feeds.
 
-    Their output is not fake-quantized: TFLite rounds once, after the fused
-    activation, and so must training. (A folded Conv+BatchNorm counts through
-    its BatchNorm.)
+    Two cases, each a layer whose output feeds one consumer only:
+    - a ReLU/ReLU6 that TFLite fuses into it: TFLite rounds once, after the
+      fused activation;
+    - a `Concatenate`: TFLite's int8 CONCATENATION needs its inputs on its
+      output's grid, and the converter has their producers write straight
+      onto it (TFMOT's concat transform drops those quantizers too).
+
+    Their output is not fake-quantized, so training rounds once as TFLite
+    does. (A folded Conv+BatchNorm counts through its BatchNorm.)
     """
     fused = set()
     for layer in model.layers:
@@ -85,7 +91,27 @@ def fused_producers(model, resolve):
                 and is_fusable_activation(consumer)
                 and resolve(consumer)[1] is not None):
             fused.add(id(inner))
+        elif _writes_onto_concatenation(inner, config, consumer, resolve):
+            fused.add(id(inner))
     return fused
+
+
+def _writes_onto_concatenation(inner, config, consumer, resolve):
+    """Whether `inner` quantizes its output with a learned range, in int8
+    TFLite can write on the grid of `consumer`, a quantized Concatenate."""
+    if not isinstance(getattr(consumer, "layer", consumer),
+                      keras.layers.Concatenate):
+        return False
+    if not isinstance(config, QuantizeConfig) or not config.quantize_output:
+        return False  # float, composite, separable or pass-through
+    if config.output_range is not None:  # sigmoid, softmax, tanh grids
+        return False
+    if isinstance(inner, keras.layers.Activation):
+        if not is_fusable_activation(inner):  # LOGISTIC, MUL, ...: their own
+            return False
+    elif inner.get_config().get("activation") not in FUSED_ACTIVATIONS:
+        return False  # split off the layer, rounded on a grid of its own
+    return isinstance(resolve(consumer)[1], QuantizeConfig)
 
 
 # Activations TFLite fuses into the int8 op that computes them.

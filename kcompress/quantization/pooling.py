@@ -46,6 +46,8 @@ class QuantizeAveragePooling(_Composite):
         del training  # The same in training and inference.
         outputs = self.layer(inputs)
         bounds = input_grid.input_bounds(self)
+        if self.export_mode and input_grid.pins_grid(self):
+            return quantizers.pin_grid(outputs, bounds, self.num_bits)
         if bounds is None or self.export_mode:
             # The file's int8 AVERAGE_POOL_2D keeps its input's grid by
             # itself. A FakeQuant on that same grid after it would add

@@ -19,6 +19,7 @@ import keras
 from kcompress import _model_utils
 from kcompress.quantization import composite
 from kcompress.quantization import fold_batchnorm
+from kcompress.quantization import input_grid
 from kcompress.quantization import patterns
 from kcompress.quantization import pooling
 from kcompress.quantization.quantize_annotate import QuantizeAnnotate
@@ -202,7 +203,9 @@ def rewrite(model, annotated_only, preserve, quantize_inputs=True,
                                   QuantizeWrapper(activation,
                                                   default_quantize_config(
                                                       activation)))
-        elif config.quantizes_anything:
+        elif config.quantizes_anything or input_grid.pins_grid(layer):
+            # (A layer that keeps its grid and fans out to a Concatenate is
+            # wrapped to pin that grid at export.)
             new = QuantizeWrapper(_model_utils.clone_layer(inner), config,
                                   **preserve)
         else:
