@@ -23,13 +23,13 @@ def build_cnn(seed=0):
     ])
 
 
-def compile_reference(model, learning_rate=1e-3):
+def compile_reference(model, learning_rate=1e-3, **kwargs):
     """Adam (1e-3 unless given), sparse categorical cross-entropy on logits,
-    accuracy."""
+    accuracy; `kwargs` go to `compile` (`jit_compile=`, for instance)."""
     model.compile(
         tf.keras.optimizers.Adam(learning_rate),
         tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"])
+        metrics=["accuracy"], **kwargs)
     return model
 
 

@@ -3,7 +3,7 @@
 For each framework (kcompress on Keras 3, TFMOT on tf_keras), the reference
 digits CNN is fitted three ways: plain, wrapped for pruning (PolynomialDecay
 to 80%, mask updates every 10 steps), and wrapped for QAT (`quantize_model`).
-The six fits alternate, round after round, in one process, and the order
+The fits alternate, round after round, in one process, and the order
 rotates every round, so that drifts in machine load hit every configuration
 alike. Each fit in a round runs `epochs_per_round` epochs, the first of which
 (tracing, XLA compilation) is dropped. The table gives the median seconds per
@@ -14,8 +14,17 @@ paired figure is the steadier one. The row "kcompress on JAX" comes from a
 child process with `KERAS_BACKEND=jax` (a process has one backend), run
 after the others with the same rounds; its ratios are paired within it.
 
+The two frameworks default to different TensorFlow execution: Keras 3
+compiles the train step with XLA where it can (`jit_compile="auto"`), and
+tf_keras does not. XLA speeds a plain model up more than a QAT one (it
+fuses a convolution with its bias and activation, and a quantizer between
+them costs a pass of its own), so a ratio under one framework's default
+says little about the other's. By default (`--xla=both`) every fit runs
+both ways, `jit_compile=True` and `False`, for both frameworks, and each
+ratio is compared with TFMOT's under the same execution.
+
 Run: `make bench` or
-`python benchmarks/training_overhead.py --rounds=12 --epochs_per_round=3`.
+`python benchmarks/training_overhead.py --rounds=20 --epochs_per_round=2`.
 """
 
 import importlib.util
@@ -44,6 +53,11 @@ _JAX = flags.DEFINE_bool("jax", True, "Also measure kcompress on the JAX "
                          "backend, in a child process (needs jax).")
 _TIMES_ONLY = flags.DEFINE_bool("times_only", False, "Print kcompress's "
                                 "epoch times as JSON (the JAX child).")
+_XLA = flags.DEFINE_enum(
+    "xla", "both", ["both", "default", "on", "off"],
+    "TensorFlow execution: every framework with and without XLA "
+    "(`jit_compile=True` and `False`), or each framework's default (Keras "
+    "3: XLA where it compiles; tf_keras: no XLA), or one of the two.")
 
 BATCH = 32
 SPARSITY = 0.8
@@ -67,19 +81,37 @@ class _EpochTimer:
         self.callback = Callback()
 
 
-def _kcompress_fits(data, end_step):
+def _modes():
+    """`jit_compile` values to measure; None is the framework's default."""
+    return {"both": [True, False], "default": [None], "on": [True],
+            "off": [False]}[_XLA.value]
+
+
+def _label(framework, jit_compile):
+    return framework + {None: "", True: ", XLA", False: ", no XLA"}[
+        jit_compile]
+
+
+def _compile_kwargs(jit_compile):
+    return {} if jit_compile is None else {"jit_compile": jit_compile}
+
+
+def _kcompress_fits(data, end_step, jit_compile):
     import keras
 
     import kcompress as kc
     from kcompress_demo import reference
 
-    plain = reference.compile_reference(reference.reference_cnn(seed=0))
-    pruned = reference.compile_reference(kc.prune_low_magnitude(
+    def compile_(model):
+        return reference.compile_reference(model,
+                                           **_compile_kwargs(jit_compile))
+
+    plain = compile_(reference.reference_cnn(seed=0))
+    pruned = compile_(kc.prune_low_magnitude(
         reference.reference_cnn(seed=0),
         kc.pruning.PolynomialDecay(0.0, SPARSITY, 0, end_step,
                                    frequency=FREQUENCY)))
-    qat = reference.compile_reference(
-        kc.quantize_model(reference.reference_cnn(seed=0)))
+    qat = compile_(kc.quantize_model(reference.reference_cnn(seed=0)))
     base = keras.callbacks.Callback
     return {
         "plain": (plain, [], base),
@@ -88,13 +120,16 @@ def _kcompress_fits(data, end_step):
     }
 
 
-def _tfmot_fits(data, end_step):
+def _tfmot_fits(data, end_step, jit_compile):
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
     import tf_keras_reference as ref
 
     tf_keras = tf.keras
-    build, compile_ = ref.build_cnn, ref.compile_reference
+    build = ref.build_cnn
+
+    def compile_(model):
+        return ref.compile_reference(model, **_compile_kwargs(jit_compile))
 
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         0.0, SPARSITY, 0, end_step, frequency=FREQUENCY)
@@ -110,17 +145,21 @@ def _tfmot_fits(data, end_step):
     }
 
 
-def measure(rounds, epochs_per_round, with_tfmot):
+def measure(rounds, epochs_per_round, with_tfmot, modes=(None,)):
+    """Epoch times keyed by (framework label, kind): for each `jit_compile`
+    in `modes`, kcompress's fits and, `with_tfmot`, TFMOT's."""
     from kcompress_demo import reference
 
     data = reference.load_digits_split()
     steps = -(-len(data.x_train) // BATCH)
     end_step = steps * rounds * epochs_per_round
-    fits = {("kcompress", k): v
-            for k, v in _kcompress_fits(data, end_step).items()}
-    if with_tfmot:
-        fits.update({("tfmot", k): v
-                     for k, v in _tfmot_fits(data, end_step).items()})
+    fits = {}
+    for jit_compile in modes:
+        fits.update({(_label("kcompress", jit_compile), k): v for k, v in
+                     _kcompress_fits(data, end_step, jit_compile).items()})
+        if with_tfmot:
+            fits.update({(_label("tfmot", jit_compile), k): v for k, v in
+                         _tfmot_fits(data, end_step, jit_compile).items()})
     timers = {key: _EpochTimer(base) for key, (_, _, base) in fits.items()}
     keys = list(fits)
     for round_index in range(rounds):
@@ -174,7 +213,7 @@ def table(times, frameworks):
 def _jax_times():
     """kcompress's epoch times on the JAX backend, from a child process."""
     command = [sys.executable, os.path.abspath(__file__), "--skip_tfmot",
-               "--times_only", f"--rounds={_ROUNDS.value}",
+               "--times_only", "--xla=default", f"--rounds={_ROUNDS.value}",
                f"--epochs_per_round={_EPOCHS.value}"]
     done = subprocess.run(command, env=dict(os.environ, KERAS_BACKEND="jax"),
                           capture_output=True, text=True, check=True)
@@ -198,8 +237,8 @@ def main(argv):
                   "the bench extra (`pip install -e '.[bench]'`) or pass "
                   "--skip_tfmot.", file=sys.stderr)
             sys.exit(2)
-    times = measure(_ROUNDS.value, _EPOCHS.value, with_tfmot)
-    frameworks = ["kcompress"] + (["tfmot"] if with_tfmot else [])
+    times = measure(_ROUNDS.value, _EPOCHS.value, with_tfmot, _modes())
+    frameworks = list(dict.fromkeys(name for name, _ in times))
     if with_jax:  # Its own process: a process has one Keras backend.
         times.update(_jax_times())
         frameworks.append("kcompress on JAX")
@@ -207,17 +246,21 @@ def main(argv):
     command = "python benchmarks/training_overhead.py " + " ".join(
         f"--{name}={flag.value}" for name, flag in
         (("rounds", _ROUNDS), ("epochs_per_round", _EPOCHS), ("jax", _JAX),
-         ("skip_tfmot", _SKIP_TFMOT)))
+         ("skip_tfmot", _SKIP_TFMOT), ("xla", _XLA)))
     print(f"\nTraining overhead, reference digits CNN, batch {BATCH}: "
           f"pruning ({SPARSITY:.0%} PolynomialDecay, frequency {FREQUENCY}) "
           "and QAT, medians of seconds per epoch.")
     print(f"Command: {command}\n")
     print(text)
     if with_tfmot:
-        for kind in ("pruned", "qat"):
-            print(f"\n{kind}: kcompress/TFMOT ratio of paired ratios "
-                  f"{ratios['kcompress'][kind] / ratios['tfmot'][kind]:.3f} "
-                  "(below 1: kcompress adds less overhead).", end="")
+        for jit_compile in _modes():
+            ours = ratios[_label("kcompress", jit_compile)]
+            theirs = ratios[_label("tfmot", jit_compile)]
+            for kind in ("pruned", "qat"):
+                print(f"\n{kind}{_label('', jit_compile)}: kcompress/TFMOT "
+                      f"ratio of paired ratios "
+                      f"{ours[kind] / theirs[kind]:.3f} (below 1: kcompress "
+                      "adds less overhead).", end="")
         print()
 
 
