@@ -18,6 +18,8 @@ import contextlib
 
 import keras
 
+from kcompress._model_utils import iter_layers
+
 
 def static_target(layer):
     """The static per-sample output shape of a plain `Flatten` or `Reshape`.
@@ -41,13 +43,6 @@ def static_target(layer):
     return tail
 
 
-def _iter_layers(model):
-    for layer in getattr(model, "layers", ()):
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _iter_layers(layer)
-
-
 @contextlib.contextmanager
 def static_reshapes(model):
     """While active, `model`'s static reshapes use -1 for the batch.
@@ -58,7 +53,7 @@ def static_reshapes(model):
     ops.
     """
     patched = []
-    for layer in _iter_layers(model):
+    for layer in iter_layers(model):
         target = static_target(layer)
         if target is None or "call" in vars(layer):
             continue

@@ -16,7 +16,7 @@ import keras
 from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import default_quantize_config
 
-__all__ = ["input_bounds", "input_scale", "pins_grid"]
+__all__ = ["input_bounds", "input_scale", "pinned", "pins_grid"]
 
 # Far enough for any chain of reshapes and paddings.
 _MAX_HOPS = 64
@@ -78,6 +78,17 @@ def pins_grid(layer):
                  for node in getattr(layer, "_outbound_nodes", ())]
     return len(consumers) >= 2 and any(
         isinstance(c, keras.layers.Concatenate) for c in consumers)
+
+
+def pinned(layer, outputs, num_bits=8):
+    """`outputs` of `layer`, a layer that keeps its input's grid, for the
+    exporter's trace: fake-quantized on that grid again (the same values)
+    where `pins_grid(layer)` and the grid is known, else unchanged."""
+    bounds = input_bounds(layer) if pins_grid(layer) else None
+    if bounds is None:
+        return outputs
+    return quantizers.fake_quant_activation(outputs, bounds[0], bounds[1],
+                                            num_bits)
 
 
 def _grid_of(tensor):

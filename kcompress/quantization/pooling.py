@@ -45,15 +45,17 @@ class QuantizeAveragePooling(_Composite):
     def call(self, inputs, training=None):
         del training  # The same in training and inference.
         outputs = self.layer(inputs)
-        bounds = input_grid.input_bounds(self)
-        if self.export_mode and input_grid.pins_grid(self):
-            return quantizers.pin_grid(outputs, bounds, self.num_bits)
-        if bounds is None or self.export_mode:
+        if self.export_mode:
             # The file's int8 AVERAGE_POOL_2D keeps its input's grid by
-            # itself. A FakeQuant on that same grid after it would add
-            # nothing, and it confuses the converter: where the pooled tensor
-            # also feeds MaxPooling layers the converter merges (NASNet's
-            # reduction cells), it left the ADDs after them in float.
+            # itself. A FakeQuant on that same grid after it adds nothing,
+            # and it confuses the converter: where the pooled tensor also
+            # feeds MaxPooling layers the converter merges (NASNet's
+            # reduction cells), it left the ADDs after them in float. Only
+            # where the pooled tensor also feeds a Concatenate is the grid
+            # pinned (`input_grid.pins_grid`).
+            return input_grid.pinned(self, outputs, self.num_bits)
+        bounds = input_grid.input_bounds(self)
+        if bounds is None:
             return outputs
         low, high = bounds
         valid = ops.less_equal(low, high)

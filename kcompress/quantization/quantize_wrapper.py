@@ -207,9 +207,8 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
                 outputs, fixed[0], fixed[1], self.num_bits)
         elif self.quantize_config.quantize_output:
             outputs = self.quantize_output(outputs, training)
-        elif self.export_mode and input_grid.pins_grid(self):
-            outputs = quantizers.pin_grid(outputs, input_grid.input_bounds(
-                self), self.num_bits)
+        elif self.export_mode:
+            outputs = input_grid.pinned(self, outputs, self.num_bits)
         return outputs
 
     def _int32_bias(self, values, axes):

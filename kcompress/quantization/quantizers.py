@@ -242,15 +242,6 @@ def fake_quant_activation(x, min_value, max_value, num_bits=8,
                       training=training)
 
 
-def pin_grid(x, bounds, num_bits=8):
-    """`x`, already on the grid of range `bounds`, fake-quantized on it
-    again (the same values) so that the converter keeps that grid; `x`
-    itself where `bounds` is None (see `input_grid.pins_grid`)."""
-    if bounds is None:
-        return x
-    return fake_quant_activation(x, bounds[0], bounds[1], num_bits)
-
-
 def fake_quant_constant(value, num_bits=8):
     """A constant operand as an int8 tensor: fake-quantized on the range
     spanning 0 and its values, so the converter stores it in int8."""
