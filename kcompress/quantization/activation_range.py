@@ -22,7 +22,7 @@ from keras import ops
 
 from kcompress.quantization import quantizers
 
-__all__ = ["ActivationRange"]
+__all__ = ["ActivationRange", "next_state"]
 
 EMA_DECAY = 0.999
 
@@ -95,11 +95,12 @@ class ActivationRange:
         state = ops.convert_to_numpy(self.range_state)
         self.range_state.assign([state[0], state[1], FROZEN])
 
-    def _fake_quant(self, y, low, high, training=False):
-        return quantizers.fake_quant_activation(y, low, high, self.num_bits,
-                                                training=training)
+    def _fake_quant(self, y, low, high):
+        return quantizers.fake_quant_activation(y, low, high, self.num_bits)
 
     def quantize_output(self, y, training=None):
+        if training and not self.calibrating:
+            return self._train_step(y)
         state = ops.convert_to_tensor(self.range_state)
         low, high, mode = state[0], state[1], state[2]
         if self.calibrating:
@@ -114,20 +115,59 @@ class ActivationRange:
                 batch_low, batch_high,
                 ops.convert_to_tensor(FROZEN if frozen else CALIBRATED)]))
             return self._fake_quant(y, batch_low, batch_high)
-        seen = ops.less_equal(low, high)
-        if training:
-            keep = ops.equal(mode, FROZEN)
-            new_low, new_high = quantizers.update_range(
-                low, high, y, ops.cast(seen, "float32"), EMA_DECAY,
-                widen=ops.cast(ops.equal(mode, CALIBRATED), "float32"))
-            # The range is a statistic of the batch, not a path for
-            # gradients: without this, backprop runs through min/max of y.
-            low = ops.stop_gradient(ops.where(keep, low, new_low))
-            high = ops.stop_gradient(ops.where(keep, high, new_high))
-            mode = ops.where(keep, FROZEN, LIVE)
-            self.range_state.assign(ops.stack([low, high, mode]))
-            return self._fake_quant(y, low, high, training=True)
         quantized = self._fake_quant(y, low, high)
         if self.export_mode:
             return quantized
-        return ops.where(seen, quantized, y)
+        return ops.where(ops.less_equal(low, high), quantized, y)
+
+    def _train_step(self, y):
+        """Moves the range by the batch `y` (`next_state`) and
+        fake-quantizes `y` on it, as a training step does."""
+        state = ops.convert_to_tensor(self.range_state)
+        if hasattr(state, "assign"):  # TensorFlow: one read, not four
+            state = ops.copy(state)
+        state = next_state(state, y)
+        self.range_state.assign(state)
+        low, high, _ = ops.unstack(state)
+        return quantizers.fake_quant_in_training(y, low, high, self.num_bits)
+
+
+def next_state(state, y, decay=EMA_DECAY):
+    """The range state `[min, max, mode]` after the training batch `y`.
+
+    The first batch sets an unset range (`min > max`) outright, so QAT
+    starts calibrated, not at an arbitrary default; the first batch after
+    `calibrate` (`CALIBRATED`) widens the range to cover the batch; later
+    batches move it by an exponential moving average with `decay`. A
+    `FROZEN` range is held. The range always includes 0, as TFLite
+    requires, and the mode becomes `LIVE` unless frozen.
+
+    Every quantized layer runs this in every training step, and TensorFlow
+    without XLA runs each small op on its own, so it works on the pair
+    `[min, -max]`, whose two ends both move by `minimum` and by the same
+    average: half the ops of doing each end by itself.
+
+    Args:
+        state: the `range_state` tensor.
+        y: the batch of activations.
+        decay: EMA decay.
+
+    Returns:
+        The new state, shape `(3,)`; no gradient flows through it.
+    """
+    signs = ops.convert_to_tensor([1.0, -1.0])
+    current = ops.multiply(state[:2], signs)  # [min, -max]
+    mode = state[2]
+    # A statistic, not a gradient path.
+    values = ops.stop_gradient(ops.convert_to_tensor(y))
+    batch = ops.minimum(ops.stack([ops.min(values),
+                                   ops.negative(ops.max(values))]), 0.0)
+    moved = ops.where(ops.equal(mode, CALIBRATED),
+                      ops.minimum(current, batch),
+                      current * decay + batch * (1.0 - decay))
+    frozen = ops.equal(mode, FROZEN)
+    moved = ops.where(frozen, current,
+                      ops.where(ops.greater(state[0], state[1]), batch,
+                                moved))
+    return ops.concatenate([moved * signs, ops.reshape(
+        ops.where(frozen, FROZEN, LIVE), (1,))])

@@ -192,11 +192,13 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         mean, variance = self._statistics(inputs, training, kernel)
         kernel, bias = self.folded_weights(mean, variance, kernel)
         axis = quantizers.DEPTHWISE if _is_depthwise(self.conv) else -1
-        bias = quantizers.fake_quant_bias(bias, kernel, axis,
-                                          input_grid.input_scale(self),
-                                          self.num_bits)
+        magnitude = quantizers.weight_magnitude(kernel, axis)
+        if not training:  # Float in training: see QuantizeWrapper.call.
+            bias = quantizers.fake_quant_bias(bias, kernel, axis,
+                                              input_grid.input_scale(self),
+                                              self.num_bits, magnitude)
         kernel = quantizers.fake_quant_weight(kernel, axis, self.num_bits,
-                                              bool(training))
+                                              bool(training), magnitude)
         y = call_with_values(self, self.conv, [(self.conv.kernel, kernel),
                                                (self.conv.bias, bias)], inputs)
         if not self.output_quantized:

@@ -182,11 +182,18 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
     def call(self, inputs, *args, training=None, **kwargs):
         axes = [axis for _, axis in self.quantized_weights]
         values = self.effective_weights(bool(training))
+        magnitudes = [quantizers.weight_magnitude(value, axis)
+                      for (_, value), axis in zip(values, axes)]
         mapping = [
             (w, quantizers.fake_quant_weight(value, axis, self.num_bits,
-                                             bool(training)))
-            for (w, value), axis in zip(values, axes)]
-        mapping.extend(self._int32_bias(values, axes))
+                                             bool(training), magnitude))
+            for (w, value), axis, magnitude in zip(values, axes, magnitudes)]
+        if not training:
+            # In training the bias stays float: the rounding moves an
+            # output by under half an int32 step, nothing to learn from,
+            # and finding the input's grid costs a training step a few
+            # dozen small ops per layer.
+            mapping.extend(self._int32_bias(values, axes, magnitudes))
         inner = tuple(getattr(inputs, "shape", ())[1:-1])
         if (isinstance(self.layer, keras.layers.Dense) and inner
                 and None not in inner and not args and not kwargs):
@@ -211,7 +218,7 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
             outputs = input_grid.pinned(self, outputs, self.num_bits)
         return outputs
 
-    def _int32_bias(self, values, axes):
+    def _int32_bias(self, values, axes, magnitudes=None):
         """`[(bias, value rounded to TFLite's int32 grid)]`, or `[]`."""
         bias = getattr(self.layer, "bias", None)
         names = list(self.quantize_config.weights)
@@ -222,7 +229,8 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
         index = names.index("kernel")
         return [(bias, quantizers.fake_quant_bias(
             ops.convert_to_tensor(bias), values[index][1], axes[index],
-            input_grid.input_scale(self), self.num_bits))]
+            input_grid.input_scale(self), self.num_bits,
+            None if magnitudes is None else magnitudes[index]))]
 
     def output_bounds(self):
         """The output's range (see `ActivationRange`), or None when this

@@ -21,8 +21,9 @@ from keras import ops
 from keras import quantizers
 
 __all__ = ["fake_quant", "fake_quant_weight", "fake_quant_activation",
+           "fake_quant_in_training",
            "fake_quant_bias", "activation_scale", "grid_scale",
-           "weight_magnitude", "update_range", "DEPTHWISE"]
+           "weight_magnitude", "DEPTHWISE"]
 
 # Marker for depthwise kernels `(h, w, in, multiplier)`: TFLite quantizes them
 # per output channel, i.e. per `in * multiplier` entry.
@@ -31,7 +32,8 @@ DEPTHWISE = "depthwise"
 _EPSILON = 1e-8
 
 
-def fake_quant_weight(weight, axis=None, num_bits=8, training=False):
+def fake_quant_weight(weight, axis=None, num_bits=8, training=False,
+                      magnitude=None):
     """Symmetric narrow-range fake quantization of a weight.
 
     Args:
@@ -39,9 +41,13 @@ def fake_quant_weight(weight, axis=None, num_bits=8, training=False):
         axis: `None` for per-tensor, an int for per-channel along that axis,
             or `DEPTHWISE` for a `(h, w, in, multiplier)` depthwise kernel.
         num_bits: bit width.
-        training: whether this is a training call (see `fake_quant`; a
-            per-tensor weight always takes Keras's op, whose rounding of
-            exact ties `fake_quant` does not reproduce on TensorFlow).
+        training: whether this is a training call: the FakeQuant op's
+            arithmetic in `keras.ops`, with the gradient passing straight
+            through (on TensorFlow the op's kernel rounds an exact
+            half-step tie the other way about once in 10**5 values; the
+            exported file takes the op).
+        magnitude: `weight_magnitude(weight, axis)`, when the caller has it
+            already (it is computed otherwise).
 
     Returns:
         The fake-quantized weight. The range is `[-m, m]` with `m` the largest
@@ -59,12 +65,77 @@ def fake_quant_weight(weight, axis=None, num_bits=8, training=False):
     if axis == DEPTHWISE:
         shape = tuple(weight.shape)
         flat = ops.reshape(weight, shape[:2] + (math.prod(shape[2:]),))
-        return ops.reshape(fake_quant_weight(flat, -1, num_bits, training),
-                           shape)
-    magnitude = weight_magnitude(weight, axis)
+        return ops.reshape(fake_quant_weight(flat, -1, num_bits, training,
+                                             magnitude), shape)
+    if magnitude is None:
+        magnitude = weight_magnitude(weight, axis)
+    if training:
+        return _symmetric_in_training(weight, magnitude, axis, num_bits)
     return fake_quant(weight, -magnitude, magnitude, num_bits=num_bits,
-                      narrow_range=True, axis=axis,
-                      training=training and axis is not None)
+                      narrow_range=True, axis=axis)
+
+
+def _symmetric_in_training(weight, magnitude, axis, num_bits):
+    """`fake_quant(weight, -magnitude, magnitude, narrow_range=True,
+    training=True)` with the nudge worked out: a symmetric narrow range
+    always has zero point `2**(bits - 1)`, so the nudged low end is
+    `-(2**(bits - 1) - 1) * scale` (the same float). The weights lie in
+    their own range, so the clip is left out (the largest magnitude, an ulp
+    beyond the nudged end, still rounds to the last step) and the gradient
+    passes everywhere."""
+    half = float(2 ** (num_bits - 1) - 1)
+    span = 2.0 * half  # quant_max - quant_min
+    magnitude = _channel_shaped(ops.convert_to_tensor(magnitude),
+                                len(weight.shape), axis)
+    width = ops.add(magnitude, magnitude)
+    scale = ops.divide(width, span)
+    return _rounded(weight, ops.multiply(-half, scale), None,
+                    ops.divide(span, width), half, scale)
+
+
+def _channel_shaped(values, rank, axis):
+    """Per-channel `values` shaped to broadcast along `axis` of a tensor of
+    rank `rank` (unchanged for the last axis)."""
+    if axis is None or axis % rank == rank - 1:
+        return values
+    shape = [1] * rank
+    shape[axis % rank] = -1
+    return ops.reshape(values, shape)
+
+
+def _rounded(x, low, high, inverse, zero, scale):
+    """The FakeQuant op's values, `floor((clip(x, low, high) - low) *
+    inverse - zero + 0.5) * scale`, for a range already nudged onto the
+    grid (`zero` is the integer zero point), with the op's gradient for
+    `x`: 1 inside `[low, high]`, ends included, else 0. Nothing flows to
+    the range. `high=None` leaves out the clip, for an `x` known to lie in
+    the range (the gradient is then 1 everywhere).
+
+    A custom gradient keeps this to a few elementwise ops each way, which
+    is what a training step pays when TensorFlow runs it op by op (without
+    XLA) and PyTorch always does."""
+
+    @ops.custom_gradient
+    def rounded(x):
+        clipped = x if high is None else ops.clip(x, low, high)
+        steps = ops.floor(ops.add(ops.subtract(ops.multiply(
+            ops.subtract(clipped, low), inverse), zero), 0.5))
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            if high is None:
+                return upstream
+            return ops.where(ops.equal(clipped, x), upstream, 0.0)
+
+        return ops.multiply(steps, scale), grad
+
+    x = ops.convert_to_tensor(x)
+    if hasattr(x, "assign"):
+        # A variable (eager TensorFlow): read it first, or TensorFlow's
+        # custom gradient wants a gradient for it besides the one for `x`.
+        x = ops.copy(x)
+    return rounded(x)
 
 
 def fake_quant(x, low, high, num_bits=8, narrow_range=False, axis=None,
@@ -96,10 +167,8 @@ def fake_quant(x, low, high, num_bits=8, narrow_range=False, axis=None,
     x = ops.convert_to_tensor(x)
     low = ops.stop_gradient(ops.convert_to_tensor(low, x.dtype))
     high = ops.stop_gradient(ops.convert_to_tensor(high, x.dtype))
-    if axis is not None:  # ranges broadcast along the channel axis
-        shape = [1] * len(x.shape)
-        shape[axis % len(x.shape)] = -1
-        low, high = ops.reshape(low, shape), ops.reshape(high, shape)
+    low = _channel_shaped(low, len(x.shape), axis)
+    high = _channel_shaped(high, len(x.shape), axis)
     quant_min = 1.0 if narrow_range else 0.0
     quant_max = float(2 ** num_bits - 1)
     width = ops.subtract(high, low)
@@ -111,17 +180,7 @@ def fake_quant(x, low, high, num_bits=8, narrow_range=False, axis=None,
     nudged_max = ops.multiply(ops.subtract(quant_max, zero_point), scale)
     quant_zero = ops.floor(ops.add(ops.multiply(ops.negative(nudged_min),
                                                 inverse), 0.5))
-    clipped = ops.clip(x, nudged_min, nudged_max)
-    steps = ops.floor(ops.add(ops.subtract(ops.multiply(ops.subtract(
-        clipped, nudged_min), inverse), quant_zero), 0.5))
-    rounded = ops.stop_gradient(ops.multiply(steps, scale))
-    # The op's gradient: 1 inside the range, ends included, else 0 (a
-    # `clip` would halve it at an end on JAX).
-    inside = ops.stop_gradient(ops.cast(ops.logical_and(
-        ops.greater_equal(x, nudged_min), ops.less_equal(x, nudged_max)),
-        x.dtype))
-    return ops.add(rounded, ops.multiply(
-        ops.subtract(x, ops.stop_gradient(x)), inside))
+    return _rounded(x, nudged_min, nudged_max, inverse, quant_zero, scale)
 
 
 def weight_magnitude(weight, axis=None):
@@ -135,9 +194,8 @@ def weight_magnitude(weight, axis=None):
         shape = tuple(weight.shape)
         weight = ops.reshape(weight, shape[:2] + (math.prod(shape[2:]),))
         axis = -1
-    overall = ops.max(ops.abs(weight))
     if axis is None:
-        magnitude = overall
+        magnitude = ops.max(ops.abs(weight))
     else:
         axis = axis % len(weight.shape)
         reduce = tuple(i for i in range(len(weight.shape)) if i != axis)
@@ -146,7 +204,7 @@ def weight_magnitude(weight, axis=None):
         # any range. A tiny range would make TFLite's int32 bias scale
         # (input scale * weight scale) overflow, so use the tensor's range.
         magnitude = ops.where(ops.greater(magnitude, 0.0), magnitude,
-                              overall)
+                              ops.max(magnitude))
     return ops.stop_gradient(ops.where(
         ops.greater(magnitude, _EPSILON), magnitude, 1.0))
 
@@ -154,7 +212,8 @@ def weight_magnitude(weight, axis=None):
 _INT32_MAX = float(2 ** 31 - 1)
 
 
-def fake_quant_bias(bias, weight, axis, input_scale, num_bits=8):
+def fake_quant_bias(bias, weight, axis, input_scale, num_bits=8,
+                    magnitude=None):
     """A bias rounded to TFLite's int32 grid, `input scale * weight scale`.
 
     The converter stores the bias of CONV_2D, DEPTHWISE_CONV_2D,
@@ -170,6 +229,8 @@ def fake_quant_bias(bias, weight, axis, input_scale, num_bits=8):
             while that range is unset, or None when it is unknown (the bias
             is then returned as it is).
         num_bits: bit width of the kernel.
+        magnitude: `weight_magnitude(weight, axis)`, when the caller has it
+            already (it is computed otherwise).
 
     Returns:
         The rounded bias, with a straight-through gradient.
@@ -179,7 +240,9 @@ def fake_quant_bias(bias, weight, axis, input_scale, num_bits=8):
     input_scale = ops.convert_to_tensor(input_scale, "float32")
     bias = ops.convert_to_tensor(bias)  # A Variable does not go in jnp.where.
     levels = float(2 ** (num_bits - 1) - 1)
-    weight_scale = weight_magnitude(weight, axis) / levels
+    if magnitude is None:
+        magnitude = weight_magnitude(weight, axis)
+    weight_scale = magnitude / levels
     scale = ops.stop_gradient(ops.maximum(input_scale * weight_scale,
                                           1e-30))
     steps = ops.clip(ops.round(bias / scale), -_INT32_MAX, _INT32_MAX)
@@ -238,8 +301,41 @@ def fake_quant_activation(x, min_value, max_value, num_bits=8,
     range `exact_range` makes of `[min_value, max_value]` (`training`: see
     `fake_quant`)."""
     low, high = exact_range(min_value, max_value, num_bits)
-    return fake_quant(x, low, high, num_bits=num_bits, narrow_range=False,
-                      training=training)
+    return fake_quant(x, low, high, num_bits=num_bits, training=training)
+
+
+def fake_quant_in_training(x, min_value, max_value, num_bits=8):
+    """An activation's fake quantization in a training step: the
+    FakeQuant op's values and input gradient on `[min_value, max_value]`
+    as the op nudges it (TFMOT's scheme), without moving the range onto
+    `exact_range`'s grid first.
+
+    The range moves every training step, and the grid differs from the
+    exact one by less than `2**-SCALE_BITS` of its width, so training loses
+    nothing; the step skips two dozen small ops per quantized layer, which
+    TensorFlow without XLA runs one by one. Inference, calibration and the
+    exporter's trace use `fake_quant_activation`.
+
+    Args:
+        x: the activation.
+        min_value, max_value: scalar tensors with `min <= 0 <= max` (a
+            learned range always spans 0).
+        num_bits: bit width.
+    """
+    levels = float(2 ** num_bits - 1)
+    low = ops.stop_gradient(ops.convert_to_tensor(min_value))
+    width = ops.stop_gradient(ops.maximum(ops.subtract(
+        ops.convert_to_tensor(max_value), low), 1e-12))
+    scale = ops.divide(width, levels)
+    # TensorFlow's Nudge; `0 <= -low / scale <= levels` needs no clip.
+    zero_point = ops.floor(ops.add(ops.divide(ops.negative(low), scale),
+                                   0.5))
+    # `floor(-nudged_min * inverse + 0.5)`, the op's `quant_zero`, is the
+    # zero point again.
+    return _rounded(ops.convert_to_tensor(x),
+                    ops.multiply(ops.negative(zero_point), scale),
+                    ops.multiply(ops.subtract(levels, zero_point), scale),
+                    ops.divide(levels, width), zero_point, scale)
 
 
 def fake_quant_constant(value, num_bits=8):
@@ -249,35 +345,3 @@ def fake_quant_constant(value, num_bits=8):
     low = ops.minimum(ops.min(value), 0.0)
     high = ops.maximum(ops.max(value), 0.0)
     return fake_quant_activation(value, low, high, num_bits)
-
-
-def update_range(current_min, current_max, x, initialized, decay, widen=0.0):
-    """The new activation range after seeing the batch `x`.
-
-    The first batch sets the range outright (so QAT starts calibrated, not at
-    an arbitrary default); later batches move it by an exponential moving
-    average. The range always includes 0, as TFLite requires.
-
-    Args:
-        current_min, current_max: scalar tensors, the current range.
-        x: the batch of activations.
-        initialized: scalar tensor, 1.0 once a range has been set.
-        decay: EMA decay, e.g. 0.999.
-        widen: scalar, 1.0 to widen a set range to cover the batch instead
-            of averaging (the first training batch after a calibration).
-
-    Returns:
-        `(new_min, new_max)` scalar tensors.
-    """
-    batch_min = ops.minimum(ops.min(x), 0.0)
-    batch_max = ops.maximum(ops.max(x), 0.0)
-    seen = ops.greater(initialized, 0.5)
-    widen = ops.greater(widen, 0.5)
-    new_min = ops.where(
-        widen, ops.minimum(current_min, batch_min),
-        current_min * decay + batch_min * (1.0 - decay))
-    new_max = ops.where(
-        widen, ops.maximum(current_max, batch_max),
-        current_max * decay + batch_max * (1.0 - decay))
-    return (ops.where(seen, new_min, batch_min),
-            ops.where(seen, new_max, batch_max))

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 from keras import ops
 
 from kcompress.quantization import quantizers
@@ -55,16 +54,3 @@ def test_zero_weights_stay_exactly_zero():
     assert ((q == 0) == (w == 0)).all()
 
 
-def test_update_range_first_batch_then_ema():
-    x = np.array([-1.0, 3.0], "float32")
-    low, high = quantizers.update_range(-6.0, 6.0, x, 0.0, 0.9)
-    assert (float(_np(low)), float(_np(high))) == (-1.0, 3.0)
-    low, high = quantizers.update_range(-1.0, 3.0, x * 2, 1.0, 0.9)
-    assert float(_np(low)) == pytest.approx(-1.1)
-    assert float(_np(high)) == pytest.approx(3.3)
-
-
-def test_update_range_always_contains_zero():
-    low, high = quantizers.update_range(0.0, 0.0, np.array([2.0, 5.0]), 0.0,
-                                        0.9)
-    assert float(_np(low)) == 0.0 and float(_np(high)) == 5.0

@@ -21,6 +21,27 @@ def _pair(x, low, high, **kwargs):
                 x, low, high, training=True, **kwargs)))
 
 
+def _training_pairs(rng):
+    """`(op, training path, step)` for an activation on a learned range
+    and for weights per channel and per tensor."""
+    x = (rng.normal(size=(64, 48)) * rng.uniform(0.01, 10)).astype(
+        "float32")
+    low = np.float32(-abs(rng.normal()) * 3)
+    high = np.float32(abs(rng.normal()) * 3)
+    activation = (
+        ops.convert_to_numpy(quantizers.fake_quant(x, low, high)),
+        ops.convert_to_numpy(quantizers.fake_quant_in_training(
+            x, low, high)), (high - low) / 255)
+    pairs = [activation]
+    for axis, magnitude in ((-1, np.abs(x).max(0)), (None, np.abs(x).max())):
+        pairs.append((
+            ops.convert_to_numpy(quantizers.fake_quant(
+                x, -magnitude, magnitude, narrow_range=True, axis=axis)),
+            ops.convert_to_numpy(quantizers.fake_quant_weight(
+                x, axis, training=True)), magnitude / 127))
+    return pairs
+
+
 def test_same_values_as_the_fake_quant_op():
     """Identical on JAX and PyTorch (Keras's op is the same arithmetic).
     TensorFlow's kernel rounds a value that falls exactly half-way between
@@ -29,18 +50,8 @@ def test_same_values_as_the_fake_quant_op():
     rng = np.random.default_rng(0)
     differ, total = 0, 0
     for _ in range(40):
-        x = (rng.normal(size=(64, 48)) * rng.uniform(0.01, 10)).astype(
-            "float32")
-        low, high = quantizers.exact_range(
-            np.float32(-abs(rng.normal()) * 3), np.float32(
-                abs(rng.normal()) * 3))
-        magnitude = np.abs(x).max(0)  # per-channel weights
-        step = ops.convert_to_numpy(high - low) / 255
-        for (op, ste), steps in ((_pair(x, low, high), step),
-                                 (_pair(x, -magnitude, magnitude,
-                                        narrow_range=True, axis=-1),
-                                  magnitude / 127)):
-            assert np.all(np.abs(op - ste) <= 1.001 * steps)
+        for op, ste, step in _training_pairs(rng):
+            assert np.all(np.abs(op - ste) <= 1.001 * step)
             differ += int(np.sum(op != ste))
             total += op.size
     if keras.backend.backend() == "tensorflow":
@@ -90,17 +101,34 @@ def _trained(seed=0):
     return qat, x, history.history["loss"]
 
 
+def _op_in_training(monkeypatch):
+    """Makes training steps take Keras's FakeQuant op instead."""
+
+    def activation(x, low, high, num_bits=8):
+        return quantizers.fake_quant(x, ops.stop_gradient(low),
+                                     ops.stop_gradient(high), num_bits)
+
+    weight = quantizers.fake_quant_weight
+
+    def weight_by_op(value, axis=None, num_bits=8, training=False,
+                     magnitude=None):
+        return weight(value, axis, num_bits, False, magnitude)
+
+    monkeypatch.setattr(quantizers, "fake_quant_in_training", activation)
+    monkeypatch.setattr(quantizers, "fake_quant_weight", weight_by_op)
+
+
 def test_training_follows_the_fake_quant_op(monkeypatch):
     """The same QAT fit with the FakeQuant op in training gives the same
     losses (the weights may part at a rare rounding tie)."""
     _, _, losses = _trained()
-    original = quantizers.fake_quant
-
-    def op_only(*args, training=False, **kwargs):
-        return original(*args, training=False, **kwargs)
-
-    monkeypatch.setattr(quantizers, "fake_quant", op_only)
+    rounded = quantizers._rounded
+    calls = []
+    monkeypatch.setattr(quantizers, "_rounded",
+                        lambda *a: calls.append(1) or rounded(*a))
+    _op_in_training(monkeypatch)
     _, _, op_losses = _trained()
+    assert not calls  # the second fit really took the op
     np.testing.assert_allclose(losses, op_losses, rtol=1e-3)
 
 
@@ -108,20 +136,84 @@ def test_training_follows_the_fake_quant_op(monkeypatch):
                     reason="other backends convert in a TensorFlow child "
                     "process (tflite_export.backend_bridge)")
 def test_export_traces_the_fake_quant_op_only(monkeypatch):
-    """`convert` never takes the training quantizer, so the converter sees
+    """`convert` never takes the training arithmetic, so the converter sees
     the FakeQuant ops it folds into int8 kernels."""
     qat, x, _ = _trained()
-    original = quantizers.fake_quant
+    rounded = quantizers._rounded
     calls = []
-
-    def watched(*args, training=False, **kwargs):
-        calls.append(training)
-        return original(*args, training=training, **kwargs)
-
-    monkeypatch.setattr(quantizers, "fake_quant", watched)
+    monkeypatch.setattr(quantizers, "_rounded",
+                        lambda *a: calls.append(1) or rounded(*a))
     tflite = te.convert(qat, "qat")
-    assert calls and not any(calls)
+    assert not calls
     outputs, _ = te.run_tflite(tflite, [x[:16]])
     expected = qat.predict(x[:16], verbose=0)
     step = np.ptp(expected) / 255
     assert np.max(np.abs(outputs - expected)) <= 1.01 * step
+
+
+def test_a_training_step_uses_the_training_arithmetic(monkeypatch):
+    """Guards the two tests above: a fit does reach `_rounded`."""
+    rounded = quantizers._rounded
+    calls = []
+    monkeypatch.setattr(quantizers, "_rounded",
+                        lambda *a: calls.append(1) or rounded(*a))
+    _trained()
+    assert calls
+
+
+def _state(values):
+    return ops.convert_to_numpy(values).tolist()
+
+
+@pytest.mark.parametrize("state, expected", [
+    ([1.0, -1.0, 0.0], [-1.0, 3.0, 0.0]),  # unset: the batch sets it
+    ([-0.5, 0.25, 0.0], [-0.55, 0.525, 0.0]),  # live: moving average
+    ([-0.5, 0.25, 2.0], [-1.0, 3.0, 0.0]),  # calibrated: widened
+    ([-0.5, 0.25, 1.0], [-0.5, 0.25, 1.0]),  # frozen: held
+])
+def test_next_state_in_every_mode(state, expected):
+    from kcompress.quantization import activation_range as ar
+
+    y = ops.convert_to_tensor([[-1.0, 3.0], [0.5, 2.0]])
+    new = _state(ar.next_state(ops.convert_to_tensor(state), y, 0.9))
+    np.testing.assert_allclose(new, expected, rtol=1e-6)
+
+
+def test_next_state_range_always_contains_zero():
+    from kcompress.quantization import activation_range as ar
+
+    new = _state(ar.next_state(ops.convert_to_tensor([1.0, -1.0, 0.0]),
+                               np.array([2.0, 5.0], "float32")))
+    assert new[:2] == [0.0, 5.0]
+    new = _state(ar.next_state(ops.convert_to_tensor([1.0, -1.0, 0.0]),
+                               np.array([-2.0, -5.0], "float32")))
+    assert new[:2] == [-5.0, 0.0]
+
+
+def test_a_training_call_updates_the_layers_range():
+    wrapped = quantization.QuantizeWrapper(L.Dense(4))
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    wrapped(x, training=True)
+    low, high, mode = _state(wrapped.range_state)
+    assert low < 0.0 < high and mode == 0.0
+    y = ops.convert_to_numpy(wrapped(x, training=False))
+    step = (high - low) / 255  # the grid may sit half a step off
+    assert low - step <= y.min() and y.max() <= high + step
+
+
+def test_bias_is_rounded_outside_training_only(monkeypatch):
+    """The int32 bias grid is applied at inference and in the export trace,
+    where it matches the file; a training step keeps the float bias."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), L.Dense(5), L.Dense(3)])
+    qat = quantization.quantize_model(model)
+    x = np.random.default_rng(0).normal(size=(16, 6)).astype("float32")
+    qat(x, training=True)  # sets the ranges
+    original = quantizers.fake_quant_bias
+    rounded = []
+    monkeypatch.setattr(quantizers, "fake_quant_bias",
+                        lambda *a, **k: rounded.append(1) or original(*a, **k))
+    qat(x, training=True)
+    assert not rounded
+    qat(x, training=False)
+    assert rounded
