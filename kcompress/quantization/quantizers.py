@@ -126,7 +126,10 @@ def _rounded(x, low, high, inverse, zero, scale):
                 (upstream,) = args
             if high is None:
                 return upstream
-            return ops.where(ops.equal(clipped, x), upstream, 0.0)
+            # A product, not `where`: TensorFlow's select on a large
+            # tensor costs several times as much.
+            return ops.multiply(upstream, ops.cast(ops.equal(clipped, x),
+                                                   upstream.dtype))
 
         return ops.multiply(steps, scale), grad
 
