@@ -17,6 +17,7 @@ from keras import ops
 
 from kcompress._substitute import call_with_values
 from kcompress.quantization import input_grid
+from kcompress.quantization import int8_kernel
 from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import FIXED_OUTPUT_RANGES
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
@@ -349,7 +350,17 @@ class QuantizeSwish(_Composite):
         low, high = FIXED_OUTPUT_RANGES["sigmoid"]
         gate = quantizers.fake_quant_activation(ops.sigmoid(inputs), low,
                                                 high, self.num_bits)
-        return self._q("output", inputs * gate, training)
+        rounded = self._q("output", inputs * gate, training)
+        output = self.ranges["output"]
+        bounds = input_grid.input_bounds(self)
+        if (training or output.export_mode or output.calibrating
+                or bounds is None):
+            return rounded
+        # Inference: the MUL as its int8 kernel computes it.
+        values, ready = int8_kernel.multiply_requantized(
+            inputs, gate, [bounds, (low, high)], output.output_bounds(),
+            self.num_bits)
+        return ops.where(ready, values, rounded)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -19,7 +19,9 @@ from keras import ops
 
 from kcompress import _model_utils
 from kcompress._substitute import call_with_values
+from kcompress.quantization import emulated
 from kcompress.quantization import input_grid
+from kcompress.quantization import int8_kernel
 from kcompress.quantization import quantizers
 from kcompress.quantization import shared_values
 from kcompress.quantization.activation_range import ActivationRange
@@ -203,7 +205,19 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
                                                (self.conv.bias, bias)], inputs)
         if not self.output_quantized:
             return y
-        return self.quantize_output(y, training)
+        rounded = self.quantize_output(y, training)
+        bounds = input_grid.input_bounds(self)
+        if training or self.export_mode or self.calibrating or bounds is None:
+            return rounded
+        # Inference: as the int8 kernel computes it (`int8_kernel`).
+        values, ready = int8_kernel.requantized(
+            lambda x, k, b: call_with_values(
+                self, self.conv, [(self.conv.kernel, k), (self.conv.bias, b)],
+                x),
+            inputs, kernel, bias, magnitude,
+            emulated.channel_shape(kernel, axis), bounds,
+            self.output_bounds(), self.num_bits)
+        return ops.where(ready, values, rounded)
 
     def output_bounds(self):
         """The output's range (see `ActivationRange`), or None when a fused

@@ -16,7 +16,8 @@ import keras
 from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import default_quantize_config
 
-__all__ = ["input_bounds", "input_scale", "pinned", "pins_grid"]
+__all__ = ["input_bounds", "input_scale", "merged_input_bounds", "pinned",
+           "pins_grid"]
 
 # Far enough for any chain of reshapes and paddings.
 _MAX_HOPS = 64
@@ -59,6 +60,20 @@ def input_bounds(layer, position=0):
                                                keras.KerasTensor):
         return None
     return _grid_of(args[position])
+
+
+def merged_input_bounds(layer):
+    """The grid ranges of the inputs of a merge layer called on a list
+    (`Add()([a, b])`), or None when any is unknown."""
+    nodes = getattr(layer, "_inbound_nodes", ())
+    if len(nodes) != 1:
+        return None
+    args = nodes[0].arguments.args
+    if len(args) != 1 or not isinstance(args[0], (list, tuple)):
+        return None
+    bounds = [_grid_of(t) if isinstance(t, keras.KerasTensor) else None
+              for t in args[0]]
+    return None if any(b is None for b in bounds) else bounds
 
 
 def pins_grid(layer):

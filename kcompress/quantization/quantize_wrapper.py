@@ -12,7 +12,9 @@ from keras import ops
 
 from kcompress import _model_utils
 from kcompress._substitute import call_with_values
+from kcompress.quantization import emulated
 from kcompress.quantization import input_grid
+from kcompress.quantization import int8_kernel
 from kcompress.quantization import quantizers
 from kcompress.quantization import shared_values
 from kcompress.quantization.activation_range import ActivationRange
@@ -34,13 +36,8 @@ def _weights_with_zeros(layer, config):
     return tuple(names)
 
 
-# Layers whose TFLite kernel takes an int32 bias on the grid
-# `input scale * weight scale`. (A transposed convolution's bias may stay a
-# separate ADD in the file, so it is left float.)
-_INT32_BIAS = (keras.layers.Conv1D, keras.layers.Conv2D,
-               keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
-               keras.layers.Dense)
-_TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose)
+_INT32_BIAS = emulated.INT32_BIAS
+_TRANSPOSED = emulated.TRANSPOSED
 
 
 def _clustered(layer, config):
@@ -194,6 +191,23 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
             # and finding the input's grid costs a training step a few
             # dozen small ops per layer.
             mapping.extend(self._int32_bias(values, axes, magnitudes))
+        outputs = self._run(inputs, mapping, args, kwargs)
+        fixed = self.quantize_config.output_range
+        if self.quantize_config.quantize_output and fixed is not None:
+            outputs = quantizers.fake_quant_activation(
+                outputs, fixed[0], fixed[1], self.num_bits)
+        elif self.quantize_config.quantize_output:
+            outputs = self.quantize_output(outputs, training)
+            if not training and not args and not kwargs:
+                outputs = emulated.wrapper_output(self, inputs, mapping,
+                                                  magnitudes, outputs)
+        elif self.export_mode:
+            outputs = input_grid.pinned(self, outputs, self.num_bits)
+        return outputs
+
+    def _run(self, inputs, mapping, args=(), kwargs=None):
+        """The wrapped layer's output with the weight values `mapping`."""
+        kwargs = kwargs or {}
         inner = tuple(getattr(inputs, "shape", ())[1:-1])
         if (isinstance(self.layer, keras.layers.Dense) and inner
                 and None not in inner and not args and not kwargs):
@@ -203,20 +217,10 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
             # and both ops stay float).
             flat = ops.reshape(inputs, (-1, inputs.shape[-1]))
             outputs = call_with_values(self, self.layer, mapping, flat)
-            outputs = ops.reshape(outputs, (-1,) + inner + (
+            return ops.reshape(outputs, (-1,) + inner + (
                 outputs.shape[-1],))
-        else:
-            outputs = call_with_values(self, self.layer, mapping, inputs,
-                                       *args, **kwargs)
-        fixed = self.quantize_config.output_range
-        if self.quantize_config.quantize_output and fixed is not None:
-            outputs = quantizers.fake_quant_activation(
-                outputs, fixed[0], fixed[1], self.num_bits)
-        elif self.quantize_config.quantize_output:
-            outputs = self.quantize_output(outputs, training)
-        elif self.export_mode:
-            outputs = input_grid.pinned(self, outputs, self.num_bits)
-        return outputs
+        return call_with_values(self, self.layer, mapping, inputs, *args,
+                                **kwargs)
 
     def _int32_bias(self, values, axes, magnitudes=None):
         """`[(bias, value rounded to TFLite's int32 grid)]`, or `[]`."""
@@ -285,7 +289,21 @@ class QuantizeLayer(ActivationRange, keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        return self.quantize_output(inputs, training)
+        rounded = self.quantize_output(inputs, training)
+        if (training or self.export_mode or self.calibrating
+                or not self._reads_model_input()):
+            return rounded
+        # Inference: as the file's QUANTIZE op rounds.
+        values, ready = int8_kernel.quantize_requantized(
+            inputs, self.output_bounds(), self.num_bits)
+        return ops.where(ready, values, rounded)
+
+    def _reads_model_input(self):
+        nodes = getattr(self, "_inbound_nodes", ())
+        if len(nodes) != 1 or len(nodes[0].arguments.keras_tensors) != 1:
+            return False
+        operation = nodes[0].arguments.keras_tensors[0]._keras_history[0]
+        return isinstance(operation, keras.layers.InputLayer)
 
     def compute_output_shape(self, input_shape):
         return input_shape

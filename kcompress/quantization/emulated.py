@@ -1,0 +1,121 @@
+"""Which QAT layers compute in inference as the file's int8 ops do.
+
+`int8_kernel` has the arithmetic; this module picks, for a
+`QuantizeWrapper` in inference, the op its layer becomes in the file:
+
+- CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED (a convolution or Dense with
+  no activation or a ReLU);
+- ADD and MUL (an `Add` or `Multiply` of two tensors);
+- MEAN (channels-last global average pooling).
+
+Each needs its inputs' grids (`input_grid`); where one is unknown, or a
+range is still unset, the layer keeps its fake-quantized float output. The
+exporter's trace (`export_mode`) and calibration never come here: the
+converter must see the float graph with its FakeQuant ops.
+"""
+
+import keras
+from keras import ops
+
+from kcompress.quantization import input_grid
+from kcompress.quantization import int8_kernel
+from kcompress.quantization import quantizers
+
+__all__ = ["INT32_BIAS", "TRANSPOSED", "wrapper_output"]
+
+# Layers whose TFLite kernel takes an int32 bias on the grid
+# `input scale * weight scale`. (A transposed convolution's bias may stay a
+# separate ADD in the file, so it is left float.)
+INT32_BIAS = (keras.layers.Conv1D, keras.layers.Conv2D,
+              keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
+              keras.layers.Dense)
+TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose)
+_GLOBAL_AVERAGE = (keras.layers.GlobalAveragePooling1D,
+                   keras.layers.GlobalAveragePooling2D,
+                   keras.layers.GlobalAveragePooling3D)
+
+
+def wrapper_output(wrapper, inputs, mapping, magnitudes, rounded):
+    """The inference output of `wrapper` (a `QuantizeWrapper` that rounds
+    its output): as the int8 op computes it where `int8_kernel` emulates
+    that op, else `rounded`, its fake-quantized float output.
+
+    Args:
+        wrapper: the layer.
+        inputs: its input (a list for a merge).
+        mapping: `[(weight variable, fake-quantized value)]`, the bias last
+            and on its int32 grid.
+        magnitudes: `quantizers.weight_magnitude` of each weight.
+        rounded: the fake-quantized float output.
+    """
+    if wrapper.export_mode or wrapper.calibrating:
+        return rounded
+    layer = wrapper.layer
+    if isinstance(layer, (keras.layers.Add, keras.layers.Multiply)):
+        bounds = (input_grid.merged_input_bounds(wrapper)
+                  if isinstance(inputs, (list, tuple)) and len(inputs) == 2
+                  else None)
+        if bounds is None:
+            return rounded
+        merge = (int8_kernel.add_requantized
+                 if isinstance(layer, keras.layers.Add)
+                 else int8_kernel.multiply_requantized)
+        values, ready = merge(inputs[0], inputs[1], bounds,
+                              wrapper.output_bounds(), wrapper.num_bits)
+        return ops.where(ready, values, rounded)
+    bounds = input_grid.input_bounds(wrapper)
+    if bounds is None:
+        return rounded
+    if (isinstance(layer, _GLOBAL_AVERAGE)
+            and layer.data_format == "channels_last"
+            and None not in tuple(inputs.shape[1:-1])):
+        values, ready = int8_kernel.mean_requantized(
+            inputs, tuple(range(1, len(inputs.shape) - 1)), layer.keepdims,
+            bounds, wrapper.output_bounds(), wrapper.num_bits)
+        return ops.where(ready, values, rounded)
+    if _is_kernel(wrapper):
+        return _kernel_output(wrapper, inputs, mapping, magnitudes[0],
+                              bounds, rounded)
+    return rounded
+
+
+def _is_kernel(wrapper):
+    """A convolution or Dense, no activation or a ReLU, kernel first."""
+    layer = wrapper.layer
+    activation = getattr(getattr(layer, "activation", None), "__name__",
+                         None)
+    return (isinstance(layer, INT32_BIAS)
+            and not isinstance(layer, TRANSPOSED)
+            and activation in ("linear", "relu")
+            and list(wrapper.quantize_config.weights)[:1] == ["kernel"])
+
+
+def channel_shape(kernel, axis):
+    """The shape that broadcasts one weight scale per output channel over
+    `kernel` (quantization `axis` as for `quantizers.fake_quant_weight`),
+    or None for one scale."""
+    rank = len(kernel.shape)
+    if axis is None:
+        return None
+    if axis == quantizers.DEPTHWISE:
+        return (1,) * (rank - 2) + tuple(kernel.shape[-2:])
+    return (1,) * (rank - 1) + (-1,)
+
+
+def _kernel_output(wrapper, inputs, mapping, magnitude, bounds, rounded):
+    kernel_variable, kernel = mapping[0]
+    bias_variable = getattr(wrapper.layer, "bias", None)
+    bias = dict((id(w), v) for w, v in mapping).get(id(bias_variable))
+
+    def run(x, k, b):
+        values = [(kernel_variable, k)]
+        if bias_variable is not None:
+            values.append((bias_variable, b if b is not None
+                           else ops.zeros_like(bias_variable)))
+        return wrapper._run(x, values)
+
+    values, ready = int8_kernel.requantized(
+        run, inputs, kernel, bias, magnitude,
+        channel_shape(kernel, wrapper.quantized_weights[0][1]), bounds,
+        wrapper.output_bounds(), wrapper.num_bits)
+    return ops.where(ready, values, rounded)

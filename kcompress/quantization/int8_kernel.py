@@ -1,0 +1,197 @@
+"""A quantized convolution or Dense layer in inference, computed as its int8
+kernel computes it.
+
+In the file, CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED sum exact int32
+products of the int8 input and weights, add the int32 bias, and requantize
+once: LiteRT's XNNPACK kernels multiply the sum, as a float32, by the
+float32 scale `input scale * weight scale / output scale` and round half to
+even. A QAT layer that sums float32 products instead lands on the other
+side of a rounding tie now and then, one output step off. One step is
+nothing on its own, but squeeze-excite gates (a step of a sigmoid's input
+is several of its output) and lone BatchNorms multiply it, and through
+EfficientNetB0's 16 blocks it grew to 12 output steps.
+
+So in inference (not in training, and not in the exporter's trace, which
+must stay the float graph the converter folds) a quantized kernel layer
+whose input grid is known runs on integer-valued float32 tensors: the
+input and weights divided by their scales (exact: both sit on their
+grids), the bias in int32 steps. Their sums are exact in float32 below
+2**24, and the one requantization is the kernel's. Measured on a trained
+EfficientNetB0 file: the kernel outputs follow this to the last bit.
+"""
+
+from keras import ops
+
+from kcompress.quantization import quantizers
+
+__all__ = ["requantized", "mean_requantized", "multiply_requantized",
+           "add_requantized", "quantize_requantized"]
+
+
+def requantized(run, inputs, kernel, bias, magnitude, channel_shape,
+                input_bounds, output_bounds, num_bits=8):
+    """The layer's output on its output grid, as the int8 kernel gives it.
+
+    Args:
+        run: `run(inputs, kernel, bias)` computes the layer (linear, or with
+            a ReLU) with the given input and weight values.
+        inputs: the layer's input, on the grid of `input_bounds`.
+        kernel: the fake-quantized kernel.
+        bias: the bias on its int32 grid (`quantizers.fake_quant_bias`), or
+            None.
+        magnitude: `quantizers.weight_magnitude` of the kernel: a scalar, or
+            one value per output channel.
+        channel_shape: the shape that broadcasts `magnitude` over the
+            kernel, or None for a scalar.
+        input_bounds, output_bounds: `(min, max)` of the input's and the
+            output's ranges.
+        num_bits: bit width.
+
+    Returns:
+        `(values, ready)`: the output values, and a boolean scalar that is
+        False while either range is unset (the values are then meaningless).
+    """
+    levels = float(2 ** (num_bits - 1) - 1)
+    input_scale = quantizers.activation_scale(*input_bounds,
+                                              num_bits=num_bits)
+    weight_scale = ops.divide(magnitude, levels)
+    shaped = (weight_scale if channel_shape is None
+              else ops.reshape(weight_scale, channel_shape))
+    x = ops.round(ops.divide(inputs, input_scale))
+    k = ops.round(ops.divide(kernel, shaped))
+    product_scale = ops.multiply(input_scale, weight_scale)
+    b = None if bias is None else ops.round(ops.divide(bias, product_scale))
+    total = run(x, k, b)
+    low, high = quantizers.exact_range(*output_bounds, num_bits=num_bits)
+    output_scale = ops.divide(ops.subtract(high, low),
+                              float(2 ** num_bits - 1))
+    return _on_grid(ops.multiply(total, ops.divide(product_scale,
+                                                   output_scale)),
+                    low, output_scale, input_bounds, output_bounds, num_bits)
+
+
+def mean_requantized(inputs, axes, keepdims, input_bounds, output_bounds,
+                     num_bits=8):
+    """A MEAN over `axes` (global average pooling) on its output grid, as
+    XNNPACK's int8 kernel gives it: the exact sum of the raw int8 inputs
+    times the float32 scale `input scale / (output scale * count)`, plus a
+    float32 bias that holds both zero points, rounded half to even. (Found
+    by matching the kernel's outputs: summing zero-point-free steps, or
+    folding the zero points elsewhere, lands a tie the other way now and
+    then.) Returns `(values, ready)` as `requantized` does."""
+    half = float(2 ** (num_bits - 1))
+    in_low, input_scale = _output_grid(input_bounds, num_bits)
+    low, output_scale = _output_grid(output_bounds, num_bits)
+    count = 1
+    for axis in axes:
+        count *= int(inputs.shape[axis])
+    # int8 zero points: the grids' uint8 zero points less 2**(bits - 1).
+    input_zero = ops.round(ops.divide(ops.negative(in_low),
+                                      input_scale)) - half
+    output_zero = ops.round(ops.divide(ops.negative(low),
+                                       output_scale)) - half
+    raw = ops.add(ops.round(ops.divide(inputs, input_scale)), input_zero)
+    total = ops.sum(raw, axis=axes, keepdims=keepdims)
+    scale = ops.divide(input_scale, ops.multiply(output_scale,
+                                                 float(count)))
+    bias = ops.add(ops.multiply(ops.multiply(input_zero, -float(count)),
+                                scale), output_zero)
+    quantized = ops.round(ops.add(ops.multiply(total, scale), bias))
+    steps = ops.subtract(ops.clip(quantized, -half, half - 1.0), output_zero)
+    ready = ops.logical_and(
+        ops.less(input_bounds[0], input_bounds[1]),
+        ops.less(output_bounds[0], output_bounds[1]))
+    return ops.multiply(steps, output_scale), ready
+
+
+def _on_grid(steps, low, output_scale, input_bounds, output_bounds,
+             num_bits):
+    """`steps` (float, relative to the zero point) rounded half to even
+    and clamped to the output grid; `(values, ready)`."""
+    zero_point = ops.round(ops.divide(ops.negative(low), output_scale))
+    steps = ops.clip(ops.round(steps), ops.negative(zero_point),
+                     float(2 ** num_bits - 1) - zero_point)
+    ready = ops.logical_and(
+        ops.less(input_bounds[0], input_bounds[1]),
+        ops.less(output_bounds[0], output_bounds[1]))
+    return ops.multiply(steps, output_scale), ready
+
+
+def _scale(bounds, num_bits):
+    return quantizers.activation_scale(*bounds, num_bits=num_bits)
+
+
+def _output_grid(output_bounds, num_bits):
+    low, high = quantizers.exact_range(*output_bounds, num_bits=num_bits)
+    return low, ops.divide(ops.subtract(high, low), float(2 ** num_bits - 1))
+
+
+def _all_ready(bounds):
+    ready = None
+    for low, high in bounds:
+        set_ = ops.less(low, high)
+        ready = set_ if ready is None else ops.logical_and(ready, set_)
+    return ready
+
+
+def multiply_requantized(a, b, bounds, output_bounds, num_bits=8):
+    """`a * b` on the output grid as the int8 MUL gives it: the exact
+    product of the inputs' steps times the float32 scale `(scale a * scale
+    b) / output scale`, rounded half to even. `bounds` are the inputs'
+    ranges. Returns `(values, ready)`."""
+    scale_a, scale_b = (_scale(r, num_bits) for r in bounds)
+    product = ops.multiply(ops.round(ops.divide(a, scale_a)),
+                           ops.round(ops.divide(b, scale_b)))
+    low, output_scale = _output_grid(output_bounds, num_bits)
+    values, _ = _on_grid(
+        ops.multiply(product, ops.divide(ops.multiply(scale_a, scale_b),
+                                         output_scale)),
+        low, output_scale, bounds[0], output_bounds, num_bits)
+    return values, ops.logical_and(_all_ready(bounds),
+                                   _all_ready([output_bounds]))
+
+
+# XNNPACK's int8 ADD: each input's scale relative to the output's is a
+# multiplier of this many bits, applied in int32 with a rounding shift.
+_ADD_MULTIPLIER_BITS = 20
+
+
+def add_requantized(a, b, bounds, output_bounds, num_bits=8):
+    """`a + b` on the output grid as the int8 ADD gives it (XNNPACK):
+    each input's steps times an integer multiplier, `round(scale ratio *
+    2**shift)` with the larger ratio in `[2**19, 2**20)`, summed in int32
+    and shifted right by `shift` with rounding half up. Returns
+    `(values, ready)`."""
+    low, output_scale = _output_grid(output_bounds, num_bits)
+    ratios = [ops.divide(_scale(r, num_bits), output_scale) for r in bounds]
+    largest = ops.maximum(ratios[0], ratios[1])
+    exponent = ops.floor(ops.log2(largest))
+    # log2 may round across a power of two; correct the exponent exactly.
+    exponent = ops.where(ops.greater(ops.power(2.0, exponent), largest),
+                         exponent - 1.0, exponent)
+    exponent = ops.where(ops.less_equal(ops.power(2.0, exponent + 1.0),
+                                        largest), exponent + 1.0, exponent)
+    shift = float(_ADD_MULTIPLIER_BITS) - exponent
+    total = None
+    for x, ratio, r in zip((a, b), ratios, bounds):
+        multiplier = ops.cast(ops.round(ops.multiply(
+            ratio, ops.power(2.0, shift))), "int32")
+        steps = ops.cast(ops.round(ops.divide(x, _scale(r, num_bits))),
+                         "int32")
+        term = ops.multiply(steps, multiplier)
+        total = term if total is None else ops.add(total, term)
+    half = ops.cast(ops.power(2.0, shift - 1.0), "int32")
+    steps = ops.cast(ops.floor_divide(ops.add(total, half),
+                                      ops.multiply(half, 2)), "float32")
+    values, _ = _on_grid(steps, low, output_scale, bounds[0], output_bounds,
+                         num_bits)
+    return values, ops.logical_and(_all_ready(bounds),
+                                   _all_ready([output_bounds]))
+
+
+def quantize_requantized(x, output_bounds, num_bits=8):
+    """A float model input on its int8 grid as the QUANTIZE op gives it:
+    `x / scale` rounded half to even. Returns `(values, ready)`."""
+    low, output_scale = _output_grid(output_bounds, num_bits)
+    return _on_grid(ops.divide(x, output_scale), low, output_scale,
+                    output_bounds, output_bounds, num_bits)
