@@ -16,6 +16,7 @@ import keras
 from keras import ops
 
 from kcompress._substitute import call_with_values
+from kcompress.quantization import emulated
 from kcompress.quantization import input_grid
 from kcompress.quantization import int8_kernel
 from kcompress.quantization import quantizers
@@ -353,14 +354,12 @@ class QuantizeSwish(_Composite):
         rounded = self._q("output", inputs * gate, training)
         output = self.ranges["output"]
         bounds = input_grid.input_bounds(self)
-        if (training or output.export_mode or output.calibrating
-                or bounds is None):
+        if not emulated.in_inference(output, training) or bounds is None:
             return rounded
         # Inference: the MUL as its int8 kernel computes it.
-        values, ready = int8_kernel.multiply_requantized(
+        return emulated.chosen(int8_kernel.multiply_requantized(
             inputs, gate, [bounds, (low, high)], output.output_bounds(),
-            self.num_bits)
-        return ops.where(ready, values, rounded)
+            self.num_bits), rounded)
 
     def compute_output_shape(self, input_shape):
         return input_shape

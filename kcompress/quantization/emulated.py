@@ -8,6 +8,10 @@
 - ADD and MUL (an `Add` or `Multiply` of two tensors);
 - MEAN (channels-last global average pooling).
 
+Folded conv + BatchNorm (`fold_batchnorm`), the swish MUL (`composite`)
+and the model input's QUANTIZE (`QuantizeLayer`) call `int8_kernel`
+themselves, through `in_inference` and `chosen`.
+
 Each needs its inputs' grids (`input_grid`); where one is unknown, or a
 range is still unset, the layer keeps its fake-quantized float output. The
 exporter's trace (`export_mode`) and calibration never come here: the
@@ -21,7 +25,8 @@ from kcompress.quantization import input_grid
 from kcompress.quantization import int8_kernel
 from kcompress.quantization import quantizers
 
-__all__ = ["INT32_BIAS", "TRANSPOSED", "wrapper_output"]
+__all__ = ["INT32_BIAS", "TRANSPOSED", "chosen", "in_inference",
+           "wrapper_output"]
 
 # Layers whose TFLite kernel takes an int32 bias on the grid
 # `input scale * weight scale`. (A transposed convolution's bias may stay a
@@ -35,10 +40,25 @@ _GLOBAL_AVERAGE = (keras.layers.GlobalAveragePooling1D,
                    keras.layers.GlobalAveragePooling3D)
 
 
+def in_inference(layer, training):
+    """Whether a call of `layer` (a QAT layer with an output range)
+    computes as the int8 ops do: inference, outside the exporter's trace
+    and calibration."""
+    return not training and not layer.export_mode and not layer.calibrating
+
+
+def chosen(result, rounded):
+    """The emulated values of `result = (values, ready)` where `ready`,
+    else `rounded`, the fake-quantized float output."""
+    values, ready = result
+    return ops.where(ready, values, rounded)
+
+
 def wrapper_output(wrapper, inputs, mapping, magnitudes, rounded):
     """The inference output of `wrapper` (a `QuantizeWrapper` that rounds
-    its output): as the int8 op computes it where `int8_kernel` emulates
-    that op, else `rounded`, its fake-quantized float output.
+    its output, called `in_inference`): as the int8 op computes it where
+    `int8_kernel` emulates that op, else `rounded`, its fake-quantized
+    float output.
 
     Args:
         wrapper: the layer.
@@ -48,8 +68,6 @@ def wrapper_output(wrapper, inputs, mapping, magnitudes, rounded):
         magnitudes: `quantizers.weight_magnitude` of each weight.
         rounded: the fake-quantized float output.
     """
-    if wrapper.export_mode or wrapper.calibrating:
-        return rounded
     layer = wrapper.layer
     if isinstance(layer, (keras.layers.Add, keras.layers.Multiply)):
         bounds = (input_grid.merged_input_bounds(wrapper)
@@ -60,19 +78,18 @@ def wrapper_output(wrapper, inputs, mapping, magnitudes, rounded):
         merge = (int8_kernel.add_requantized
                  if isinstance(layer, keras.layers.Add)
                  else int8_kernel.multiply_requantized)
-        values, ready = merge(inputs[0], inputs[1], bounds,
-                              wrapper.output_bounds(), wrapper.num_bits)
-        return ops.where(ready, values, rounded)
+        return chosen(merge(inputs[0], inputs[1], bounds,
+                            wrapper.output_bounds(), wrapper.num_bits),
+                      rounded)
     bounds = input_grid.input_bounds(wrapper)
     if bounds is None:
         return rounded
     if (isinstance(layer, _GLOBAL_AVERAGE)
             and layer.data_format == "channels_last"
             and None not in tuple(inputs.shape[1:-1])):
-        values, ready = int8_kernel.mean_requantized(
+        return chosen(int8_kernel.mean_requantized(
             inputs, tuple(range(1, len(inputs.shape) - 1)), layer.keepdims,
-            bounds, wrapper.output_bounds(), wrapper.num_bits)
-        return ops.where(ready, values, rounded)
+            bounds, wrapper.output_bounds(), wrapper.num_bits), rounded)
     if _is_kernel(wrapper):
         return _kernel_output(wrapper, inputs, mapping, magnitudes[0],
                               bounds, rounded)
@@ -114,8 +131,7 @@ def _kernel_output(wrapper, inputs, mapping, magnitude, bounds, rounded):
                            else ops.zeros_like(bias_variable)))
         return wrapper._run(x, values)
 
-    values, ready = int8_kernel.requantized(
+    return chosen(int8_kernel.requantized(
         run, inputs, kernel, bias, magnitude,
         channel_shape(kernel, wrapper.quantized_weights[0][1]), bounds,
-        wrapper.output_bounds(), wrapper.num_bits)
-    return ops.where(ready, values, rounded)
+        wrapper.output_bounds(), wrapper.num_bits), rounded)

@@ -207,17 +207,16 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
             return y
         rounded = self.quantize_output(y, training)
         bounds = input_grid.input_bounds(self)
-        if training or self.export_mode or self.calibrating or bounds is None:
+        if not emulated.in_inference(self, training) or bounds is None:
             return rounded
         # Inference: as the int8 kernel computes it (`int8_kernel`).
-        values, ready = int8_kernel.requantized(
+        return emulated.chosen(int8_kernel.requantized(
             lambda x, k, b: call_with_values(
                 self, self.conv, [(self.conv.kernel, k), (self.conv.bias, b)],
                 x),
             inputs, kernel, bias, magnitude,
             emulated.channel_shape(kernel, axis), bounds,
-            self.output_bounds(), self.num_bits)
-        return ops.where(ready, values, rounded)
+            self.output_bounds(), self.num_bits), rounded)
 
     def output_bounds(self):
         """The output's range (see `ActivationRange`), or None when a fused

@@ -52,8 +52,7 @@ def requantized(run, inputs, kernel, bias, magnitude, channel_shape,
         False while either range is unset (the values are then meaningless).
     """
     levels = float(2 ** (num_bits - 1) - 1)
-    input_scale = quantizers.activation_scale(*input_bounds,
-                                              num_bits=num_bits)
+    _, input_scale = _grid(input_bounds, num_bits)
     weight_scale = ops.divide(magnitude, levels)
     shaped = (weight_scale if channel_shape is None
               else ops.reshape(weight_scale, channel_shape))
@@ -62,12 +61,11 @@ def requantized(run, inputs, kernel, bias, magnitude, channel_shape,
     product_scale = ops.multiply(input_scale, weight_scale)
     b = None if bias is None else ops.round(ops.divide(bias, product_scale))
     total = run(x, k, b)
-    low, high = quantizers.exact_range(*output_bounds, num_bits=num_bits)
-    output_scale = ops.divide(ops.subtract(high, low),
-                              float(2 ** num_bits - 1))
-    return _on_grid(ops.multiply(total, ops.divide(product_scale,
-                                                   output_scale)),
-                    low, output_scale, input_bounds, output_bounds, num_bits)
+    low, output_scale = _grid(output_bounds, num_bits)
+    return (_on_grid(ops.multiply(total, ops.divide(product_scale,
+                                                    output_scale)),
+                     low, output_scale, num_bits),
+            _all_ready([input_bounds, output_bounds]))
 
 
 def mean_requantized(inputs, axes, keepdims, input_bounds, output_bounds,
@@ -80,16 +78,14 @@ def mean_requantized(inputs, axes, keepdims, input_bounds, output_bounds,
     folding the zero points elsewhere, lands a tie the other way now and
     then.) Returns `(values, ready)` as `requantized` does."""
     half = float(2 ** (num_bits - 1))
-    in_low, input_scale = _output_grid(input_bounds, num_bits)
-    low, output_scale = _output_grid(output_bounds, num_bits)
+    in_low, input_scale = _grid(input_bounds, num_bits)
+    low, output_scale = _grid(output_bounds, num_bits)
     count = 1
     for axis in axes:
         count *= int(inputs.shape[axis])
     # int8 zero points: the grids' uint8 zero points less 2**(bits - 1).
-    input_zero = ops.round(ops.divide(ops.negative(in_low),
-                                      input_scale)) - half
-    output_zero = ops.round(ops.divide(ops.negative(low),
-                                       output_scale)) - half
+    input_zero = _zero_point(in_low, input_scale) - half
+    output_zero = _zero_point(low, output_scale) - half
     raw = ops.add(ops.round(ops.divide(inputs, input_scale)), input_zero)
     total = ops.sum(raw, axis=axes, keepdims=keepdims)
     scale = ops.divide(input_scale, ops.multiply(output_scale,
@@ -98,35 +94,32 @@ def mean_requantized(inputs, axes, keepdims, input_bounds, output_bounds,
                                 scale), output_zero)
     quantized = ops.round(ops.add(ops.multiply(total, scale), bias))
     steps = ops.subtract(ops.clip(quantized, -half, half - 1.0), output_zero)
-    ready = ops.logical_and(
-        ops.less(input_bounds[0], input_bounds[1]),
-        ops.less(output_bounds[0], output_bounds[1]))
-    return ops.multiply(steps, output_scale), ready
+    return (ops.multiply(steps, output_scale),
+            _all_ready([input_bounds, output_bounds]))
 
 
-def _on_grid(steps, low, output_scale, input_bounds, output_bounds,
-             num_bits):
+def _on_grid(steps, low, output_scale, num_bits):
     """`steps` (float, relative to the zero point) rounded half to even
-    and clamped to the output grid; `(values, ready)`."""
-    zero_point = ops.round(ops.divide(ops.negative(low), output_scale))
+    and clamped to the output grid `(low, output_scale)`, as values."""
+    zero_point = _zero_point(low, output_scale)
     steps = ops.clip(ops.round(steps), ops.negative(zero_point),
                      float(2 ** num_bits - 1) - zero_point)
-    ready = ops.logical_and(
-        ops.less(input_bounds[0], input_bounds[1]),
-        ops.less(output_bounds[0], output_bounds[1]))
-    return ops.multiply(steps, output_scale), ready
+    return ops.multiply(steps, output_scale)
 
 
-def _scale(bounds, num_bits):
-    return quantizers.activation_scale(*bounds, num_bits=num_bits)
+def _zero_point(low, scale):
+    """The uint8 zero point of the grid that starts at `low`."""
+    return ops.round(ops.divide(ops.negative(low), scale))
 
 
-def _output_grid(output_bounds, num_bits):
-    low, high = quantizers.exact_range(*output_bounds, num_bits=num_bits)
+def _grid(bounds, num_bits):
+    """`(low, scale)` of the exact grid of the range `bounds`."""
+    low, high = quantizers.exact_range(*bounds, num_bits=num_bits)
     return low, ops.divide(ops.subtract(high, low), float(2 ** num_bits - 1))
 
 
 def _all_ready(bounds):
+    """Whether every range in `bounds` is set, a boolean scalar."""
     ready = None
     for low, high in bounds:
         set_ = ops.less(low, high)
@@ -139,16 +132,15 @@ def multiply_requantized(a, b, bounds, output_bounds, num_bits=8):
     product of the inputs' steps times the float32 scale `(scale a * scale
     b) / output scale`, rounded half to even. `bounds` are the inputs'
     ranges. Returns `(values, ready)`."""
-    scale_a, scale_b = (_scale(r, num_bits) for r in bounds)
+    scale_a, scale_b = (_grid(r, num_bits)[1] for r in bounds)
     product = ops.multiply(ops.round(ops.divide(a, scale_a)),
                            ops.round(ops.divide(b, scale_b)))
-    low, output_scale = _output_grid(output_bounds, num_bits)
-    values, _ = _on_grid(
+    low, output_scale = _grid(output_bounds, num_bits)
+    values = _on_grid(
         ops.multiply(product, ops.divide(ops.multiply(scale_a, scale_b),
                                          output_scale)),
-        low, output_scale, bounds[0], output_bounds, num_bits)
-    return values, ops.logical_and(_all_ready(bounds),
-                                   _all_ready([output_bounds]))
+        low, output_scale, num_bits)
+    return values, _all_ready(list(bounds) + [output_bounds])
 
 
 # XNNPACK's int8 ADD: each input's scale relative to the output's is a
@@ -162,8 +154,9 @@ def add_requantized(a, b, bounds, output_bounds, num_bits=8):
     2**shift)` with the larger ratio in `[2**19, 2**20)`, summed in int32
     and shifted right by `shift` with rounding half up. Returns
     `(values, ready)`."""
-    low, output_scale = _output_grid(output_bounds, num_bits)
-    ratios = [ops.divide(_scale(r, num_bits), output_scale) for r in bounds]
+    low, output_scale = _grid(output_bounds, num_bits)
+    scales = [_grid(r, num_bits)[1] for r in bounds]
+    ratios = [ops.divide(scale, output_scale) for scale in scales]
     largest = ops.maximum(ratios[0], ratios[1])
     exponent = ops.floor(ops.log2(largest))
     # log2 may round across a power of two; correct the exponent exactly.
@@ -173,25 +166,22 @@ def add_requantized(a, b, bounds, output_bounds, num_bits=8):
                                         largest), exponent + 1.0, exponent)
     shift = float(_ADD_MULTIPLIER_BITS) - exponent
     total = None
-    for x, ratio, r in zip((a, b), ratios, bounds):
+    for x, ratio, scale in zip((a, b), ratios, scales):
         multiplier = ops.cast(ops.round(ops.multiply(
             ratio, ops.power(2.0, shift))), "int32")
-        steps = ops.cast(ops.round(ops.divide(x, _scale(r, num_bits))),
-                         "int32")
+        steps = ops.cast(ops.round(ops.divide(x, scale)), "int32")
         term = ops.multiply(steps, multiplier)
         total = term if total is None else ops.add(total, term)
     half = ops.cast(ops.power(2.0, shift - 1.0), "int32")
     steps = ops.cast(ops.floor_divide(ops.add(total, half),
                                       ops.multiply(half, 2)), "float32")
-    values, _ = _on_grid(steps, low, output_scale, bounds[0], output_bounds,
-                         num_bits)
-    return values, ops.logical_and(_all_ready(bounds),
-                                   _all_ready([output_bounds]))
+    values = _on_grid(steps, low, output_scale, num_bits)
+    return values, _all_ready(list(bounds) + [output_bounds])
 
 
 def quantize_requantized(x, output_bounds, num_bits=8):
     """A float model input on its int8 grid as the QUANTIZE op gives it:
     `x / scale` rounded half to even. Returns `(values, ready)`."""
-    low, output_scale = _output_grid(output_bounds, num_bits)
-    return _on_grid(ops.divide(x, output_scale), low, output_scale,
-                    output_bounds, output_bounds, num_bits)
+    low, output_scale = _grid(output_bounds, num_bits)
+    return (_on_grid(ops.divide(x, output_scale), low, output_scale,
+                     num_bits), _all_ready([output_bounds]))

@@ -198,7 +198,8 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
                 outputs, fixed[0], fixed[1], self.num_bits)
         elif self.quantize_config.quantize_output:
             outputs = self.quantize_output(outputs, training)
-            if not training and not args and not kwargs:
+            if not args and not kwargs and emulated.in_inference(
+                    self, training):
                 outputs = emulated.wrapper_output(self, inputs, mapping,
                                                   magnitudes, outputs)
         elif self.export_mode:
@@ -290,13 +291,12 @@ class QuantizeLayer(ActivationRange, keras.layers.Layer):
 
     def call(self, inputs, training=None):
         rounded = self.quantize_output(inputs, training)
-        if (training or self.export_mode or self.calibrating
-                or not self._reads_model_input()):
+        if not (emulated.in_inference(self, training)
+                and self._reads_model_input()):
             return rounded
         # Inference: as the file's QUANTIZE op rounds.
-        values, ready = int8_kernel.quantize_requantized(
-            inputs, self.output_bounds(), self.num_bits)
-        return ops.where(ready, values, rounded)
+        return emulated.chosen(int8_kernel.quantize_requantized(
+            inputs, self.output_bounds(), self.num_bits), rounded)
 
     def _reads_model_input(self):
         nodes = getattr(self, "_inbound_nodes", ())
