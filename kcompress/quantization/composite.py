@@ -1,6 +1,6 @@
 """QAT for layers TFLite runs as several int8 ops: LayerNormalization,
-MultiHeadAttention, a BatchNormalization no convolution absorbs, swish and
-Average.
+MultiHeadAttention, swish and Average (and, in `affine`, a
+BatchNormalization no convolution absorbs).
 
 TFLite has no int8 kernel for either layer. The converter lowers each to a
 chain of int8 ops (MEAN, SUB, MUL, RSQRT, ADD for a layer norm;
@@ -23,9 +23,8 @@ from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import FIXED_OUTPUT_RANGES
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 
-__all__ = ["QuantizeAverage", "QuantizeBatchNormalization",
-           "QuantizeLayerNormalization", "QuantizeMultiHeadAttention",
-           "QuantizeSwish", "composite_for"]
+__all__ = ["QuantizeAverage", "QuantizeLayerNormalization",
+           "QuantizeMultiHeadAttention", "QuantizeSwish", "composite_for"]
 
 
 def _names(classes):
@@ -274,66 +273,6 @@ class QuantizeMultiHeadAttention(_Composite):
 
 
 @keras.saving.register_keras_serializable(package="kcompress")
-class QuantizeBatchNormalization(_Composite):
-    """QAT of a `BatchNormalization` that no convolution absorbs (DenseNet's
-    pre-activation BN, a BN after a pooling or an add), as TFLite runs it:
-    a per-channel affine map, `x * scale + offset`, as int8 MUL and ADD.
-
-    `scale = gamma / sqrt(moving_variance + epsilon)` and
-    `offset = beta - moving_mean * scale` use the moving statistics in
-    training too, so training sees the map the file runs; the statistics
-    still update from each training batch.
-
-    Args:
-        layer: the `BatchNormalization`.
-        num_bits: bit width.
-        output_quantized: round the ADD's output to a grid of its own.
-            False when a ReLU or ReLU6 that TFLite fuses into the ADD
-            follows: the file then rounds once, on the ReLU's grid.
-        **kwargs: passed to `keras.layers.Wrapper`.
-    """
-
-    WRAPS = keras.layers.BatchNormalization
-    RANGES = ("scaled", "output")
-
-    def __init__(self, layer, num_bits=8, output_quantized=True, **kwargs):
-        super().__init__(layer, num_bits=num_bits, _range_keys=self.RANGES[
-            :None if output_quantized else -1], **kwargs)
-        self.output_quantized = bool(output_quantized)
-
-    def output_bounds(self):
-        return super().output_bounds() if self.output_quantized else None
-
-    def get_config(self):
-        return {**super().get_config(),
-                "output_quantized": self.output_quantized}
-
-    def call(self, inputs, training=None, mask=None):
-        del mask  # BatchNormalization ignores it for inference too.
-        bn = self.layer
-        if training:
-            bn(inputs, training=True)  # Updates the moving statistics.
-        axis = bn.axis if isinstance(bn.axis, (list, tuple)) else [bn.axis]
-        shape = [1] * len(inputs.shape)
-        for a in axis:
-            shape[a % len(shape)] = inputs.shape[a]
-        scale = ops.rsqrt(ops.add(bn.moving_variance, bn.epsilon))
-        if bn.scale:
-            scale = ops.multiply(scale, bn.gamma)
-        offset = ops.negative(ops.multiply(bn.moving_mean, scale))
-        if bn.center:
-            offset = ops.add(offset, bn.beta)
-        x = ops.cast(inputs, "float32")
-        y = self._q("scaled", x * ops.reshape(self._weight(scale), shape),
-                    training)
-        y = y + ops.reshape(self._weight(offset), shape)
-        return self._q("output", y, training) if self.output_quantized else y
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-
-@keras.saving.register_keras_serializable(package="kcompress")
 class QuantizeSwish(_Composite):
     """QAT of a swish (silu) activation as TFLite runs it: LOGISTIC, whose
     int8 output sits on the fixed 1/256 grid, then MUL by the input.
@@ -399,12 +338,11 @@ def _is_swish(layer):
 
 
 def composite_for(layer):
-    """The composite QAT class for `layer`, or None if it has none."""
+    """The composite QAT class for `layer`, or None if it has none. (A
+    `BatchNormalization` has `affine.QuantizeBatchNormalization`.)"""
     if isinstance(layer, keras.layers.LayerNormalization) and not (
             layer.rms_scaling):
         return QuantizeLayerNormalization
-    if isinstance(layer, keras.layers.BatchNormalization):
-        return QuantizeBatchNormalization
     if _is_swish(layer):
         return QuantizeSwish
     if isinstance(layer, keras.layers.Average):

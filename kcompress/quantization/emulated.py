@@ -6,7 +6,12 @@
 - CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED (a convolution or Dense with
   no activation or a ReLU);
 - ADD and MUL (an `Add` or `Multiply` of two tensors);
-- MEAN (channels-last global average pooling).
+- MEAN (channels-last global average pooling);
+- CONCATENATION, with the QUANTIZE ops that move inputs onto its grid.
+
+A convolution or Dense that leaves its output for a fused ReLU or a
+`Concatenate` to round writes onto that layer's grid
+(`input_grid.rounding_consumer`).
 
 Folded conv + BatchNorm (`fold_batchnorm`), the swish MUL (`composite`)
 and the model input's QUANTIZE (`QuantizeLayer`) call `int8_kernel`
@@ -54,11 +59,11 @@ def chosen(result, rounded):
     return ops.where(ready, values, rounded)
 
 
-def wrapper_output(wrapper, inputs, mapping, magnitudes, rounded):
-    """The inference output of `wrapper` (a `QuantizeWrapper` that rounds
-    its output, called `in_inference`): as the int8 op computes it where
-    `int8_kernel` emulates that op, else `rounded`, its fake-quantized
-    float output.
+def wrapper_output(wrapper, inputs, mapping, magnitudes, rounded,
+                   output_bounds=None):
+    """The inference output of `wrapper` (a `QuantizeWrapper` called
+    `in_inference`): as the int8 op computes it where `int8_kernel`
+    emulates that op, else `rounded`, its fake-quantized float output.
 
     Args:
         wrapper: the layer.
@@ -67,8 +72,14 @@ def wrapper_output(wrapper, inputs, mapping, magnitudes, rounded):
             and on its int32 grid.
         magnitudes: `quantizers.weight_magnitude` of each weight.
         rounded: the fake-quantized float output.
+        output_bounds: the range of the output grid; defaults to the
+            wrapper's own (`wrapper.output_bounds()`).
     """
     layer = wrapper.layer
+    if output_bounds is None:
+        output_bounds = wrapper.output_bounds()
+    if isinstance(layer, keras.layers.Concatenate):
+        return _concatenated(wrapper, inputs, output_bounds, rounded)
     if isinstance(layer, (keras.layers.Add, keras.layers.Multiply)):
         bounds = (input_grid.merged_input_bounds(wrapper)
                   if isinstance(inputs, (list, tuple)) and len(inputs) == 2
@@ -78,9 +89,8 @@ def wrapper_output(wrapper, inputs, mapping, magnitudes, rounded):
         merge = (int8_kernel.add_requantized
                  if isinstance(layer, keras.layers.Add)
                  else int8_kernel.multiply_requantized)
-        return chosen(merge(inputs[0], inputs[1], bounds,
-                            wrapper.output_bounds(), wrapper.num_bits),
-                      rounded)
+        return chosen(merge(inputs[0], inputs[1], bounds, output_bounds,
+                            wrapper.num_bits), rounded)
     bounds = input_grid.input_bounds(wrapper)
     if bounds is None:
         return rounded
@@ -89,11 +99,26 @@ def wrapper_output(wrapper, inputs, mapping, magnitudes, rounded):
             and None not in tuple(inputs.shape[1:-1])):
         return chosen(int8_kernel.mean_requantized(
             inputs, tuple(range(1, len(inputs.shape) - 1)), layer.keepdims,
-            bounds, wrapper.output_bounds(), wrapper.num_bits), rounded)
+            bounds, output_bounds, wrapper.num_bits), rounded)
     if _is_kernel(wrapper):
         return _kernel_output(wrapper, inputs, mapping, magnitudes[0],
-                              bounds, rounded)
+                              bounds, output_bounds, rounded)
     return rounded
+
+
+def _concatenated(wrapper, inputs, output_bounds, rounded):
+    """A CONCATENATION: each input moved onto the output's grid as the
+    file's QUANTIZE does it (those written straight onto it stay)."""
+    bounds = input_grid.merged_input_bounds(wrapper)
+    if bounds is None or not isinstance(inputs, (list, tuple)):
+        return rounded
+    parts = [int8_kernel.converted(x, b, output_bounds, wrapper.num_bits)
+             for x, b in zip(inputs, bounds)]
+    ready = parts[0][1]
+    for _, part_ready in parts[1:]:
+        ready = ops.logical_and(ready, part_ready)
+    return chosen((ops.concatenate([values for values, _ in parts],
+                                   axis=wrapper.layer.axis), ready), rounded)
 
 
 def _is_kernel(wrapper):
@@ -119,7 +144,8 @@ def channel_shape(kernel, axis):
     return (1,) * (rank - 1) + (-1,)
 
 
-def _kernel_output(wrapper, inputs, mapping, magnitude, bounds, rounded):
+def _kernel_output(wrapper, inputs, mapping, magnitude, bounds,
+                   output_bounds, rounded):
     kernel_variable, kernel = mapping[0]
     bias_variable = getattr(wrapper.layer, "bias", None)
     bias = dict((id(w), v) for w, v in mapping).get(id(bias_variable))
@@ -134,4 +160,4 @@ def _kernel_output(wrapper, inputs, mapping, magnitude, bounds, rounded):
     return chosen(int8_kernel.requantized(
         run, inputs, kernel, bias, magnitude,
         channel_shape(kernel, wrapper.quantized_weights[0][1]), bounds,
-        wrapper.output_bounds(), wrapper.num_bits), rounded)
+        output_bounds, wrapper.num_bits), rounded)

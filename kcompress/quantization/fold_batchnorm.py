@@ -203,11 +203,17 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
                                               bool(training), magnitude)
         y = call_with_values(self, self.conv, [(self.conv.kernel, kernel),
                                                (self.conv.bias, bias)], inputs)
-        if not self.output_quantized:
-            return y
-        rounded = self.quantize_output(y, training)
+        if self.output_quantized:
+            rounded = self.quantize_output(y, training)
+            output_bounds = self.output_bounds()
+        else:  # A fused ReLU rounds it: the file writes onto its grid.
+            rounded = y
+            consumer = input_grid.rounding_consumer(self)
+            output_bounds = (None if consumer is None
+                             else consumer.output_bounds())
         bounds = input_grid.input_bounds(self)
-        if not emulated.in_inference(self, training) or bounds is None:
+        if (not emulated.in_inference(self, training) or bounds is None
+                or output_bounds is None):
             return rounded
         # Inference: as the int8 kernel computes it (`int8_kernel`).
         return emulated.chosen(int8_kernel.requantized(
@@ -215,8 +221,8 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
                 self, self.conv, [(self.conv.kernel, k), (self.conv.bias, b)],
                 x),
             inputs, kernel, bias, magnitude,
-            emulated.channel_shape(kernel, axis), bounds,
-            self.output_bounds(), self.num_bits), rounded)
+            emulated.channel_shape(kernel, axis), bounds, output_bounds,
+            self.num_bits), rounded)
 
     def output_bounds(self):
         """The output's range (see `ActivationRange`), or None when a fused

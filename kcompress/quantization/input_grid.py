@@ -7,8 +7,12 @@ produced the input holds: a `QuantizeWrapper`, `QuantizeLayer`,
 `QuantizeConvBatchNorm` or composite, each with an `output_bounds()`.
 Between the two there may be layers that move int8 values without
 requantizing them (reshapes, padding, max pooling, dropout); the search
-walks back through those. Anything else, or a layer called at more than one
-place in the graph, gives None: the bias then stays float, as before.
+walks back through those. A layer that leaves its output unrounded for
+the one layer it feeds (a convolution into a fused ReLU, or into a
+`Concatenate`) writes in the file straight onto that layer's grid
+(`rounding_consumer`). Anything else,
+or a layer called at more than one place in the graph, gives None: the bias
+then stays float, as before.
 """
 
 import keras
@@ -17,7 +21,7 @@ from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import default_quantize_config
 
 __all__ = ["input_bounds", "input_scale", "merged_input_bounds", "pinned",
-           "pins_grid"]
+           "pins_grid", "rounding_consumer"]
 
 # Far enough for any chain of reshapes and paddings.
 _MAX_HOPS = 64
@@ -112,14 +116,41 @@ def _grid_of(tensor):
     for _ in range(_MAX_HOPS):
         if operation is None:
             return None
-        bounds = getattr(operation, "output_bounds", None)
-        bounds = bounds() if callable(bounds) else None
+        bounds = _output_bounds(operation)
         if bounds is not None:
             return bounds
         if not _keeps_grid(operation):
-            return None
+            consumer = rounding_consumer(operation)
+            return None if consumer is None else consumer.output_bounds()
         operation = _single_input(operation)
     return None
+
+
+def _output_bounds(operation):
+    bounds = getattr(operation, "output_bounds", None)
+    return bounds() if callable(bounds) else None
+
+
+def rounding_consumer(layer):
+    """The layer that rounds the output of `layer`, a QAT layer that leaves
+    its output unrounded (a convolution with a fused ReLU after it, one
+    that feeds a `Concatenate`), or None.
+
+    It is `layer`'s only consumer, called once, with an output range; the
+    converter has `layer` write straight onto that range's grid.
+    """
+    inbound = getattr(layer, "_inbound_nodes", ())
+    outbound = getattr(layer, "_outbound_nodes", ())
+    if (len(inbound) != 1 or len(outbound) != 1
+            or not callable(getattr(layer, "output_bounds", None))
+            or layer.output_bounds() is not None):
+        return None
+    consumer = outbound[0].operation
+    if (len(getattr(consumer, "_inbound_nodes", ())) != 1
+            or not hasattr(consumer, "export_mode")
+            or _output_bounds(consumer) is None):
+        return None
+    return consumer
 
 
 def input_scale(layer, position=0):

@@ -22,10 +22,11 @@ EfficientNetB0 file: the kernel outputs follow this to the last bit.
 
 from keras import ops
 
+from kcompress.quantization import exact_arithmetic as exact
 from kcompress.quantization import quantizers
 
 __all__ = ["requantized", "mean_requantized", "multiply_requantized",
-           "add_requantized", "quantize_requantized"]
+           "add_requantized", "quantize_requantized", "converted"]
 
 
 def requantized(run, inputs, kernel, bias, magnitude, channel_shape,
@@ -53,7 +54,7 @@ def requantized(run, inputs, kernel, bias, magnitude, channel_shape,
     """
     levels = float(2 ** (num_bits - 1) - 1)
     _, input_scale = _grid(input_bounds, num_bits)
-    weight_scale = ops.divide(magnitude, levels)
+    weight_scale = exact.quotient(magnitude, levels)
     shaped = (weight_scale if channel_shape is None
               else ops.reshape(weight_scale, channel_shape))
     x = ops.round(ops.divide(inputs, input_scale))
@@ -114,8 +115,7 @@ def _zero_point(low, scale):
 
 def _grid(bounds, num_bits):
     """`(low, scale)` of the exact grid of the range `bounds`."""
-    low, high = quantizers.exact_range(*bounds, num_bits=num_bits)
-    return low, ops.divide(ops.subtract(high, low), float(2 ** num_bits - 1))
+    return quantizers.exact_grid(*bounds, num_bits=num_bits)
 
 
 def _all_ready(bounds):
@@ -127,12 +127,24 @@ def _all_ready(bounds):
     return ready
 
 
+def _input_scales(bounds, num_bits):
+    """The scale of each input grid in `bounds`: a range `(min, max)`, or
+    a scale alone (a constant's symmetric grid, always set)."""
+    return [_grid(b, num_bits)[1] if isinstance(b, (tuple, list)) else b
+            for b in bounds]
+
+
+def _ranges(bounds):
+    return [b for b in bounds if isinstance(b, (tuple, list))]
+
+
 def multiply_requantized(a, b, bounds, output_bounds, num_bits=8):
     """`a * b` on the output grid as the int8 MUL gives it: the exact
     product of the inputs' steps times the float32 scale `(scale a * scale
     b) / output scale`, rounded half to even. `bounds` are the inputs'
-    ranges. Returns `(values, ready)`."""
-    scale_a, scale_b = (_grid(r, num_bits)[1] for r in bounds)
+    ranges, or the scale of a constant's symmetric grid. Returns
+    `(values, ready)`."""
+    scale_a, scale_b = _input_scales(bounds, num_bits)
     product = ops.multiply(ops.round(ops.divide(a, scale_a)),
                            ops.round(ops.divide(b, scale_b)))
     low, output_scale = _grid(output_bounds, num_bits)
@@ -140,7 +152,7 @@ def multiply_requantized(a, b, bounds, output_bounds, num_bits=8):
         ops.multiply(product, ops.divide(ops.multiply(scale_a, scale_b),
                                          output_scale)),
         low, output_scale, num_bits)
-    return values, _all_ready(list(bounds) + [output_bounds])
+    return values, _all_ready(_ranges(bounds) + [output_bounds])
 
 
 # XNNPACK's int8 ADD: each input's scale relative to the output's is a
@@ -153,9 +165,9 @@ def add_requantized(a, b, bounds, output_bounds, num_bits=8):
     each input's steps times an integer multiplier, `round(scale ratio *
     2**shift)` with the larger ratio in `[2**19, 2**20)`, summed in int32
     and shifted right by `shift` with rounding half up. Returns
-    `(values, ready)`."""
+    `(values, ready)`. `bounds` as for `multiply_requantized`."""
     low, output_scale = _grid(output_bounds, num_bits)
-    scales = [_grid(r, num_bits)[1] for r in bounds]
+    scales = _input_scales(bounds, num_bits)
     ratios = [ops.divide(scale, output_scale) for scale in scales]
     largest = ops.maximum(ratios[0], ratios[1])
     exponent = ops.floor(ops.log2(largest))
@@ -176,7 +188,7 @@ def add_requantized(a, b, bounds, output_bounds, num_bits=8):
     steps = ops.cast(ops.floor_divide(ops.add(total, half),
                                       ops.multiply(half, 2)), "float32")
     values = _on_grid(steps, low, output_scale, num_bits)
-    return values, _all_ready(list(bounds) + [output_bounds])
+    return values, _all_ready(_ranges(bounds) + [output_bounds])
 
 
 def quantize_requantized(x, output_bounds, num_bits=8):
@@ -185,3 +197,30 @@ def quantize_requantized(x, output_bounds, num_bits=8):
     low, output_scale = _grid(output_bounds, num_bits)
     return (_on_grid(ops.divide(x, output_scale), low, output_scale,
                      num_bits), _all_ready([output_bounds]))
+
+
+# XNNPACK's int8-to-int8 QUANTIZE: the scale ratio is a multiplier with
+# this many fractional bits.
+_CONVERT_FRACTION_BITS = 8
+
+
+def converted(x, input_bounds, output_bounds, num_bits=8):
+    """`x`, on the grid of `input_bounds`, moved onto the grid of
+    `output_bounds` as XNNPACK's int8 QUANTIZE (the requantization the
+    converter puts before a CONCATENATION's input) does it: the input's
+    steps times `round(256 * input scale / output scale)`, shifted right by
+    8 bits with rounding half up. The multiplier's 8 fractional bits are
+    coarse: a step of 100 lands up to a fifth of a step from where exact
+    rounding would. (XNNPACK takes ratios in [2**-8, 2**7]; outside them
+    LiteRT's own kernel runs, which this does not follow.) Returns
+    `(values, ready)`."""
+    one = float(2 ** _CONVERT_FRACTION_BITS)
+    _, input_scale = _grid(input_bounds, num_bits)
+    low, output_scale = _grid(output_bounds, num_bits)
+    multiplier = ops.round(ops.multiply(
+        ops.divide(input_scale, output_scale), one))
+    steps = ops.multiply(ops.round(ops.divide(x, input_scale)), multiplier)
+    # Exact in float32: |steps| < 2**8 * 2**15.
+    steps = ops.floor(ops.divide(ops.add(steps, one / 2.0), one))
+    return (_on_grid(steps, low, output_scale, num_bits),
+            _all_ready([input_bounds, output_bounds]))

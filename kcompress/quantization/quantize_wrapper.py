@@ -204,6 +204,15 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
                                                   magnitudes, outputs)
         elif self.export_mode:
             outputs = input_grid.pinned(self, outputs, self.num_bits)
+        elif not args and not kwargs and emulated.in_inference(
+                self, training):
+            # A fused ReLU or a Concatenate rounds the output: the file's
+            # op writes straight onto that layer's grid.
+            consumer = input_grid.rounding_consumer(self)
+            if consumer is not None:
+                outputs = emulated.wrapper_output(
+                    self, inputs, mapping, magnitudes, outputs,
+                    consumer.output_bounds())
         return outputs
 
     def _run(self, inputs, mapping, args=(), kwargs=None):

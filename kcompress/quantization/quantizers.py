@@ -20,9 +20,12 @@ import math
 from keras import ops
 from keras import quantizers
 
+from kcompress.quantization import exact_arithmetic as exact
+
 __all__ = ["fake_quant", "fake_quant_weight", "fake_quant_activation",
            "fake_quant_in_training",
-           "fake_quant_bias", "activation_scale", "grid_scale",
+           "fake_quant_bias", "activation_scale", "exact_grid", "exact_range",
+           "grid_scale",
            "weight_magnitude", "DEPTHWISE"]
 
 # Marker for depthwise kernels `(h, w, in, multiplier)`: TFLite quantizes them
@@ -245,10 +248,10 @@ def fake_quant_bias(bias, weight, axis, input_scale, num_bits=8,
     levels = float(2 ** (num_bits - 1) - 1)
     if magnitude is None:
         magnitude = weight_magnitude(weight, axis)
-    weight_scale = magnitude / levels
-    scale = ops.stop_gradient(ops.maximum(input_scale * weight_scale,
-                                          1e-30))
-    steps = ops.clip(ops.round(bias / scale), -_INT32_MAX, _INT32_MAX)
+    weight_scale = ops.stop_gradient(exact.quotient(magnitude, levels))
+    scale = ops.maximum(input_scale * weight_scale, 1e-30)
+    steps = ops.clip(exact.bias_steps(bias, input_scale, weight_scale,
+                                      scale), -_INT32_MAX, _INT32_MAX)
     rounded = bias + ops.stop_gradient(steps * scale - bias)
     return ops.where(ops.greater(input_scale, 0.0), rounded, bias)
 
@@ -270,6 +273,19 @@ def exact_range(min_value, max_value, num_bits=8):
     fail to convert because two scales differ in the last bit.) The range
     moves by less than 2**-SCALE_BITS of its width.
     """
+    low, scale = exact_grid(min_value, max_value, num_bits)
+    return low, ops.add(low, ops.multiply(float(2 ** num_bits - 1), scale))
+
+
+def exact_grid(min_value, max_value, num_bits=8):
+    """`(low, scale)` of the grid of `exact_range(min_value, max_value)`.
+
+    The scale is the one the file holds, exactly. (Dividing the range's
+    width by 255 again gives it too, in eager execution; but TensorFlow's
+    graph optimizer may turn that division into a multiplication by 1/255,
+    one unit in the last place off, and an int8 kernel's requantization
+    then lands a tie the other way now and then.)
+    """
     levels = float(2 ** num_bits - 1)
     width = ops.maximum(ops.subtract(max_value, min_value), 1e-12)
     scale = ops.divide(width, levels)
@@ -278,14 +294,12 @@ def exact_range(min_value, max_value, num_bits=8):
     scale = ops.multiply(ops.round(ops.divide(scale, step)), step)
     zero_point = ops.clip(ops.round(ops.divide(ops.negative(min_value),
                                                scale)), 0.0, levels)
-    low = ops.multiply(ops.negative(zero_point), scale)
-    return low, ops.add(low, ops.multiply(levels, scale))
+    return ops.multiply(ops.negative(zero_point), scale), scale
 
 
 def activation_scale(min_value, max_value, num_bits=8):
     """The scale of the int8 grid `fake_quant_activation` rounds to."""
-    low, high = exact_range(min_value, max_value, num_bits)
-    return ops.divide(ops.subtract(high, low), float(2 ** num_bits - 1))
+    return exact_grid(min_value, max_value, num_bits)[1]
 
 
 def grid_scale(bounds, num_bits=8):

@@ -17,6 +17,7 @@ TFLite runs, op by op:
 import keras
 
 from kcompress import _model_utils
+from kcompress.quantization import affine
 from kcompress.quantization import composite
 from kcompress.quantization import fold_batchnorm
 from kcompress.quantization import input_grid
@@ -66,6 +67,13 @@ _MOVING_OPS = frozenset((
 # not quantized first. TFLite runs the affine map in float on the raw input
 # and quantizes its result once, which loses less than rounding raw pixels
 # (or per-channel-normalized values) to one int8 grid before the map.
+def _composite_for(layer):
+    """The composite QAT class for `layer` (see `composite`), or None."""
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return affine.QuantizeBatchNormalization
+    return composite.composite_for(layer)
+
+
 _FLOAT_INPUT_LAYERS = (keras.layers.Rescaling, keras.layers.Normalization)
 
 
@@ -125,7 +133,7 @@ def rewrite(model, annotated_only, preserve, quantize_inputs=True,
             return inner, layer.quantize_config
         if isinstance(inner, keras.layers.SeparableConv2D):
             return inner, "separable"
-        if composite.composite_for(inner) is not None:
+        if _composite_for(inner) is not None:
             return inner, "composite"
         config = default_quantize_config(inner)
         if config is None and annotated:
@@ -173,11 +181,11 @@ def rewrite(model, annotated_only, preserve, quantize_inputs=True,
                 **preserve)
         elif config == "composite" and isinstance(
                 inner, keras.layers.BatchNormalization):
-            new = composite.QuantizeBatchNormalization(
+            new = affine.QuantizeBatchNormalization(
                 _model_utils.clone_layer(inner),
                 output_quantized=id(inner) not in fused)
         elif config == "composite":
-            new = composite.composite_for(inner)(
+            new = _composite_for(inner)(
                 _model_utils.clone_layer(inner))
         elif isinstance(inner, pooling.AVERAGE_POOLS):
             new = pooling.QuantizeAveragePooling(
@@ -198,7 +206,7 @@ def rewrite(model, annotated_only, preserve, quantize_inputs=True,
         elif config.quantizes_anything and patterns.split_activation(inner):
             linear, activation = patterns.split_activation(inner)
             new = QuantizeWrapper(linear, config, **preserve)
-            special = composite.composite_for(activation)
+            special = _composite_for(activation)
             followers[id(new)] = (special(activation) if special else
                                   QuantizeWrapper(activation,
                                                   default_quantize_config(
