@@ -28,6 +28,7 @@ def quotient(x, divisor):
     """`x / divisor` (a Python float), correctly rounded in float32 even
     where the graph computes it as `x * (1 / divisor)`: the remainder
     `x - q * divisor`, exact, corrects the first quotient `q`."""
+    x = ops.convert_to_tensor(x, "float32")
     q = ops.divide(x, divisor)
     product, error = two_product(q, divisor)
     remainder = ops.subtract(ops.subtract(x, product), error)
@@ -46,29 +47,41 @@ def bias_steps(bias, input_scale, weight_scale, scale):
     steps * input_scale * weight_scale`, computed without rounding error
     (Dekker's products), moves it by one where it is over half a step.
     """
-    steps = ops.stop_gradient(ops.round(bias / scale))
+    bias = ops.convert_to_tensor(bias, "float32")
+    steps = ops.stop_gradient(ops.round(ops.divide(bias, scale)))
     product, product_error = two_product(input_scale, weight_scale)
     high, low = two_product(steps, product)
-    remainder = ((bias - high) - low) - steps * product_error
-    half = 0.5 * scale
-    return (steps + ops.cast(ops.greater(remainder, half), steps.dtype)
-            - ops.cast(ops.less(remainder, -half), steps.dtype))
+    remainder = ops.subtract(ops.subtract(ops.subtract(bias, high), low),
+                             ops.multiply(steps, product_error))
+    half = ops.multiply(0.5, scale)
+    up = ops.cast(ops.greater(remainder, half), steps.dtype)
+    down = ops.cast(ops.less(remainder, ops.negative(half)), steps.dtype)
+    return ops.subtract(ops.add(steps, up), down)
 
 
 def _split(a):
     """`(high, low)`, `a` split into two halves of its significand
     (Veltkamp), each product of two halves exact in float32."""
-    c = a * 4097.0
-    high = c - (c - a)
-    return high, a - high
+    c = ops.multiply(a, 4097.0)
+    high = ops.subtract(c, ops.subtract(c, a))
+    return high, ops.subtract(a, high)
 
 
 def two_product(a, b):
     """`(p, e)` with `p = a * b` in float32 and `p + e` exactly `a * b`
-    (Dekker)."""
-    p = a * b
+    (Dekker).
+
+    The error terms are subtracted one by one, in Dekker's order: Grappler
+    rewrites a chain of additions into one `AddN`, which sums in an order
+    of its own and loses the exactness; it leaves subtractions alone.
+    """
+    a, b = ops.convert_to_tensor(a), ops.convert_to_tensor(b)
+    p = ops.multiply(a, b)
     a_high, a_low = _split(a)
     b_high, b_low = _split(b)
-    e = (((a_high * b_high - p) + a_high * b_low + a_low * b_high)
-         + a_low * b_low)
+    minus_a_low = ops.negative(a_low)
+    e = ops.subtract(ops.multiply(a_high, b_high), p)
+    e = ops.subtract(e, ops.multiply(a_high, ops.negative(b_low)))
+    e = ops.subtract(e, ops.multiply(minus_a_low, b_high))
+    e = ops.subtract(e, ops.multiply(minus_a_low, b_low))
     return p, e

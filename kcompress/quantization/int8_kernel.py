@@ -91,8 +91,8 @@ def mean_requantized(inputs, axes, keepdims, input_bounds, output_bounds,
     total = ops.sum(raw, axis=axes, keepdims=keepdims)
     scale = ops.divide(input_scale, ops.multiply(output_scale,
                                                  float(count)))
-    bias = ops.add(ops.multiply(ops.multiply(input_zero, -float(count)),
-                                scale), output_zero)
+    bias = ops.add(ops.multiply(ops.round(ops.multiply(
+        input_zero, -float(count))), scale), output_zero)
     quantized = ops.round(ops.add(ops.multiply(total, scale), bias))
     steps = ops.subtract(ops.clip(quantized, -half, half - 1.0), output_zero)
     return (ops.multiply(steps, output_scale),
@@ -145,8 +145,11 @@ def multiply_requantized(a, b, bounds, output_bounds, num_bits=8):
     ranges, or the scale of a constant's symmetric grid. Returns
     `(values, ready)`."""
     scale_a, scale_b = _input_scales(bounds, num_bits)
-    product = ops.multiply(ops.round(ops.divide(a, scale_a)),
-                           ops.round(ops.divide(b, scale_b)))
+    # (The outer round changes no value: it keeps Grappler from
+    # reassociating `a * b * scale`, a chain of multiplications of
+    # different shapes, into `a * (b * scale)`.)
+    product = ops.round(ops.multiply(ops.round(ops.divide(a, scale_a)),
+                                     ops.round(ops.divide(b, scale_b))))
     low, output_scale = _grid(output_bounds, num_bits)
     values = _on_grid(
         ops.multiply(product, ops.divide(ops.multiply(scale_a, scale_b),
