@@ -10,9 +10,8 @@ requantizing them (reshapes, padding, max pooling, dropout); the search
 walks back through those. A layer that leaves its output unrounded for
 the one layer it feeds (a convolution into a fused ReLU, or into a
 `Concatenate`) writes in the file straight onto that layer's grid
-(`rounding_consumer`). Anything else,
-or a layer called at more than one place in the graph, gives None: the bias
-then stays float, as before.
+(`rounding_consumer`). Anything else, or a layer called at more than one
+place in the graph, gives None: the bias then stays float, as before.
 """
 
 import keras
