@@ -8,6 +8,8 @@ elements of a 2x2 pool). This wrapper rounds the mean onto the grid of the
 layer that produced its input (`input_grid`), and passes that grid on.
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -59,6 +61,10 @@ class QuantizeAveragePooling(_Composite):
             return outputs
         low, high = bounds
         valid = ops.less_equal(low, high)
+        if self.layer.padding == "valid":
+            return ops.where(valid, self._integer_mean(
+                inputs, outputs, ops.minimum(low, high),
+                ops.maximum(low, high)), outputs)
         low, high = quantizers.exact_range(ops.minimum(low, high),
                                            ops.maximum(low, high),
                                            self.num_bits)
@@ -72,6 +78,28 @@ class QuantizeAveragePooling(_Composite):
         rounded = quantizers.fake_quant_activation(shifted, low, high,
                                                    self.num_bits)
         return ops.where(valid, rounded, outputs)
+
+    def _integer_mean(self, inputs, outputs, low, high):
+        """`outputs` (the float means) as the int8 kernel computes them for
+        full windows: the exact sum of the signed int8 inputs, divided by
+        the window size in integers, half away from zero. The gradient
+        passes straight through. (Float rounding of the mean lands a tie
+        the other way under XLA, which computes the mean another way.)"""
+        grid_low, scale = quantizers.exact_grid(low, high, self.num_bits)
+        count = math.prod(self.layer.pool_size)
+        # The int8 zero point: the grid's uint8 one less 2**(bits - 1).
+        zero = ops.subtract(ops.round(ops.divide(ops.negative(grid_low),
+                                                 scale)),
+                            float(2 ** (self.num_bits - 1)))
+        signed = ops.add(ops.round(ops.divide(inputs, scale)), zero)
+        total = ops.cast(ops.round(ops.multiply(self.layer(signed),
+                                                float(count))), "int32")
+        magnitude = ops.floor_divide(ops.add(ops.abs(total), count // 2),
+                                     count)
+        mean = ops.cast(ops.multiply(ops.sign(total), magnitude), "float32")
+        exact = ops.multiply(ops.subtract(mean, zero), scale)
+        return ops.add(outputs, ops.stop_gradient(ops.subtract(exact,
+                                                                outputs)))
 
     def output_bounds(self):
         return input_grid.input_bounds(self)
