@@ -99,10 +99,8 @@ class QuantizeBatchNormalization(_Composite):
         if self.output_quantized:
             y = self._q("output", y, training)
             output_bounds = self.output_bounds()
-        else:
-            consumer = input_grid.rounding_consumer(self)
-            output_bounds = (None if consumer is None
-                             else consumer.output_bounds())
+        else:  # A fused ReLU rounds it: the file writes onto its grid.
+            output_bounds = input_grid.written_grid(self)
         bounds = input_grid.input_bounds(self)
         scaled = self.ranges["scaled"]
         if (not emulated.in_inference(scaled, training) or bounds is None

@@ -208,9 +208,7 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
             output_bounds = self.output_bounds()
         else:  # A fused ReLU rounds it: the file writes onto its grid.
             rounded = y
-            consumer = input_grid.rounding_consumer(self)
-            output_bounds = (None if consumer is None
-                             else consumer.output_bounds())
+            output_bounds = input_grid.written_grid(self)
         bounds = input_grid.input_bounds(self)
         if (not emulated.in_inference(self, training) or bounds is None
                 or output_bounds is None):

@@ -20,7 +20,7 @@ from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import default_quantize_config
 
 __all__ = ["input_bounds", "input_scale", "merged_input_bounds", "pinned",
-           "pins_grid", "rounding_consumer"]
+           "pins_grid", "rounding_consumer", "written_grid"]
 
 # Far enough for any chain of reshapes and paddings.
 _MAX_HOPS = 64
@@ -119,8 +119,7 @@ def _grid_of(tensor):
         if bounds is not None:
             return bounds
         if not _keeps_grid(operation):
-            consumer = rounding_consumer(operation)
-            return None if consumer is None else consumer.output_bounds()
+            return written_grid(operation)
         operation = _single_input(operation)
     return None
 
@@ -150,6 +149,13 @@ def rounding_consumer(layer):
             or _output_bounds(consumer) is None):
         return None
     return consumer
+
+
+def written_grid(layer):
+    """The range of the grid `layer` writes its unrounded output onto: its
+    `rounding_consumer`'s output range, or None."""
+    consumer = rounding_consumer(layer)
+    return None if consumer is None else consumer.output_bounds()
 
 
 def input_scale(layer, position=0):

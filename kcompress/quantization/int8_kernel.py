@@ -84,9 +84,8 @@ def mean_requantized(inputs, axes, keepdims, input_bounds, output_bounds,
     count = 1
     for axis in axes:
         count *= int(inputs.shape[axis])
-    # int8 zero points: the grids' uint8 zero points less 2**(bits - 1).
-    input_zero = _zero_point(in_low, input_scale) - half
-    output_zero = _zero_point(low, output_scale) - half
+    input_zero = int8_zero_point(in_low, input_scale, num_bits)
+    output_zero = int8_zero_point(low, output_scale, num_bits)
     raw = ops.add(ops.round(ops.divide(inputs, input_scale)), input_zero)
     total = ops.sum(raw, axis=axes, keepdims=keepdims)
     scale = ops.divide(input_scale, ops.multiply(output_scale,
@@ -111,6 +110,15 @@ def _on_grid(steps, low, output_scale, num_bits):
 def _zero_point(low, scale):
     """The uint8 zero point of the grid that starts at `low`."""
     return ops.round(ops.divide(ops.negative(low), scale))
+
+
+def int8_zero_point(low, scale, num_bits=8):
+    """The signed (int8) zero point of the grid that starts at `low`: its
+    uint8 zero point less 2**(bits - 1). (Also used by `pooling`; not in
+    `__all__`, which lists the emulated ops, each returning `(values,
+    ready)`.)"""
+    return ops.subtract(_zero_point(low, scale),
+                        float(2 ** (num_bits - 1)))
 
 
 def _grid(bounds, num_bits):

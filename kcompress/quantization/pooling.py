@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from kcompress.quantization import input_grid
+from kcompress.quantization import int8_kernel
 from kcompress.quantization import quantizers
 from kcompress.quantization.composite import _Composite
 
@@ -87,10 +88,7 @@ class QuantizeAveragePooling(_Composite):
         the other way under XLA, which computes the mean another way.)"""
         grid_low, scale = quantizers.exact_grid(low, high, self.num_bits)
         count = math.prod(self.layer.pool_size)
-        # The int8 zero point: the grid's uint8 one less 2**(bits - 1).
-        zero = ops.subtract(ops.round(ops.divide(ops.negative(grid_low),
-                                                 scale)),
-                            float(2 ** (self.num_bits - 1)))
+        zero = int8_kernel.int8_zero_point(grid_low, scale, self.num_bits)
         signed = ops.add(ops.round(ops.divide(inputs, scale)), zero)
         total = ops.cast(ops.round(ops.multiply(self.layer(signed),
                                                 float(count))), "int32")

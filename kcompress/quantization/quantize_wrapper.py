@@ -208,11 +208,10 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
                 self, training):
             # A fused ReLU or a Concatenate rounds the output: the file's
             # op writes straight onto that layer's grid.
-            consumer = input_grid.rounding_consumer(self)
-            if consumer is not None:
+            written = input_grid.written_grid(self)
+            if written is not None:
                 outputs = emulated.wrapper_output(
-                    self, inputs, mapping, magnitudes, outputs,
-                    consumer.output_bounds())
+                    self, inputs, mapping, magnitudes, outputs, written)
         return outputs
 
     def _run(self, inputs, mapping, args=(), kwargs=None):
