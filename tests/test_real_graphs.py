@@ -233,12 +233,12 @@ def test_transformer_block_qat_file_is_int8_and_matches_keras(tmp_path):
 
 
 def test_activation_ranges_are_exact_in_float32_and_float64():
-    from kcompress.quantization import quantizers
+    from kcompress.quantization import int8_kernels
 
     rng = np.random.default_rng(0)
     for low, high in zip(-rng.exponential(3, 200), rng.exponential(3, 200)):
         a, b = (float(keras.ops.convert_to_numpy(v))
-                for v in quantizers.exact_range(low, high))
+                for v in int8_kernels.exact_range(low, high))
         scale32 = np.float32(np.float32(b) - np.float32(a)) / np.float32(255)
         scale64 = (float(b) - float(a)) / 255.0
         assert float(scale32) == scale64

@@ -7,7 +7,7 @@ per-channel affine map, `x * scale + offset`: an int8 MUL by a constant,
 then an int8 ADD of a constant, with a following ReLU fused into the ADD.
 Both constants are int8 tensors on a symmetric per-tensor grid.
 
-In inference the two ops compute as XNNPACK's kernels do (`int8_kernel`):
+In inference the two ops compute as XNNPACK's kernels do (`int8_kernels`):
 DenseNet121 has 58 such layers in a row, one per block, and a step lost at
 a rounding tie in each added up to several output steps.
 """
@@ -16,9 +16,8 @@ import keras
 from keras import ops
 
 from kcompress.quantization import emulated
-from kcompress.quantization import exact_arithmetic as exact
 from kcompress.quantization import input_grid
-from kcompress.quantization import int8_kernel
+from kcompress.quantization import int8_kernels
 from kcompress.quantization import quantizers
 from kcompress.quantization.composite import _Composite
 
@@ -92,7 +91,8 @@ class QuantizeBatchNormalization(_Composite):
             magnitude = quantizers.weight_magnitude(value)
             constants.append((ops.reshape(quantizers.fake_quant_weight(
                 value, None, self.num_bits, magnitude=magnitude), shape),
-                exact.quotient(magnitude, float(2 ** (self.num_bits - 1) - 1))))
+                int8_kernels.quotient(magnitude,
+                                      float(2 ** (self.num_bits - 1) - 1))))
         (scale, scale_grid), (offset, offset_grid) = constants
         x = ops.cast(inputs, "float32")
         y = self._q("scaled", x * scale, training) + offset
@@ -107,10 +107,10 @@ class QuantizeBatchNormalization(_Composite):
                 or output_bounds is None):
             return y
         # Inference: the MUL and the ADD as their int8 kernels compute.
-        product, product_ready = int8_kernel.multiply_requantized(
+        product, product_ready = int8_kernels.multiply_requantized(
             x, scale, [bounds, scale_grid], scaled.output_bounds(),
             self.num_bits)
-        total, ready = int8_kernel.add_requantized(
+        total, ready = int8_kernels.add_requantized(
             product, offset, [scaled.output_bounds(), offset_grid],
             output_bounds, self.num_bits)
         return emulated.chosen((total, ops.logical_and(ready, product_ready)),

@@ -18,7 +18,7 @@ from keras import ops
 from kcompress._substitute import call_with_values
 from kcompress.quantization import emulated
 from kcompress.quantization import input_grid
-from kcompress.quantization import int8_kernel
+from kcompress.quantization import int8_kernels
 from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import FIXED_OUTPUT_RANGES
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
@@ -296,7 +296,7 @@ class QuantizeSwish(_Composite):
         if not emulated.in_inference(output, training) or bounds is None:
             return rounded
         # Inference: the MUL as its int8 kernel computes it.
-        return emulated.chosen(int8_kernel.multiply_requantized(
+        return emulated.chosen(int8_kernels.multiply_requantized(
             inputs, gate, [bounds, (low, high)], output.output_bounds(),
             self.num_bits), rounded)
 

@@ -1,6 +1,6 @@
 """Which QAT layers compute in inference as the file's int8 ops do.
 
-`int8_kernel` has the arithmetic; this module picks, for a
+`int8_kernels` has the arithmetic; this module picks, for a
 `QuantizeWrapper` in inference, the op its layer becomes in the file:
 
 - CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED (a convolution or Dense with
@@ -14,7 +14,7 @@ A convolution or Dense that leaves its output for a fused ReLU or a
 (`input_grid.rounding_consumer`).
 
 Folded conv + BatchNorm (`fold_batchnorm`), the swish MUL (`composite`)
-and the model input's QUANTIZE (`QuantizeLayer`) call `int8_kernel`
+and the model input's QUANTIZE (`QuantizeLayer`) call `int8_kernels`
 themselves, through `in_inference` and `chosen`.
 
 Each needs its inputs' grids (`input_grid`); where one is unknown, or a
@@ -27,7 +27,7 @@ import keras
 from keras import ops
 
 from kcompress.quantization import input_grid
-from kcompress.quantization import int8_kernel
+from kcompress.quantization import int8_kernels
 from kcompress.quantization import quantizers
 
 __all__ = ["INT32_BIAS", "TRANSPOSED", "chosen", "in_inference",
@@ -62,7 +62,7 @@ def chosen(result, rounded):
 def wrapper_output(wrapper, inputs, mapping, magnitudes, rounded,
                    output_bounds=None):
     """The inference output of `wrapper` (a `QuantizeWrapper` called
-    `in_inference`): as the int8 op computes it where `int8_kernel`
+    `in_inference`): as the int8 op computes it where `int8_kernels`
     emulates that op, else `rounded`, its fake-quantized float output.
 
     Args:
@@ -86,9 +86,9 @@ def wrapper_output(wrapper, inputs, mapping, magnitudes, rounded,
                   else None)
         if bounds is None:
             return rounded
-        merge = (int8_kernel.add_requantized
+        merge = (int8_kernels.add_requantized
                  if isinstance(layer, keras.layers.Add)
-                 else int8_kernel.multiply_requantized)
+                 else int8_kernels.multiply_requantized)
         return chosen(merge(inputs[0], inputs[1], bounds, output_bounds,
                             wrapper.num_bits), rounded)
     bounds = input_grid.input_bounds(wrapper)
@@ -97,7 +97,7 @@ def wrapper_output(wrapper, inputs, mapping, magnitudes, rounded,
     if (isinstance(layer, _GLOBAL_AVERAGE)
             and layer.data_format == "channels_last"
             and None not in tuple(inputs.shape[1:-1])):
-        return chosen(int8_kernel.mean_requantized(
+        return chosen(int8_kernels.mean_requantized(
             inputs, tuple(range(1, len(inputs.shape) - 1)), layer.keepdims,
             bounds, output_bounds, wrapper.num_bits), rounded)
     if _is_kernel(wrapper):
@@ -112,7 +112,7 @@ def _concatenated(wrapper, inputs, output_bounds, rounded):
     bounds = input_grid.merged_input_bounds(wrapper)
     if bounds is None or not isinstance(inputs, (list, tuple)):
         return rounded
-    parts = [int8_kernel.converted(x, b, output_bounds, wrapper.num_bits)
+    parts = [int8_kernels.converted(x, b, output_bounds, wrapper.num_bits)
              for x, b in zip(inputs, bounds)]
     ready = parts[0][1]
     for _, part_ready in parts[1:]:
@@ -157,7 +157,7 @@ def _kernel_output(wrapper, inputs, mapping, magnitude, bounds,
                            else ops.zeros_like(bias_variable)))
         return wrapper._run(x, values)
 
-    return chosen(int8_kernel.requantized(
+    return chosen(int8_kernels.requantized(
         run, inputs, kernel, bias, magnitude,
         channel_shape(kernel, wrapper.quantized_weights[0][1]), bounds,
         output_bounds, wrapper.num_bits), rounded)

@@ -21,7 +21,7 @@ from kcompress import _model_utils
 from kcompress._substitute import call_with_values
 from kcompress.quantization import emulated
 from kcompress.quantization import input_grid
-from kcompress.quantization import int8_kernel
+from kcompress.quantization import int8_kernels
 from kcompress.quantization import quantizers
 from kcompress.quantization import shared_values
 from kcompress.quantization.activation_range import ActivationRange
@@ -213,8 +213,8 @@ class QuantizeConvBatchNorm(ActivationRange, keras.layers.Layer):
         if (not emulated.in_inference(self, training) or bounds is None
                 or output_bounds is None):
             return rounded
-        # Inference: as the int8 kernel computes it (`int8_kernel`).
-        return emulated.chosen(int8_kernel.requantized(
+        # Inference: as the int8 kernel computes it (`int8_kernels`).
+        return emulated.chosen(int8_kernels.requantized(
             lambda x, k, b: call_with_values(
                 self, self.conv, [(self.conv.kernel, k), (self.conv.bias, b)],
                 x),

@@ -8,13 +8,11 @@ elements of a 2x2 pool). This wrapper rounds the mean onto the grid of the
 layer that produced its input (`input_grid`), and passes that grid on.
 """
 
-import math
-
 import keras
 from keras import ops
 
 from kcompress.quantization import input_grid
-from kcompress.quantization import int8_kernel
+from kcompress.quantization import int8_kernels
 from kcompress.quantization import quantizers
 from kcompress.quantization.composite import _Composite
 
@@ -66,9 +64,9 @@ class QuantizeAveragePooling(_Composite):
             return ops.where(valid, self._integer_mean(
                 inputs, outputs, ops.minimum(low, high),
                 ops.maximum(low, high)), outputs)
-        low, high = quantizers.exact_range(ops.minimum(low, high),
-                                           ops.maximum(low, high),
-                                           self.num_bits)
+        low, high = int8_kernels.exact_range(ops.minimum(low, high),
+                                             ops.maximum(low, high),
+                                             self.num_bits)
         # TFLite rounds a mean halfway between two steps away from zero in
         # the signed int8 domain; FakeQuant rounds it up. Below the zero
         # point, move such a mean down a little first.
@@ -82,20 +80,11 @@ class QuantizeAveragePooling(_Composite):
 
     def _integer_mean(self, inputs, outputs, low, high):
         """`outputs` (the float means) as the int8 kernel computes them for
-        full windows: the exact sum of the signed int8 inputs, divided by
-        the window size in integers, half away from zero. The gradient
-        passes straight through. (Float rounding of the mean lands a tie
-        the other way under XLA, which computes the mean another way.)"""
-        grid_low, scale = quantizers.exact_grid(low, high, self.num_bits)
-        count = math.prod(self.layer.pool_size)
-        zero = int8_kernel.int8_zero_point(grid_low, scale, self.num_bits)
-        signed = ops.add(ops.round(ops.divide(inputs, scale)), zero)
-        total = ops.cast(ops.round(ops.multiply(self.layer(signed),
-                                                float(count))), "int32")
-        magnitude = ops.floor_divide(ops.add(ops.abs(total), count // 2),
-                                     count)
-        mean = ops.cast(ops.multiply(ops.sign(total), magnitude), "float32")
-        exact = ops.multiply(ops.subtract(mean, zero), scale)
+        full windows (`int8_kernels.average_pooled`), with the gradient
+        passing straight through."""
+        exact = int8_kernels.average_pooled(self.layer, inputs, (low, high),
+                                            self.layer.pool_size,
+                                            self.num_bits)
         return ops.add(outputs, ops.stop_gradient(ops.subtract(exact,
                                                                 outputs)))
 

@@ -14,7 +14,7 @@ from kcompress import _model_utils
 from kcompress._substitute import call_with_values
 from kcompress.quantization import emulated
 from kcompress.quantization import input_grid
-from kcompress.quantization import int8_kernel
+from kcompress.quantization import int8_kernels
 from kcompress.quantization import quantizers
 from kcompress.quantization import shared_values
 from kcompress.quantization.activation_range import ActivationRange
@@ -303,7 +303,7 @@ class QuantizeLayer(ActivationRange, keras.layers.Layer):
                 and self._reads_model_input()):
             return rounded
         # Inference: as the file's QUANTIZE op rounds.
-        return emulated.chosen(int8_kernel.quantize_requantized(
+        return emulated.chosen(int8_kernels.quantize_requantized(
             inputs, self.output_bounds(), self.num_bits), rounded)
 
     def _reads_model_input(self):

@@ -20,12 +20,11 @@ import math
 from keras import ops
 from keras import quantizers
 
-from kcompress.quantization import exact_arithmetic as exact
+from kcompress.quantization import int8_kernels
 
 __all__ = ["fake_quant", "fake_quant_weight", "fake_quant_activation",
            "fake_quant_in_training",
-           "fake_quant_bias", "activation_scale", "exact_grid", "exact_range",
-           "grid_scale",
+           "fake_quant_bias", "activation_scale", "grid_scale",
            "weight_magnitude", "DEPTHWISE"]
 
 # Marker for depthwise kernels `(h, w, in, multiplier)`: TFLite quantizes them
@@ -248,58 +247,17 @@ def fake_quant_bias(bias, weight, axis, input_scale, num_bits=8,
     levels = float(2 ** (num_bits - 1) - 1)
     if magnitude is None:
         magnitude = weight_magnitude(weight, axis)
-    weight_scale = ops.stop_gradient(exact.quotient(magnitude, levels))
+    weight_scale = ops.stop_gradient(int8_kernels.quotient(magnitude, levels))
     scale = ops.maximum(input_scale * weight_scale, 1e-30)
-    steps = ops.clip(exact.bias_steps(bias, input_scale, weight_scale,
+    steps = ops.clip(int8_kernels.bias_steps(bias, input_scale, weight_scale,
                                       scale), -_INT32_MAX, _INT32_MAX)
     rounded = bias + ops.stop_gradient(steps * scale - bias)
     return ops.where(ops.greater(input_scale, 0.0), rounded, bias)
 
 
-# Significant bits kept in an activation scale (see `exact_range`).
-SCALE_BITS = 12
-
-
-def exact_range(min_value, max_value, num_bits=8):
-    """The range `[min, max]` moved onto a grid every converter agrees on.
-
-    The scale `(max - min) / (2**bits - 1)` is rounded to `SCALE_BITS`
-    significant bits and the zero point to an integer, and both ends are
-    recomputed from them. Each end is then exact in float32 and float64, so
-    the TFLite converter, which derives a tensor's scale once from the
-    FakeQuant attributes in float32 and once in float64, finds the same
-    scale both times. (Otherwise an op that requires equal input and output
-    scales, such as the RESHAPE inside a Dense applied to a 4-D tensor, can
-    fail to convert because two scales differ in the last bit.) The range
-    moves by less than 2**-SCALE_BITS of its width.
-    """
-    low, scale = exact_grid(min_value, max_value, num_bits)
-    return low, ops.add(low, ops.multiply(float(2 ** num_bits - 1), scale))
-
-
-def exact_grid(min_value, max_value, num_bits=8):
-    """`(low, scale)` of the grid of `exact_range(min_value, max_value)`.
-
-    The scale is the one the file holds, exactly. (Dividing the range's
-    width by 255 again gives it too, in eager execution; but TensorFlow's
-    graph optimizer may turn that division into a multiplication by 1/255,
-    one unit in the last place off, and an int8 kernel's requantization
-    then lands a tie the other way now and then.)
-    """
-    levels = float(2 ** num_bits - 1)
-    width = ops.maximum(ops.subtract(max_value, min_value), 1e-12)
-    scale = ops.divide(width, levels)
-    exponent = ops.floor(ops.log2(scale)) - (SCALE_BITS - 1)
-    step = ops.power(2.0, exponent)
-    scale = ops.multiply(ops.round(ops.divide(scale, step)), step)
-    zero_point = ops.clip(ops.round(ops.divide(ops.negative(min_value),
-                                               scale)), 0.0, levels)
-    return ops.multiply(ops.negative(zero_point), scale), scale
-
-
 def activation_scale(min_value, max_value, num_bits=8):
     """The scale of the int8 grid `fake_quant_activation` rounds to."""
-    return exact_grid(min_value, max_value, num_bits)[1]
+    return int8_kernels.exact_grid(min_value, max_value, num_bits)[1]
 
 
 def grid_scale(bounds, num_bits=8):
@@ -315,9 +273,9 @@ def grid_scale(bounds, num_bits=8):
 def fake_quant_activation(x, min_value, max_value, num_bits=8,
                           training=False):
     """Asymmetric per-tensor fake quantization of an activation, on the
-    range `exact_range` makes of `[min_value, max_value]` (`training`: see
-    `fake_quant`)."""
-    low, high = exact_range(min_value, max_value, num_bits)
+    range `int8_kernels.exact_range` makes of `[min_value, max_value]`
+    (`training`: see `fake_quant`)."""
+    low, high = int8_kernels.exact_range(min_value, max_value, num_bits)
     return fake_quant(x, low, high, num_bits=num_bits, training=training)
 
 
@@ -325,13 +283,14 @@ def fake_quant_in_training(x, min_value, max_value, num_bits=8):
     """An activation's fake quantization in a training step: the
     FakeQuant op's values and input gradient on `[min_value, max_value]`
     as the op nudges it (TFMOT's scheme), without moving the range onto
-    `exact_range`'s grid first.
+    `int8_kernels.exact_range`'s grid first.
 
     The range moves every training step, and the grid differs from the
-    exact one by less than `2**-SCALE_BITS` of its width, so training loses
-    nothing; the step skips two dozen small ops per quantized layer, which
-    TensorFlow without XLA runs one by one. Inference, calibration and the
-    exporter's trace use `fake_quant_activation`.
+    exact one by less than `2**-int8_kernels.SCALE_BITS` of its width, so
+    training loses nothing; the step skips two dozen small ops per
+    quantized layer, which TensorFlow without XLA runs one by one.
+    Inference, calibration and the exporter's trace use
+    `fake_quant_activation`.
 
     Args:
         x: the activation.

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from kcompress.quantization import composite
-from kcompress.quantization import quantizers
+from kcompress.quantization import int8_kernels
 
 
 def _calibrated_layer_norm():
@@ -29,7 +29,7 @@ def test_layer_norm_saturates_rsqrt_at_the_top_of_its_range():
     np.testing.assert_array_equal(alone[0], together[0])
 
     state = keras.ops.convert_to_numpy(layer.ranges["inverse"].range_state)
-    _, top = quantizers.exact_range(state[0], state[1])
+    _, top = int8_kernels.exact_range(state[0], state[1])
     centered = keras.ops.convert_to_numpy(layer.ranges["centered"](
         flat - flat.mean(), training=False))
     normalized = layer.ranges["normalized"](centered * float(top),

@@ -6,8 +6,8 @@ from keras import layers as L
 from keras import ops
 
 import kcompress as kc
+from kcompress.quantization import int8_kernels
 from kcompress.quantization import pooling
-from kcompress.quantization import quantizers
 
 
 def _qat_model():
@@ -25,7 +25,7 @@ def test_mean_lands_on_the_input_grid_rounding_ties_away_from_zero():
     pool = qat.get_layer("quant_pool")
     assert isinstance(pool, pooling.QuantizeAveragePooling)
     quantize = qat.layers[1]
-    low, high = (ops.convert_to_numpy(v) for v in quantizers.exact_range(
+    low, high = (ops.convert_to_numpy(v) for v in int8_kernels.exact_range(
         *quantize.output_bounds()))
     scale = (high - low) / 255.0
     zero = -128 - low / scale  # TFLite's signed zero point.

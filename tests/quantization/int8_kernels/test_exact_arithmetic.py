@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kcompress.quantization import exact_arithmetic as exact
+from kcompress.quantization.int8_kernels import exact_arithmetic as exact
 
 
 def _compiled(fn):

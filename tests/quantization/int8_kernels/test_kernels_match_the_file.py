@@ -1,5 +1,5 @@
 """In inference, QAT layers compute as the file's int8 kernels do
-(`kcompress.quantization.int8_kernel`): a squeeze-excite residual block's
+(`kcompress.quantization.int8_kernels`): a squeeze-excite residual block's
 and DenseNet-style blocks' outputs match the converted file exactly, where
 float sums do not."""
 
@@ -10,7 +10,8 @@ from keras import ops
 
 import tflite_export as te
 from kcompress import quantization
-from kcompress.quantization import int8_kernel
+from kcompress.quantization import int8_kernels
+from kcompress.quantization.int8_kernels import grid
 
 L = keras.layers
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 def _block():
     """A conv (K=576) + BatchNorm + swish, a squeeze-excite gate, a
     residual add with a 1x1 projection, global pooling and a Dense head:
-    every op `int8_kernel` emulates."""
+    every op `int8_kernels` emulates."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 64))
     x = L.Conv2D(32, 3, padding="same", use_bias=False)(inputs)
@@ -51,14 +52,14 @@ def _steps_off(qat, tflite, x):
 
 def _float_sums(monkeypatch):
     """Turns every emulation off: the float arithmetic of before."""
-    for name in int8_kernel.__all__:
-        original = getattr(int8_kernel, name)
+    for name in int8_kernels.KERNELS:
+        original = getattr(int8_kernels, name)
 
         def off(*args, _original=original, **kwargs):
             values, ready = _original(*args, **kwargs)
             return values, ops.logical_and(ready, False)
 
-        monkeypatch.setattr(int8_kernel, name, off)
+        monkeypatch.setattr(int8_kernels, name, off)
 
 
 def test_file_matches_keras(monkeypatch):
@@ -76,7 +77,7 @@ def test_file_matches_keras(monkeypatch):
 
 def test_unset_ranges_fall_back_to_the_float_sums(monkeypatch):
     """Before calibration or training the ranges are unset; inference then
-    takes the float path, as before `int8_kernel`."""
+    takes the float path, as before `int8_kernels`."""
     qat = quantization.quantize_model(_block())
     x = np.random.default_rng(1).normal(size=(4, 8, 8, 64)).astype(
         "float32")
@@ -143,7 +144,7 @@ def test_multiply_in_a_graph_keeps_the_kernels_order():
     bounds = [(np.float32(-2.0), np.float32(6.0)),
               (np.float32(0.0), np.float32(255 / 256))]
     output_bounds = (np.float32(-1.5), np.float32(5.0))
-    scales = [int8_kernel._grid(b, 8)[1] for b in bounds + [output_bounds]]
+    scales = [grid.grid_of(b, 8)[1] for b in bounds + [output_bounds]]
     scale_a, scale_b, scale_out = (np.float32(ops.convert_to_numpy(s))
                                    for s in scales)
     steps_a = rng.integers(-60, 190, (64, 8, 8, 32)).astype("float32")
@@ -155,7 +156,7 @@ def test_multiply_in_a_graph_keeps_the_kernels_order():
                        255 - zero_point) * scale_out
 
     def mul(u, v):
-        return int8_kernel.multiply_requantized(u, v, bounds, output_bounds)[0]
+        return int8_kernels.multiply_requantized(u, v, bounds, output_bounds)[0]
 
     for result in (mul(a, b), tf.function(mul)(a, b)):
         np.testing.assert_array_equal(ops.convert_to_numpy(result), expected)
