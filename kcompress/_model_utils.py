@@ -14,6 +14,14 @@ import numpy as np
 from keras.src.models.functional import Functional
 
 
+def keep_input_shape(wrapper, layer):
+    """Gives `wrapper` the `input_shape=` its wrapped `layer` was made with,
+    so a Sequential whose first layer is wrapped builds as the bare layer's
+    would (TFMOT's guides wrap `Dense(..., input_shape=...)` this way)."""
+    if getattr(wrapper, "_input_shape_arg", None) is None:
+        wrapper._input_shape_arg = getattr(layer, "_input_shape_arg", None)
+
+
 def is_graph_model(model):
     """Whether `model` is a Sequential or functional model (clonable)."""
     return isinstance(model, (keras.Sequential, Functional))

@@ -54,9 +54,7 @@ def test_qat_and_clustering_guide_code_paths():
 
 
 @pytest.mark.parametrize("module, name, hint", [
-    (tfmot.sparsity.keras, "PruneForLatencyOnXNNPack", "structure='channels'"),
     (tfmot.quantization.keras, "default_8bit", "QuantizeConfig"),
-    (tfmot.clustering.keras, "experimental", "preserve_sparsity=True"),
 ])
 def test_unsupported_symbols_say_what_to_use(module, name, hint):
     with pytest.raises(AttributeError, match=f"{name} is not supported.*"

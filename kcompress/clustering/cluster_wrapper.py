@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from kcompress import _model_utils
+from kcompress._arguments import as_int
 from kcompress._substitute import call_with_values
 from kcompress.clustering import centroids as centroids_lib
 from kcompress.quantization import shared_values
@@ -49,12 +50,12 @@ def clusterable_weights(layer):
 
 
 def check_count(number_of_clusters):
-    if isinstance(number_of_clusters, bool) or not isinstance(
-            number_of_clusters, int) or number_of_clusters < 2:
+    count = as_int(number_of_clusters)
+    if count is None or count < 2:
         raise ValueError(
             f"Received: number_of_clusters={number_of_clusters!r}. Expected "
             "an integer >= 2.")
-    return number_of_clusters
+    return count
 
 
 @keras.saving.register_keras_serializable(package="kcompress")
@@ -99,6 +100,7 @@ class ClusterWeights(keras.layers.Wrapper):
             clusterable_weights(layer)  # raises the named error
         kwargs.setdefault("name", f"cluster_{layer.name}")
         super().__init__(layer, **kwargs)
+        _model_utils.keep_input_shape(self, layer)
         self.number_of_clusters = check_count(number_of_clusters)
         self.cluster_centroids_init = centroids_lib.check_init(
             cluster_centroids_init)

@@ -21,6 +21,8 @@ from kcompress.pruning.prune import pruning_wrappers
 from kcompress.pruning.prune import strip_pruning
 from kcompress.pruning.pruning_callbacks import PruningSummaries
 from kcompress.pruning.pruning_callbacks import UpdatePruningStep
+from kcompress.pruning.pruning_policy import PruneForLatencyOnXNNPack
+from kcompress.pruning.pruning_policy import PruningPolicy
 from kcompress.pruning.pruning_schedule import ConstantSparsity
 from kcompress.pruning.pruning_schedule import PolynomialDecay
 from kcompress.pruning.pruning_schedule import PruningSchedule
@@ -36,7 +38,9 @@ __all__ = [
     "ConstantSparsity",
     "PolynomialDecay",
     "PrunableLayer",
+    "PruneForLatencyOnXNNPack",
     "PruneLowMagnitude",
+    "PruningPolicy",
     "PruningSchedule",
     "PruningSummaries",
     "UpdatePruningStep",

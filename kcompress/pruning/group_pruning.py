@@ -15,21 +15,21 @@ import keras
 import numpy as np
 
 from kcompress import _model_utils
+from kcompress._arguments import as_int
+from kcompress._arguments import as_real
 from kcompress.pruning.dependency_groups import channel_groups
 
 __all__ = ["prune_channel_groups", "shrink_graph", "removed_classes"]
 
 
 def _check_fraction(fraction):
-    if isinstance(fraction, bool) or not isinstance(
-            fraction, (int, float)) or not 0.0 <= fraction < 1.0:
+    if as_real(fraction) is None or not 0.0 <= fraction < 1.0:
         raise ValueError(
             f"Received: fraction={fraction!r}. Expected a float in [0, 1).")
 
 
 def _check_round_to(round_to):
-    if isinstance(round_to, bool) or not isinstance(round_to, int) or (
-            round_to < 1):
+    if as_int(round_to) is None or as_int(round_to) < 1:
         raise ValueError(
             f"Received: round_to={round_to!r}. Expected an integer >= 1.")
 

@@ -39,6 +39,7 @@ def prune_low_magnitude(
         structure: Union[str, None] = None,
         round_to: int = 1,
         protect: Union[tuple, list, None] = None,
+        pruning_policy=None,
         **kwargs) -> Union[keras.layers.Layer, list, keras.Model]:
     """Makes a layer or model prune its weights by magnitude during `fit`.
 
@@ -90,6 +91,11 @@ def prune_low_magnitude(
         protect: on a model, names of layers to leave unwrapped; with
             channel groups, every group they produce or read stays whole
             (the stem, say).
+        pruning_policy: on a model, a `PruningPolicy` (TFMOT's argument):
+            it may refuse the model (`ensure_model_supports_pruning`), and
+            only the layers it allows are pruned. For example
+            `PruneForLatencyOnXNNPack()` prunes the 1x1 convolutions that
+            XNNPACK runs sparse.
         **kwargs: passed to each `PruneLowMagnitude` (a layer argument only).
 
     Returns:
@@ -121,6 +127,11 @@ def prune_low_magnitude(
         return PruneLowMagnitude(layer, pruning_schedule=pruning_schedule,
                                  **options, **kwargs)
 
+    if pruning_policy is not None and not isinstance(to_prune, keras.Model):
+        raise ValueError(
+            f"Received: pruning_policy={pruning_policy!r} with a "
+            f"{type(to_prune).__name__}. Expected a model: a policy picks "
+            "the layers of a model to prune.")
     if isinstance(to_prune, (list, tuple)):
         return [wrap(layer) for layer in to_prune]
     if not isinstance(to_prune, keras.Model):
@@ -144,6 +155,8 @@ def prune_low_magnitude(
             f"Model '{model.name}' is not built. Build it (give it an Input "
             "or call it on data) before pruning, so its weights exist."
         )
+    if pruning_policy is not None:
+        pruning_policy.ensure_model_supports_pruning(model)
     wrapped, skipped, left_dense = [], [], []
     schedules = pruning_schedule if isinstance(pruning_schedule, dict) and (
         "class_name" not in pruning_schedule) else None  # not a serialized one
@@ -171,7 +184,9 @@ def prune_low_magnitude(
 
     def clone_function(layer):
         new = _model_utils.clone_layer(layer)
-        if layer.name in protected:
+        if layer.name in protected or (
+                pruning_policy is not None
+                and not pruning_policy.allow_pruning(layer)):
             return new
         if schedules is not None:
             if layer.name not in schedules or (

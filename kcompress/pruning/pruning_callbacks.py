@@ -7,6 +7,7 @@ import os
 import keras
 from keras import ops
 
+from kcompress._arguments import as_int
 from kcompress.pruning.group_masks import GroupMasker
 from kcompress.pruning.prune import pruning_wrappers
 
@@ -149,15 +150,14 @@ class PruningSummaries(keras.callbacks.Callback):
                 f"Received: log_dir={log_dir!r}. Expected a directory path."
             )
         if update_freq != "epoch" and not (
-                isinstance(update_freq, int) and not isinstance(update_freq,
-                                                                bool)
-                and update_freq > 0):
+                as_int(update_freq) is not None and update_freq > 0):
             raise ValueError(
                 f"Received: update_freq={update_freq!r}. Expected 'epoch' or "
                 "a positive integer (batches)."
             )
         self.log_dir = os.fspath(log_dir)
-        self.update_freq = update_freq
+        self.update_freq = (update_freq if update_freq == "epoch"
+                            else as_int(update_freq))
         self.tensorboard = tensorboard
         self._epoch = 0
         self._writer = None

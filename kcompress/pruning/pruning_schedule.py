@@ -16,6 +16,9 @@ from typing import Protocol
 import keras
 from keras import ops
 
+from kcompress._arguments import as_int
+from kcompress._arguments import as_real
+
 __all__ = ["PruningSchedule", "ConstantSparsity", "PolynomialDecay",
            "ScheduleFn"]
 
@@ -35,23 +38,27 @@ class ScheduleFn(Protocol):
 
 
 def _check_sparsity(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """`value` as a float in [0, 1), or a ValueError."""
+    number = as_real(value)
+    if number is None or not 0.0 <= number < 1.0:
         raise ValueError(
             f"Received: {name}={value!r}. Expected a float in [0, 1)."
         )
-    if not 0.0 <= value < 1.0:
-        raise ValueError(
-            f"Received: {name}={value}. Expected a float in [0, 1)."
-        )
+    return number
 
 
 def _check_steps(begin_step, end_step, frequency, allow_open_end):
+    """`(begin_step, end_step, frequency)` as Python ints (numpy integers
+    and integral floats are taken, as TFMOT takes them), or a ValueError."""
+    steps = []
     for name, value in (("begin_step", begin_step), ("end_step", end_step),
                         ("frequency", frequency)):
-        if isinstance(value, bool) or not isinstance(value, int):
+        steps.append(as_int(value))
+        if steps[-1] is None:
             raise ValueError(
                 f"Received: {name}={value!r}. Expected an integer."
             )
+    begin_step, end_step, frequency = steps
     if begin_step < 0:
         raise ValueError(
             f"Received: begin_step={begin_step}. Expected an integer >= 0."
@@ -61,13 +68,14 @@ def _check_steps(begin_step, end_step, frequency, allow_open_end):
             f"Received: frequency={frequency}. Expected an integer > 0."
         )
     if allow_open_end and end_step == -1:
-        return
+        return steps
     if end_step < begin_step:
         accepted = "-1 (never stop) or " if allow_open_end else ""
         raise ValueError(
             f"Received: begin_step={begin_step}, end_step={end_step}. "
             f"Expected end_step to be {accepted}an integer >= begin_step."
         )
+    return steps
 
 
 class PruningSchedule:
@@ -143,12 +151,10 @@ class ConstantSparsity(PruningSchedule):
 
     def __init__(self, target_sparsity, begin_step, end_step=-1,
                  frequency=100):
-        _check_sparsity("target_sparsity", target_sparsity)
-        _check_steps(begin_step, end_step, frequency, allow_open_end=True)
-        self.target_sparsity = float(target_sparsity)
-        self.begin_step = begin_step
-        self.end_step = end_step
-        self.frequency = frequency
+        self.target_sparsity = _check_sparsity("target_sparsity",
+                                               target_sparsity)
+        self.begin_step, self.end_step, self.frequency = _check_steps(
+            begin_step, end_step, frequency, allow_open_end=True)
 
     def sparsity(self, step):
         del step
@@ -193,20 +199,18 @@ class PolynomialDecay(PruningSchedule):
 
     def __init__(self, initial_sparsity, final_sparsity, begin_step, end_step,
                  power=3, frequency=100):
-        _check_sparsity("initial_sparsity", initial_sparsity)
-        _check_sparsity("final_sparsity", final_sparsity)
-        _check_steps(begin_step, end_step, frequency, allow_open_end=False)
-        if isinstance(power, bool) or not isinstance(power, (int, float)) or (
-                power <= 0):
+        self.initial_sparsity = _check_sparsity("initial_sparsity",
+                                                initial_sparsity)
+        self.final_sparsity = _check_sparsity("final_sparsity",
+                                              final_sparsity)
+        self.begin_step, self.end_step, self.frequency = _check_steps(
+            begin_step, end_step, frequency, allow_open_end=False)
+        number = as_real(power)
+        if number is None or number <= 0:
             raise ValueError(
                 f"Received: power={power!r}. Expected a number > 0."
             )
-        self.initial_sparsity = float(initial_sparsity)
-        self.final_sparsity = float(final_sparsity)
-        self.begin_step = begin_step
-        self.end_step = end_step
-        self.power = power
-        self.frequency = frequency
+        self.power = number if as_int(power) is None else as_int(power)
 
     def sparsity(self, step):
         span = max(self.end_step - self.begin_step, 1)

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from kcompress import _model_utils
+from kcompress._arguments import as_int
 from kcompress._substitute import call_with_values
 from kcompress.pruning import masks as masks_lib
 from kcompress.pruning import prunable_layer
@@ -40,22 +41,21 @@ def _check_m_by_n(value):
         return None
     ok = (
         isinstance(value, (tuple, list)) and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        and 0 < value[0] < value[1]
+        and None not in [as_int(v) for v in value]
+        and 0 < as_int(value[0]) < as_int(value[1])
     )
     if not ok:
         raise ValueError(
             f"Received: sparsity_m_by_n={value!r}. Expected a pair (m, n) of "
             "integers with 0 < m < n: m zeros in every n weights, e.g. (2, 4)."
         )
-    return tuple(value)
+    return tuple(as_int(v) for v in value)
 
 
 def _check_block(block_size, pooling_type):
     ok = (
         isinstance(block_size, (tuple, list)) and len(block_size) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                for v in block_size)
+        and all(as_int(v) is not None and as_int(v) > 0 for v in block_size)
     )
     if not ok:
         raise ValueError(
@@ -67,7 +67,7 @@ def _check_block(block_size, pooling_type):
             f"Received: block_pooling_type={pooling_type!r}. Expected one of "
             f"{masks_lib.BLOCK_POOLING_TYPES}."
         )
-    return tuple(block_size)
+    return tuple(as_int(v) for v in block_size)
 
 
 def _check_schedule(schedule):
@@ -168,6 +168,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             prunable_layer.prunable_weights(layer)  # Raises a named error.
         kwargs.setdefault("name", f"prune_low_magnitude_{layer.name}")
         super().__init__(layer, **kwargs)
+        _model_utils.keep_input_shape(self, layer)
         self.pruning_schedule = _check_schedule(pruning_schedule)
         self.block_size = _check_block(block_size, block_pooling_type)
         self.block_pooling_type = block_pooling_type
@@ -197,11 +198,10 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 f"{', '.join(t.__name__ for t in CHANNEL_LAYERS)}."
             )
         self.structure = structure
-        if isinstance(round_to, bool) or not isinstance(round_to, int) or (
-                round_to < 1):
+        if as_int(round_to) is None or as_int(round_to) < 1:
             raise ValueError(
                 f"Received: round_to={round_to!r}. Expected an integer >= 1.")
-        self.round_to = round_to
+        self.round_to = as_int(round_to)
         # Set by UpdatePruningStep; checked when a training step is traced.
         self.step_callback_attached = False
         self._training_calls = 0

@@ -39,7 +39,8 @@ _NCHW_LAYERS = (L.BatchNormalization, L.ReLU, L.Activation, L.Add,
 # (a ZeroPadding2D is fused into the convolution after it)
 
 
-def _is_pointwise(layer):
+def is_pointwise(layer):
+    """Whether `layer` is a 1x1 stride-1 Conv2D, which XNNPACK runs sparse."""
     return (type(layer) is L.Conv2D and tuple(layer.kernel_size) == (1, 1)
             and tuple(layer.strides) == (1, 1)
             and tuple(layer.dilation_rate) == (1, 1)
@@ -69,7 +70,7 @@ def xnnpack_sparse_layers(model):
     >>> xnnpack_sparse_layers(model)
     ['pw']
     """
-    return [layer.name for layer in _layers(model) if _is_pointwise(layer)]
+    return [layer.name for layer in _layers(model) if is_pointwise(layer)]
 
 
 def xnnpack_sparse_issues(model, min_sparsity=SPARSE_ENOUGH):
@@ -108,7 +109,7 @@ def xnnpack_sparse_issues(model, min_sparsity=SPARSE_ENOUGH):
         if layer is stem or isinstance(layer, (L.GlobalAveragePooling2D,
                                                L.Dense, L.Flatten)):
             continue
-        if _is_pointwise(layer):
+        if is_pointwise(layer):
             zeros = masks.sparsity_of(layer.kernel)
             if zeros < min_sparsity:
                 dense.append(f"'{layer.name}' ({zeros:.0%})")

@@ -21,6 +21,7 @@ import keras
 from keras import ops
 
 from kcompress.quantization import quantizers
+from kcompress.quantization.export_trace import ExportMode
 
 __all__ = ["ActivationRange", "next_state"]
 
@@ -48,6 +49,7 @@ class ActivationRange:
     """
 
     _kcompress_quantized = True  # _model_utils.QUANTIZED_MARKER
+    export_mode = ExportMode()
 
     def build_range(self):
         self.range_state = self.add_weight(

@@ -15,6 +15,7 @@ from kcompress.quantization import input_grid
 from kcompress.quantization import int8_kernels
 from kcompress.quantization import quantizers
 from kcompress.quantization.composite import _Composite
+from kcompress.quantization.export_trace import ExportMode
 
 __all__ = ["QuantizeAveragePooling", "AVERAGE_POOLS"]
 
@@ -35,6 +36,7 @@ class QuantizeAveragePooling(_Composite):
     """
 
     WRAPS = AVERAGE_POOLS
+    export_mode = ExportMode()
     # A window's mean is at most this close to a rounding boundary without
     # being on it (1/n of a step for an n-element window).
     _TIE_SHIFT = 1e-3

@@ -30,6 +30,7 @@ class QuantizeAnnotate(keras.layers.Wrapper):
             )
         kwargs.setdefault("name", f"quant_annotate_{layer.name}")
         super().__init__(layer, **kwargs)
+        _model_utils.keep_input_shape(self, layer)
         self.quantize_config = quantize_config
 
     def call(self, inputs, *args, **kwargs):

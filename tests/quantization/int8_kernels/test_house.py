@@ -40,8 +40,9 @@ def test_every_kernel_returns_values_and_readiness(output_bounds, ready):
     x = np.array([[0.5, -0.25]], "float32")
     grid = (-1.0, 1.0)
     calls = {
-        "requantized": lambda f: f(lambda a, k, b: a * k, x, np.ones(2, "float32"),
-                                   None, 1.0, None, grid, output_bounds),
+        "requantized": lambda f: f(lambda a, k, b: a * k, x,
+                                   np.ones(2, "float32"), None, 1.0, None,
+                                   grid, output_bounds),
         "mean_requantized": lambda f: f(x, (1,), False, grid, output_bounds),
         "multiply_requantized": lambda f: f(x, x, [grid] * 2, output_bounds),
         "add_requantized": lambda f: f(x, x, [grid] * 2, output_bounds),

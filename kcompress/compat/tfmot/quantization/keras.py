@@ -10,23 +10,47 @@ from kcompress.quantization import QuantizeWrapper
 from kcompress.quantization import quantize_annotate_layer
 from kcompress.quantization import quantize_annotate_model
 from kcompress.quantization import quantize_apply as _quantize_apply
-from kcompress.quantization import quantize_model
+from kcompress.quantization import quantize_model as _quantize_model
 from kcompress.quantization.schemes import Default8BitQuantizeScheme
+from kcompress.quantization.schemes import QuantizeScheme
 
 __all__ = ["QuantizeConfig", "QuantizeWrapper", "quantize_annotate_layer",
            "quantize_annotate_model", "quantize_apply", "quantize_model",
            "quantize_scope"]
 
-def quantize_apply(model, scheme=None, quantized_layer_name_prefix="quant_"):
-    """TFMOT's `quantize_apply(model, scheme)`: quantizes the annotated
-    layers. `scheme` is a `tfmot.experimental.combine` scheme (PQAT, CQAT,
-    PCQAT) or the default; kcompress keeps zeros under every scheme."""
+def _check_prefix(quantized_layer_name_prefix):
     if quantized_layer_name_prefix != "quant_":
         raise ValueError(
             f"Received: quantized_layer_name_prefix="
             f"{quantized_layer_name_prefix!r}. Expected 'quant_', the only "
             "prefix kcompress gives its QAT layers.")
-    return _quantize_apply(model, scheme=scheme or Default8BitQuantizeScheme())
+
+
+def quantize_model(to_annotate, quantized_layer_name_prefix="quant_"):
+    """TFMOT's `quantize_model`: QAT of every layer, zeros not kept (as in
+    TFMOT; quantize a pruned model with `quantize_apply(annotated,
+    Default8BitPrunePreserveQuantizeScheme())` to keep them, or with
+    kcompress's own `kcompress.quantization.quantize_model`, which keeps
+    them by default)."""
+    _check_prefix(quantized_layer_name_prefix)
+    return _quantize_model(to_annotate, preserve_sparsity=False)
+
+
+def quantize_apply(model, scheme=None, quantized_layer_name_prefix="quant_"):
+    """TFMOT's `quantize_apply(model, scheme)`: quantizes the annotated
+    layers. As in TFMOT, zeros are kept only under a scheme that says so:
+    `tfmot.experimental.combine`'s PQAT
+    (`Default8BitPrunePreserveQuantizeScheme`) or PCQAT
+    (`Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)`).
+    The default scheme, and `Default8BitQuantizeScheme()`, lose them."""
+    _check_prefix(quantized_layer_name_prefix)
+    if scheme is not None and not isinstance(scheme, QuantizeScheme):
+        raise ValueError(
+            f"Received: scheme={scheme!r}. Expected a QuantizeScheme of "
+            "tfmot.experimental.combine (or None for the default).")
+    if scheme is None or type(scheme) is Default8BitQuantizeScheme:
+        return _quantize_apply(model, preserve_sparsity=False)
+    return _quantize_apply(model, scheme=scheme)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,9 @@ from kcompress.compat._unsupported import module_getattr
 from kcompress.pruning import ConstantSparsity
 from kcompress.pruning import PolynomialDecay
 from kcompress.pruning import PrunableLayer
+from kcompress.pruning import PruneForLatencyOnXNNPack
 from kcompress.pruning import PruneLowMagnitude
+from kcompress.pruning import PruningPolicy
 from kcompress.pruning import PruningSchedule
 from kcompress.pruning import PruningSummaries
 from kcompress.pruning import UpdatePruningStep as _UpdatePruningStep
@@ -16,7 +18,8 @@ from kcompress.pruning import prune_low_magnitude
 from kcompress.pruning import strip_pruning
 
 __all__ = ["ConstantSparsity", "PolynomialDecay", "PrunableLayer",
-           "PruneLowMagnitude", "PruningSchedule", "PruningSummaries",
+           "PruneForLatencyOnXNNPack", "PruneLowMagnitude", "PruningPolicy",
+           "PruningSchedule", "PruningSummaries",
            "UpdatePruningStep", "prune_low_magnitude", "prune_scope",
            "strip_pruning"]
 
@@ -40,11 +43,4 @@ def prune_scope():
         yield
 
 
-__getattr__ = module_getattr("tfmot.sparsity.keras", {
-    "PruningPolicy": "kcompress picks the layers to prune itself; to prune "
-    "only some, pass prune_low_magnitude a dict {layer name: schedule}.",
-    "PruneForLatencyOnXNNPack": "prune channels instead "
-    "(prune_low_magnitude(..., structure='channels') then "
-    "kcompress.pruning.shrink), which makes the int8 file faster on "
-    "XNNPACK; 0.49x on the digits CNN.",
-})
+__getattr__ = module_getattr("tfmot.sparsity.keras", {})
