@@ -15,9 +15,12 @@ The changes, and nothing else:
   digits, upsampled to 28x28 and scaled to 0..255 as MNIST is;
 - epoch counts above 2 become 2; shell magics (`!pip`, `%load_ext`,
   `%tensorboard`) are dropped;
-- with `--weights_h5` (the default), `save_weights` paths not ending in
-  `.weights.h5` get that ending: Keras 3 requires it (README, "Coming from
-  TFMOT").
+- with `--keras3_fixes` (the default), two changes that Keras 3 itself
+  needs, with or without kcompress (README, "Coming from TFMOT"):
+  `save_weights` paths not ending in `.weights.h5` get that ending, and a
+  tensor looked up in a converted file by `'<layer>/MatMul'` or
+  `'<layer>/Conv2D'` is looked up by `'<layer>_1/MatMul'` or
+  `'<layer>_1/convolution'`, the names Keras 3's trace gives them.
 
 Run: `python benchmarks/tfmot_guides.py --guides=DIR` where DIR holds the
 guides' folders (pruning/, quantization/, clustering/, combine/).
@@ -39,9 +42,10 @@ _GUIDES = flags.DEFINE_string(
     "(pruning/, quantization/, clustering/, combine/).", required=True)
 _ONLY = flags.DEFINE_list("only", [], "Run only these guides "
                           "(e.g. pruning/pruning_with_keras).")
-_WEIGHTS_H5 = flags.DEFINE_bool(
-    "weights_h5", True, "Give save_weights paths Keras 3's .weights.h5 "
-    "ending.")
+_KERAS3_FIXES = flags.DEFINE_bool(
+    "keras3_fixes", True, "Apply the two changes Keras 3 itself needs: "
+    "save_weights paths end in .weights.h5, and converted tensors are "
+    "named '<layer>_1/MatMul' and '<layer>_1/convolution'.")
 _TIMEOUT = flags.DEFINE_integer("timeout", 1200, "Seconds per guide.")
 
 # The stand-in for MNIST: the same shapes and value range, from the digits
@@ -102,7 +106,7 @@ _SUBSTITUTIONS = [
 ]
 
 
-def code_cells(path, weights_h5):
+def code_cells(path, keras3_fixes):
     """The notebook's code cells, with the substitutions applied."""
     cells = []
     for cell in json.loads(pathlib.Path(path).read_text())["cells"]:
@@ -119,8 +123,10 @@ def code_cells(path, weights_h5):
         source = "\n".join(lines)
         for pattern, replacement in _SUBSTITUTIONS:
             source = re.sub(pattern, replacement, source)
-        if weights_h5:
+        if keras3_fixes:
             source = _weights_h5(source)
+            source = re.sub(r"'(\w+)/MatMul'", r"'\1_1/MatMul'", source)
+            source = re.sub(r"'(\w+)/Conv2D'", r"'\1_1/convolution'", source)
         if source.strip():
             cells.append(source)
     return cells
@@ -166,8 +172,8 @@ _RUNNER = textwrap.dedent('''
     ''')
 
 
-def run_guide(path, weights_h5, timeout, workdir):
-    cells = [_PRELUDE + _HELPERS] + code_cells(path, weights_h5)
+def run_guide(path, keras3_fixes, timeout, workdir):
+    cells = [_PRELUDE + _HELPERS] + code_cells(path, keras3_fixes)
     cells_file = pathlib.Path(workdir) / (pathlib.Path(path).stem + ".json")
     cells_file.write_text(json.dumps(cells))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
@@ -204,7 +210,7 @@ def main(argv):
     for path in guides:
         name = f"{path.parent.name}/{path.stem}"
         with tempfile.TemporaryDirectory() as workdir:
-            result = run_guide(path, _WEIGHTS_H5.value, _TIMEOUT.value,
+            result = run_guide(path, _KERAS3_FIXES.value, _TIMEOUT.value,
                                workdir)
         ok = result["error"] is None
         rows.append((name, ok, result))
