@@ -20,7 +20,8 @@ The changes, and nothing else:
   `save_weights` paths not ending in `.weights.h5` get that ending, and a
   tensor looked up in a converted file by `'<layer>/MatMul'` or
   `'<layer>/Conv2D'` is looked up by `'<layer>_1/MatMul'` or
-  `'<layer>_1/convolution'`, the names Keras 3's trace gives them.
+  `'<layer>_1/convolution'`, the names Keras 3's trace gives them, and
+  `keras.backend.clip`, gone from Keras 3, is `keras.ops.clip`.
 
 Run: `python benchmarks/tfmot_guides.py --guides=DIR` where DIR holds the
 guides' folders (pruning/, quantization/, clustering/, combine/).
@@ -127,6 +128,7 @@ def code_cells(path, keras3_fixes):
             source = _weights_h5(source)
             source = re.sub(r"'(\w+)/MatMul'", r"'\1_1/MatMul'", source)
             source = re.sub(r"'(\w+)/Conv2D'", r"'\1_1/convolution'", source)
+            source = source.replace("keras.backend.clip(", "keras.ops.clip(")
         if source.strip():
             cells.append(source)
     return cells

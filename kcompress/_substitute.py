@@ -13,7 +13,7 @@ import keras
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 
 
-def call_with_values(owner, layer, mapping, *args, **kwargs):
+def call_with_values(owner, layer, mapping, *args, own_state=(), **kwargs):
     """`layer(*args, **kwargs)` with each `(variable, value)` of `mapping`.
 
     Args:
@@ -21,6 +21,9 @@ def call_with_values(owner, layer, mapping, *args, **kwargs):
             regularizers) are re-added to it.
         layer: the layer to call.
         mapping: list of `(variable, value)` pairs.
+        own_state: variables of `owner` that the call may assign (through a
+            function `owner` handed `layer`, as `QuantizeWrapperV2` hands
+            it quantized activations); their new values are kept.
 
     Returns:
         The outputs of `layer`.
@@ -32,7 +35,7 @@ def call_with_values(owner, layer, mapping, *args, **kwargs):
         # Inside another stateless scope (JAX's train step), variables read
         # their values from that scope; carry the others over.
         replaced = {id(v) for v, _ in mapping}
-        for variable in layer.variables:
+        for variable in list(layer.variables) + list(own_state):
             if id(variable) in replaced:
                 continue
             value = outer.get_current_value(variable)
@@ -43,7 +46,7 @@ def call_with_values(owner, layer, mapping, *args, **kwargs):
         outputs = layer(*args, **kwargs)
     # Updates the layer made to its own state (BatchNormalization's moving
     # statistics) were caught by the scope; apply them.
-    for variable in layer.non_trainable_variables:
+    for variable in list(layer.non_trainable_variables) + list(own_state):
         if id(variable) not in substituted:
             value = scope.get_current_value(variable)
             if value is not None:

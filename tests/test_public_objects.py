@@ -83,6 +83,13 @@ def test_wrapper_keras_file_round_trip(kwargs, tmp_path):
     quantization.FreezeBatchNormStatistics(3),
     pruning.UpdatePruningStep(),
     quantization.Default8BitClusterPreserveQuantizeScheme(False),
+    pruning.PruneForLatencyOnXNNPack(),
+    quantization.tfmot_quantizers.LastValueQuantizer(
+        4, per_axis=True, symmetric=True, narrow_range=True),
+    quantization.tfmot_quantizers.MovingAverageQuantizer(
+        8, per_axis=False, symmetric=False, narrow_range=False),
+    quantization.tfmot_quantizers.AllValuesQuantizer(
+        8, per_axis=False, symmetric=False, narrow_range=False),
 ])
 def test_registered_objects_round_trip_config(obj):
     name = keras.saving.get_registered_name(type(obj))

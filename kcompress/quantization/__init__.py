@@ -30,6 +30,7 @@ from kcompress.quantization.quantize_config import QuantizeConfig
 from kcompress.quantization.quantize_wrapper import QuantizedConstant
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 from kcompress.quantization.quantize_wrapper import QuantizeWrapper
+from kcompress.quantization.quantize_wrapper_v2 import QuantizeWrapperV2
 from kcompress.quantization.schemes import (
     Default8BitClusterPreserveQuantizeScheme,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "QuantizeScheme",
     "QuantizedConstant",
     "QuantizeWrapper",
+    "QuantizeWrapperV2",
     "calibrate",
     "quantize_annotate_layer",
     "quantize_annotate_model",

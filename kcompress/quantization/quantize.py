@@ -29,6 +29,7 @@ from kcompress.quantization.quantize_config import float_layer_warning
 from kcompress.quantization.quantize_wrapper import QuantizedConstant
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 from kcompress.quantization.quantize_wrapper import QuantizeWrapper
+from kcompress.quantization.quantize_wrapper_v2 import QuantizeWrapperV2
 from kcompress.quantization.rewrite import as_functional
 from kcompress.quantization.rewrite import rewrite
 from kcompress.quantization.schemes import QuantizeScheme
@@ -104,10 +105,13 @@ def quantize_annotate_model(model):
     _check_model(model, "quantize_annotate_model")
 
     def clone_function(layer):
-        new = _model_utils.clone_layer(layer)
         if isinstance(layer, QuantizeAnnotate):
-            return new
-        return QuantizeAnnotate(new)
+            # The config object is kept, not serialized and rebuilt: a
+            # custom one need not be registered (TFMOT's guides register
+            # theirs only for `quantize_apply`).
+            return QuantizeAnnotate(_model_utils.clone_layer(layer.layer),
+                                    layer.quantize_config, name=layer.name)
+        return QuantizeAnnotate(_model_utils.clone_layer(layer))
 
     return _model_utils.transform_model(model, clone_function)
 
@@ -277,7 +281,8 @@ def strip_quantization(model: keras.Model) -> keras.Model:
             weights = _model_utils.values_with(layer.layer.weights,
                                                layer.effective_weights())
             return _model_utils.clone_layer(layer.layer, weights=weights)
-        if isinstance(layer, (QuantizeAnnotate, composite._Composite)):
+        if isinstance(layer, (QuantizeAnnotate, composite._Composite,
+                              QuantizeWrapperV2)):
             return _model_utils.clone_layer(layer.layer)
         return _model_utils.clone_layer(layer)
 

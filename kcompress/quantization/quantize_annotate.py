@@ -8,8 +8,26 @@ from kcompress.quantization.quantize_config import QuantizeConfig
 __all__ = ["QuantizeAnnotate"]
 
 
+class HoldsQuantizeConfig:
+    """Serialization of a `keras.layers.Wrapper` that holds a
+    `quantize_config`: serialized in `get_config`, deserialized only in
+    `from_config`, as `keras.layers.Wrapper` does with its layer (the
+    constructor takes objects, not dicts)."""
+
+    def get_config(self):
+        return {**super().get_config(),
+                "quantize_config": keras.saving.serialize_keras_object(
+                    self.quantize_config)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = _model_utils.deserialized(config, ["quantize_config"],
+                                           custom_objects)
+        return super().from_config(config, custom_objects=custom_objects)
+
+
 @keras.saving.register_keras_serializable(package="kcompress")
-class QuantizeAnnotate(keras.layers.Wrapper):
+class QuantizeAnnotate(HoldsQuantizeConfig, keras.layers.Wrapper):
     """Marks `layer` to be quantized by `quantize_apply`; computes nothing.
 
     Args:
@@ -41,16 +59,3 @@ class QuantizeAnnotate(keras.layers.Wrapper):
 
     def compute_output_spec(self, *args, **kwargs):
         return self.layer.compute_output_spec(*args, **kwargs)
-
-    def get_config(self):
-        return {**super().get_config(),
-                "quantize_config": keras.saving.serialize_keras_object(
-                    self.quantize_config)}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        # Deserialized here only, as keras.layers.Wrapper does: the
-        # constructor takes objects, not dicts.
-        config = _model_utils.deserialized(config, ["quantize_config"],
-                                           custom_objects)
-        return super().from_config(config, custom_objects=custom_objects)

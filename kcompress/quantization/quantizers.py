@@ -249,8 +249,9 @@ def fake_quant_bias(bias, weight, axis, input_scale, num_bits=8,
         magnitude = weight_magnitude(weight, axis)
     weight_scale = ops.stop_gradient(int8_kernels.quotient(magnitude, levels))
     scale = ops.maximum(input_scale * weight_scale, 1e-30)
-    steps = ops.clip(int8_kernels.bias_steps(bias, input_scale, weight_scale,
-                                      scale), -_INT32_MAX, _INT32_MAX)
+    steps = ops.clip(
+        int8_kernels.bias_steps(bias, input_scale, weight_scale, scale),
+        -_INT32_MAX, _INT32_MAX)
     rounded = bias + ops.stop_gradient(steps * scale - bias)
     return ops.where(ops.greater(input_scale, 0.0), rounded, bias)
 

@@ -29,6 +29,8 @@ from kcompress.quantization.quantize_config import unsupported_layer_error
 from kcompress.quantization.quantize_wrapper import QuantizedConstant
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 from kcompress.quantization.quantize_wrapper import QuantizeWrapper
+from kcompress.quantization.quantize_wrapper_v2 import QuantizeWrapperV2
+from kcompress.quantization.quantize_wrapper_v2 import uses_quantizers
 
 __all__ = ["as_functional", "rewrite"]
 
@@ -126,6 +128,8 @@ def rewrite(model, annotated_only, preserve, quantize_inputs=True,
         """`(layer, QuantizeConfig, "separable", or None for float)`."""
         annotated = isinstance(layer, QuantizeAnnotate)
         inner = layer.layer if annotated else layer
+        if annotated and uses_quantizers(layer.quantize_config):
+            return inner, None  # opaque to the patterns (QuantizeWrapperV2)
         if not annotated and (annotated_only or isinstance(layer,
                                                            keras.Model)):
             return inner, None
@@ -157,6 +161,12 @@ def rewrite(model, annotated_only, preserve, quantize_inputs=True,
             new = rewrite(as_functional(layer), annotated_only,
                            preserve, quantize_inputs=False,
                            left_float=left_float)
+            quantized.add(id(new))
+            return new
+        if isinstance(layer, QuantizeAnnotate) and uses_quantizers(
+                layer.quantize_config):
+            new = QuantizeWrapperV2(_model_utils.clone_layer(layer.layer),
+                                    layer.quantize_config)
             quantized.add(id(new))
             return new
         inner, config = resolve(layer)

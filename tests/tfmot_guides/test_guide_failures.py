@@ -189,3 +189,74 @@ def test_compat_quantize_loses_zeros_unless_the_scheme_keeps_them(guide):
         annotate(stripped),
         combine.Default8BitPrunePreserveQuantizeScheme())) >= 0.59
     assert zeros_after_qat(kcompress_quantize(stripped)) >= 0.59
+
+
+def test_custom_quantize_configs_with_tfmot_quantizers(guide):
+    """training_comprehensive_guide's custom-QuantizeConfig cells: a
+    config that hands out `tfmot.quantization.keras.quantizers`, a custom
+    layer, 4-bit weights, and a Quantizer subclass of the user's own."""
+    quantizers = tfmot.quantization.keras.quantizers
+
+    class DenseConfig(tfmot.quantization.keras.QuantizeConfig):
+        def get_weights_and_quantizers(self, layer):
+            return [(layer.kernel, quantizers.LastValueQuantizer(
+                num_bits=4, symmetric=True, narrow_range=False,
+                per_axis=False))]
+
+        def get_activations_and_quantizers(self, layer):
+            return [(layer.activation, quantizers.MovingAverageQuantizer(
+                num_bits=8, symmetric=False, narrow_range=False,
+                per_axis=False))]
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            layer.kernel = quantize_weights[0]
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            layer.activation = quantize_activations[0]
+
+        def get_output_quantizers(self, layer):
+            return []
+
+        def get_config(self):
+            return {}
+
+    class Clip(quantizers.Quantizer):
+        def build(self, tensor_shape, name, layer):
+            return {}
+
+        def __call__(self, inputs, training, weights, **kwargs):
+            return keras.ops.clip(inputs, -0.05, 0.05)
+
+        def get_config(self):
+            return {}
+
+    class ClippedConfig(DenseConfig):
+        def get_weights_and_quantizers(self, layer):
+            return [(layer.kernel, Clip())]
+
+    class CustomLayer(L.Dense):
+        pass
+
+    annotate = tfmot.quantization.keras.quantize_annotate_layer
+    data = guide.data
+    for config, check in ((DenseConfig(), 15), (ClippedConfig(), None)):
+        model = tfmot.quantization.keras.quantize_annotate_model(
+            keras.Sequential([
+                annotate(CustomLayer(20, input_shape=(8, 8)), config),
+                L.Flatten(), L.Dense(10)]))
+        with tfmot.quantization.keras.quantize_scope(
+                {"DenseConfig": DenseConfig, "ClippedConfig": ClippedConfig,
+                 "CustomLayer": CustomLayer}):
+            qat = tfmot.quantization.keras.quantize_apply(model)
+        wrapper, = [la for la in qat.layers
+                    if type(la).__name__ == "QuantizeWrapperV2"]
+        assert isinstance(wrapper.layer, CustomLayer)
+        compile_guide(qat).fit(data.x_train, data.y_train, epochs=1,
+                               verbose=0)
+        kernel = keras.ops.convert_to_numpy(
+            wrapper._weight_quantizers[0][1](wrapper.layer.kernel, False,
+                                             wrapper._weight_quantizers[0][2]))
+        if check:  # 4 bits, symmetric: at most 15 levels
+            assert len(np.unique(np.round(kernel, 6))) <= check
+        else:  # the user's quantizer ran
+            assert np.abs(kernel).max() <= 0.05 + 1e-7

@@ -5,8 +5,10 @@ import contextlib
 import keras
 
 from kcompress.compat._unsupported import module_getattr
+from kcompress.compat.tfmot.quantization import quantizers
 from kcompress.quantization import QuantizeConfig
 from kcompress.quantization import QuantizeWrapper
+from kcompress.quantization import QuantizeWrapperV2
 from kcompress.quantization import quantize_annotate_layer
 from kcompress.quantization import quantize_annotate_model
 from kcompress.quantization import quantize_apply as _quantize_apply
@@ -14,9 +16,10 @@ from kcompress.quantization import quantize_model as _quantize_model
 from kcompress.quantization.schemes import Default8BitQuantizeScheme
 from kcompress.quantization.schemes import QuantizeScheme
 
-__all__ = ["QuantizeConfig", "QuantizeWrapper", "quantize_annotate_layer",
+__all__ = ["QuantizeConfig", "QuantizeWrapper", "QuantizeWrapperV2",
+           "quantize_annotate_layer",
            "quantize_annotate_model", "quantize_apply", "quantize_model",
-           "quantize_scope"]
+           "quantize_scope", "quantizers"]
 
 def _check_prefix(quantized_layer_name_prefix):
     if quantized_layer_name_prefix != "quant_":
@@ -59,6 +62,7 @@ def quantize_scope(*args):
     kcompress registers its classes; the objects given (dicts of custom
     objects, as in TFMOT) are added to the scope."""
     objects = {"QuantizeWrapper": QuantizeWrapper,
+               "QuantizeWrapperV2": QuantizeWrapperV2,
                "QuantizeConfig": QuantizeConfig}
     for extra in args:
         objects.update(extra or {})
@@ -67,11 +71,6 @@ def quantize_scope(*args):
 
 
 __getattr__ = module_getattr("tfmot.quantization.keras", {
-    "QuantizeWrapperV2": "use QuantizeWrapper, which is what "
-    "quantize_apply builds.",
-    "quantizers": "kcompress's quantizers follow TFLite's int8 scheme "
-    "(kcompress.quantization.quantizers); a QuantizeConfig chooses which "
-    "weights and outputs are quantized, not the quantizer class.",
     "experimental": "its default_n_bit schemes are not supported: TFLite "
     "runs int8; use the default scheme.",
     "QuantizeLayoutTransform": "not supported: the layout (which layers "
@@ -81,7 +80,9 @@ __getattr__ = module_getattr("tfmot.quantization.keras", {
     "QuantizeScheme": "not supported: kcompress has one scheme, TFLite's "
     "int8.",
     "default_8bit": "its scheme is kcompress's only one, TFLite's int8. In "
-    "place of its QuantizeConfig subclasses (get_weights_and_quantizers, "
-    "...), describe a layer with QuantizeConfig(weights={'kernel': axis}, "
-    "quantize_output=True).",
+    "place of its QuantizeConfig classes, describe a layer with "
+    "QuantizeConfig(weights={'kernel': axis}, quantize_output=True), or "
+    "subclass QuantizeConfig with get_weights_and_quantizers (and the "
+    "quantizers of tfmot.quantization.keras.quantizers), as TFMOT's "
+    "guide does.",
 })
