@@ -1,4 +1,4 @@
-"""The `tflite_export` command: convert, bench, report, setup-emulator.
+"""The `tflite_export` command: convert, bench, report, setup-emulator, micro.
 
     tflite_export convert MODEL.keras --mode=MODE [--representative=DATA]
         [--verify=DATA] [--allow_flex] --out=MODEL.tflite
@@ -6,6 +6,9 @@
         [--warmup=N] [--data=DATA] [--noxnnpack] [--ssh_accept_new_host_key]
     tflite_export report A.tflite B.tflite ...
     tflite_export setup-emulator
+    tflite_export micro MODEL.keras|MODEL.tflite --representative=DATA
+        --out=DIR [--verify=DATA] [--board=NAME] [--max_flash=SIZE]
+        [--max_ram=SIZE] [--compress]
 
 Bad input (missing or corrupt files, wrong data, unknown target, missing
 qemu, unwritable output, a flag of another command) exits with status 2 and
@@ -19,22 +22,23 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import traceback
-import zipfile
 
 from absl import app
 from absl import flags
 
+from tflite_export import command_inputs
 from tflite_export import console
 from tflite_export import reports
+from tflite_export.command_inputs import CliError
 from tflite_export.conversion import MODES
 from tflite_export.errors import ExportError
+from tflite_export.micro import command as micro_command
 from tflite_export.targets import MAX_RUNS
 from tflite_export.targets import MAX_THREADS
 from tflite_export.targets import MAX_WARMUP
 
-COMMANDS = ("convert", "bench", "report", "setup-emulator")
+COMMANDS = ("convert", "bench", "report", "setup-emulator", "micro")
 
 _MODE = flags.DEFINE_enum("mode", None, MODES, "convert: conversion mode.")
 _OUT = flags.DEFINE_string("out", None, "convert: output .tflite path.")
@@ -42,8 +46,9 @@ _REPRESENTATIVE = flags.DEFINE_string(
     "representative", None, "convert: DATA for int8/int16x8 calibration.")
 _VERIFY = flags.DEFINE_string("verify", None,
                               "convert: DATA to verify Keras against TFLite.")
-_FLOAT_IO = flags.DEFINE_bool("float_io", False,
-                              "convert: float input/output for mode int8.")
+_FLOAT_IO = flags.DEFINE_bool(
+    "float_io", False, "convert: float (--float_io) or int8 (--nofloat_io) "
+    "input/output; unset: int8 for mode int8, float for qat.")
 _ALLOW_FLEX = flags.DEFINE_bool(
     "allow_flex", False,
     "convert: allow TensorFlow (Flex) ops the TFLite builtins lack; the app "
@@ -94,11 +99,8 @@ _COMMAND_FLAGS = {
               "benchmark_binary"},
     "report": set(),
     "setup-emulator": set(),
+    "micro": {"out", "representative", "verify", *micro_command.FLAGS},
 }
-
-
-class CliError(ExportError):
-    """Bad input to the command line itself (arguments, flags, paths)."""
 
 
 def _progress(total):
@@ -107,112 +109,22 @@ def _progress(total):
     return Progbar(total, unit_name="step")
 
 
-def _check_input(path, extensions):
-    """Refuses a missing, empty, non-regular or misnamed input file."""
-    kind = " or ".join(extensions)
-    if not os.path.lexists(path):
-        raise CliError(f"file not found: {path}")
-    if os.path.isdir(path):
-        raise CliError(f"{path} is a directory; expected a {kind} file")
-    if not path.endswith(extensions):
-        raise CliError(f"{path} is not a {kind} model")
-    if not os.path.isfile(path):
-        raise CliError(f"{path} is not a regular file; expected a {kind} file")
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb"):
-            pass
-    except OSError as error:
-        raise CliError(f"cannot read {path}: {error.strerror}") from None
-    if size == 0:
-        raise CliError(f"{path} is empty (0 bytes); expected a {kind} file")
-
-
-def _same_file(a, b):
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _check_writable(path, protected=()):
-    """Refuses an output that is a directory, a protected (input) file, or
-    in a directory we cannot create files in: checked before slow work."""
-    if os.path.isdir(path):
-        raise CliError(f"--out={path} is a directory; expected a .tflite file "
-                       "path")
-    for other in protected:
-        if os.path.lexists(path) and _same_file(path, other):
-            raise CliError(f"{path} is an input of this command; refusing to "
-                           "overwrite it")
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        handle, probe = tempfile.mkstemp(dir=directory, prefix=".tmp-probe-")
-        os.close(handle)
-        os.remove(probe)
-    except OSError as error:
-        raise CliError(f"cannot write to {directory}: "
-                       f"{error.strerror or error}") from None
-
-
-def _check_output(path, inputs):
-    if not path:
-        raise CliError("--out is required: the .tflite file to write")
-    if not path.endswith(".tflite") or os.path.basename(path) == ".tflite":
-        raise CliError(f"--out={path} does not end in .tflite; expected the "
-                       ".tflite file to write (the input model is never "
-                       "overwritten)")
-    for output in (path, *reports.report_paths(path)):
-        _check_writable(output, protected=inputs)
-
-
-def _load_keras(path):
-    """The model in `path`, which the caller has checked with
-    `_check_input`."""
-    if not zipfile.is_zipfile(path):
-        raise CliError(f"{path} is not a .keras archive (truncated or "
-                       "corrupt?)")
-    import keras
-
-    import kcompress  # noqa: F401  (registers its layers for loading)
-
-    try:
-        return keras.saving.load_model(path)  # safe_mode: no Lambda code
-    except Exception as error:  # noqa: BLE001 (any failure means unreadable)
-        first = str(error).strip().splitlines()[:1] or [type(error).__name__]
-        raise CliError(f"cannot load {path} (truncated or corrupt?): "
-                       f"{first[0][:200]}") from None
-
-
-def _read_tflite(path):
-    """The bytes of a `.tflite` file the runtime can load, or a CliError."""
-    from tflite_export.inspection import interpreter_for
-
-    _check_input(path, (".tflite",))
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        interpreter_for(data, delegates=False)
-    except ExportError as error:
-        raise CliError(f"{path}: {error}") from None
-    return data
-
-
 def convert_command(model_path):
     import tflite_export as te
     from tflite_export import data as data_lib
 
     if not _MODE.value:
         raise CliError(f"--mode is required: one of {', '.join(MODES)}")
-    _check_input(model_path, (".keras",))
+    command_inputs.check_input(model_path, (".keras",))
     data_flags = [flag for flag in (_REPRESENTATIVE, _VERIFY) if flag.value]
-    _check_output(_OUT.value, [model_path] + [f.value for f in data_flags])
+    command_inputs.check_output(
+        _OUT.value, [model_path] + [f.value for f in data_flags])
     datasets = {}
     for flag in data_flags:
         if not os.path.isdir(flag.value):  # Images need the model shape.
             datasets[flag.name] = data_lib.load(flag.value)
     progress = _progress(4)
-    model = _load_keras(model_path)
+    model = command_inputs.load_keras(model_path)
     progress.add(1)
     shape = tuple(te.input_specs(model)[0][0])
     for flag in data_flags:
@@ -220,7 +132,8 @@ def convert_command(model_path):
             datasets[flag.name] = data_lib.load(flag.value, shape)
     representative = datasets.get("representative", (None,))[0]
     tflite = te.convert(model, _MODE.value, representative_data=representative,
-                        float_io=_FLOAT_IO.value, allow_flex=_ALLOW_FLEX.value,
+                        float_io=(_FLOAT_IO.value if _FLOAT_IO.present
+                                  else None), allow_flex=_ALLOW_FLEX.value,
                         batch_size=_BATCH_SIZE.value,
                         keep_names=_KEEP_NAMES.value, verbose=_VERBOSE.value)
     progress.add(1)
@@ -262,9 +175,9 @@ def bench_command(tflite_path):
     from tflite_export import save_atomically
     from tflite_export import targets
 
-    _read_tflite(tflite_path)
+    command_inputs.read_tflite(tflite_path)
     path = reports.bench_path(tflite_path, _TARGET.value)
-    _check_writable(path, protected=(tflite_path,))
+    command_inputs.check_writable(path, protected=(tflite_path,))
     x = None
     if _DATA.value:
         x, _ = data_lib.load(_DATA.value, None)
@@ -310,7 +223,8 @@ def report_command(paths):
 
     if not paths:
         raise CliError("report needs one or more .tflite files")
-    print(reports.table([(path, _read_tflite(path)) for path in paths]))
+    print(reports.table([(path, command_inputs.read_tflite(path))
+                         for path in paths]))
 
 
 def setup_emulator_command():
@@ -348,6 +262,9 @@ def main(argv):
                        f"{len(rest)}")
     if command == "convert":
         return convert_command(rest[0])
+    if command == "micro":
+        return micro_command.micro_command(
+            rest[0], _OUT.value, _REPRESENTATIVE.value, _VERIFY.value)
     return bench_command(rest[0])
 
 

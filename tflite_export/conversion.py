@@ -169,7 +169,7 @@ def _flex_error(error):
 
 
 def convert(model: keras.Model, mode: str, representative_data=None,
-            float_io: bool = False, allow_flex: bool = False,
+            float_io: bool | None = None, allow_flex: bool = False,
             sparse_encoding: bool = False, batch_size=None,
             keep_names: bool = False, verbose: bool = False) -> bytes:
     """Converts a Keras 3 model to TFLite bytes.
@@ -184,9 +184,12 @@ def convert(model: keras.Model, mode: str, representative_data=None,
         representative_data: array (or list of arrays, one per input) of
             typical inputs, for `int8` and `int16x8`. Up to 300 samples are
             used.
-        float_io: for `int8`, keep float input and output (the default is
-            int8 input and output). `qat` always has float input and output,
-            with QUANTIZE and DEQUANTIZE at the ends.
+        float_io: float (True) or int8 (False) input and output, for
+            `int8` and `qat`. None, the default, gives each mode its usual
+            ends: int8 for `int8`; float for `qat`, with QUANTIZE and
+            DEQUANTIZE at the ends. A fully integer `qat` file
+            (`float_io=False`) is what a microcontroller runs
+            (`tflite_export.micro`). Other modes ignore it.
         allow_flex: allow SELECT_TF_OPS (Flex) for ops TFLite lacks.
         sparse_encoding: also apply the converter's experimental sparsity
             optimization, which stores sufficiently sparse weights in a
@@ -384,9 +387,10 @@ def _run_converter(tf, converter, mode, samples, float_io, allow_flex,
         converter.representative_dataset = representative
     if mode == "int8":
         builtins = tf.lite.OpsSet.TFLITE_BUILTINS_INT8
-        if not float_io:
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+    if (mode == "int8" and not float_io) or (mode == "qat"
+                                             and float_io is False):
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
     if mode == "int16x8":
         builtins = (tf.lite.OpsSet
                     .EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)

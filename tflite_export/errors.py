@@ -33,3 +33,8 @@ class OutputError(ExportError, OSError):
 
 class ConversionError(ExportError, ValueError):
     """The model cannot be converted as asked; the message says why."""
+
+
+class MicroError(ExportError, ValueError):
+    """A model a microcontroller cannot run as asked, or one that does not
+    fit its budget; the message says why."""

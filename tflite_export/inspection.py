@@ -38,7 +38,8 @@ def check_tflite_bytes(tflite_bytes, argument="tflite_bytes"):
         "tflite_export.convert returns).")
 
 
-def interpreter_for(tflite_bytes, num_threads=None, delegates=True):
+def interpreter_for(tflite_bytes, num_threads=None, delegates=True,
+                    reference_kernels=False):
     """An allocated `ai_edge_litert` interpreter for the flatbuffer.
 
     Args:
@@ -46,12 +47,16 @@ def interpreter_for(tflite_bytes, num_threads=None, delegates=True):
         num_threads: CPU threads, or None for the runtime's default.
         delegates: apply the default delegates (XNNPACK). Without them the
             interpreter shows the graph as the file holds it.
+        reference_kernels: LiteRT's reference kernels (no delegates), the
+            plain C++ that TFLM's kernels also follow.
     """
     from ai_edge_litert import interpreter as litert
 
     tflite_bytes = check_tflite_bytes(tflite_bytes)
     resolver = (litert.OpResolverType.AUTO if delegates else
                 litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    if reference_kernels:
+        resolver = litert.OpResolverType.BUILTIN_REF
     try:
         interpreter = litert.Interpreter(
             model_content=tflite_bytes, num_threads=num_threads,

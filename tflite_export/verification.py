@@ -77,13 +77,16 @@ def output_scale(interpreter):
     return None
 
 
-def run_tflite(tflite_bytes, arrays, num_threads=None, delegates=True):
+def run_tflite(tflite_bytes, arrays, num_threads=None, delegates=True,
+               reference_kernels=False):
     """Runs the TFLite model over the input arrays; float outputs.
 
-    `delegates=False` uses TFLite's built-in kernels instead of XNNPACK.
+    `delegates=False` uses TFLite's built-in kernels instead of XNNPACK,
+    and `reference_kernels=True` its reference kernels.
     """
     interpreter = interpreter_for(tflite_bytes, num_threads=num_threads,
-                                  delegates=delegates)
+                                  delegates=delegates,
+                                  reference_kernels=reference_kernels)
     input_details = interpreter.get_input_details()
     output_detail = interpreter.get_output_details()[0]
     outputs = []

@@ -1,0 +1,133 @@
+"""Does TFLM answer as LiteRT and the Keras model do, on the same inputs?
+
+TFLM runs its reference kernels. LiteRT has three sets: XNNPACK's (its
+default delegate, what a phone or a Pi runs), its optimized built-in
+kernels, and its reference kernels. The int8 arithmetic is specified the
+same way, but the optimized kernels round each requantization in their own
+code, so an output can move by a step per layer, and the steps add up
+along a deep graph. `compare` measures TFLM against all three and against
+Keras, in output quantization steps. Measured in BUILD.md: TFLM agrees
+with LiteRT's reference kernels within a step, and on the MobileNetV2-style
+digits model differs from XNNPACK's by up to 5 steps (top-1 unchanged).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tflite_export.inspection import interpreter_for
+from tflite_export.micro import runtime
+from tflite_export.verification import quantize
+from tflite_export.verification import run_tflite
+
+
+@dataclasses.dataclass
+class Agreement:
+    """TFLM's outputs against Keras's and LiteRT's on `samples` inputs.
+
+    Steps are output quantization steps. `identical_to_litert_reference`
+    is the share of samples whose TFLM outputs equal those of LiteRT's
+    reference kernels, value for value; `identical_to_uncompressed` (None
+    without compression) says whether the compressed file's TFLM outputs
+    equal the uncompressed file's, value for value.
+    """
+
+    samples: int
+    top1_vs_keras: float
+    max_steps_vs_keras: float
+    mean_steps_vs_keras: float
+    max_steps_vs_litert_reference: float
+    max_steps_vs_litert_builtin: float
+    max_steps_vs_litert_xnnpack: float
+    identical_to_litert_reference: float
+    identical_to_uncompressed: bool | None
+    keras_accuracy: float | None
+    tflm_accuracy: float | None
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def tflm_outputs(micro_bytes, litert_bytes, arrays, arena_size):
+    """TFLM's first output for float `arrays`, dequantized, and its step.
+
+    `litert_bytes` is the same model without TFLM's compression (LiteRT
+    reads the input and output quantization from it).
+    """
+    lite = interpreter_for(litert_bytes, delegates=False)
+    inputs = [quantize(np.asarray(array), detail) for array, detail in
+              zip(arrays, lite.get_input_details())]
+    raw = runtime.run(micro_bytes, inputs, arena_size)[0]
+    scale, zero_point = lite.get_output_details()[0]["quantization"]
+    return (raw.astype(np.float32) - zero_point) * scale, float(scale)
+
+
+def compare(micro_bytes, litert_bytes, keras_model, arrays, arena_size,
+            y=None):
+    """An `Agreement` for the file on float input `arrays` (one per input).
+
+    Args:
+        micro_bytes: the file TFLM runs (compressed or not).
+        litert_bytes: the same file before TFLM's compression, which
+            LiteRT runs (the same bytes when there is none).
+        keras_model: the model the file came from, or None (a file given
+            alone: the Keras figures are then NaN).
+        arrays: float inputs, one array per input.
+        arena_size: the arena TFLM runs in.
+        y: integer labels, or None.
+    """
+    micro, scale = tflm_outputs(micro_bytes, litert_bytes, arrays,
+                                arena_size)
+    same_file = bytes(micro_bytes) == bytes(litert_bytes)
+    uncompressed = None
+    if not same_file:
+        arena = runtime.minimum_arena(litert_bytes,
+                                      first_sample(litert_bytes, arrays))
+        plain, _ = tflm_outputs(litert_bytes, litert_bytes, arrays,
+                                arena.size)
+        uncompressed = bool(np.array_equal(plain, micro))
+    flat = micro.reshape(len(micro), -1)
+    steps, identical = {}, None
+    for kernels, options in (
+            ("reference", dict(delegates=False, reference_kernels=True)),
+            ("builtin", dict(delegates=False)),
+            ("xnnpack", dict(delegates=True))):
+        other = run_tflite(litert_bytes, arrays, **options)[0].reshape(
+            flat.shape)
+        steps[kernels] = float(np.abs(flat - other).max() / scale)
+        if kernels == "reference":
+            identical = float(np.mean(np.all(flat == other, axis=-1)))
+    top1 = max_keras = mean_keras = float("nan")
+    keras_accuracy = tflm_accuracy = None
+    if keras_model is not None:
+        reference = np.asarray(keras_model.predict(
+            arrays if len(arrays) > 1 else arrays[0], verbose=0,
+            batch_size=256), np.float32).reshape(flat.shape)
+        diff = np.abs(flat - reference) / scale
+        top1 = float(np.mean(flat.argmax(-1) == reference.argmax(-1)))
+        max_keras, mean_keras = float(diff.max()), float(diff.mean())
+        if y is not None:
+            labels = np.asarray(y).reshape(-1)
+            keras_accuracy = float(np.mean(reference.argmax(-1) == labels))
+    if y is not None:
+        tflm_accuracy = float(np.mean(flat.argmax(-1)
+                                      == np.asarray(y).reshape(-1)))
+    return Agreement(
+        samples=len(flat), top1_vs_keras=top1, max_steps_vs_keras=max_keras,
+        mean_steps_vs_keras=mean_keras,
+        max_steps_vs_litert_reference=steps["reference"],
+        max_steps_vs_litert_builtin=steps["builtin"],
+        max_steps_vs_litert_xnnpack=steps["xnnpack"],
+        identical_to_litert_reference=identical,
+        identical_to_uncompressed=uncompressed, keras_accuracy=keras_accuracy,
+        tflm_accuracy=tflm_accuracy)
+
+
+def first_sample(litert_bytes, arrays):
+    """The first sample of float `arrays`, quantized to the file's inputs
+    (what `runtime.minimum_arena` runs)."""
+    lite = interpreter_for(litert_bytes, delegates=False)
+    return [quantize(np.asarray(array[:1]), detail) for array, detail in
+            zip(arrays, lite.get_input_details())]
