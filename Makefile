@@ -32,7 +32,7 @@ $(VENV)/bin/python:
 
 # constraints.txt pins the tested versions; setup.cfg only declares ranges.
 $(STAMP): $(VENV)/bin/python setup.cfg pyproject.toml constraints.txt
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,notebooks,jax]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,notebooks,jax,micro]'
 	touch $(STAMP)
 
 $(VENV)/.torch-installed: $(STAMP)
