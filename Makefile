@@ -62,10 +62,13 @@ BACKEND_TESTS := tests/pruning tests/quantization tests/clustering tests/distill
 JAX_SKIP := --ignore=tests/pruning/test_reference_pruning.py \
 	--ignore=tests/pruning/test_reference_channels.py
 
-## test: ruff, the whole test suite (the notebooks included), then the core modules on JAX (two workers).
+## test: ruff, the whole test suite (the notebooks included), then the core modules on JAX; two workers each.
+# Two pytest-xdist workers, one per core of the CI machine: most tests spend
+# their time in Python (tracing, conversion, Keras's own overhead), which
+# one process runs on one core.
 test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q --doctest-modules kcompress tflite_export tests
+	$(PY) -m pytest -q -n 2 --doctest-modules kcompress tflite_export tests
 	KERAS_BACKEND=jax $(PY) -m pytest -q -n 2 $(BACKEND_TESTS) $(JAX_SKIP)
 
 ## test-torch: the core modules on PyTorch (installs torch, a large wheel; not in CI).

@@ -17,6 +17,7 @@ from kcompress import distillation
 from kcompress import lowrank
 from kcompress import pruning
 from kcompress import quantization
+from kcompress.quantization import tfmot_quantizers
 
 PUBLIC = [(module, name) for module in (kc, pruning, quantization,
                                         clustering, distillation, lowrank,
@@ -84,11 +85,11 @@ def test_wrapper_keras_file_round_trip(kwargs, tmp_path):
     pruning.UpdatePruningStep(),
     quantization.Default8BitClusterPreserveQuantizeScheme(False),
     pruning.PruneForLatencyOnXNNPack(),
-    quantization.tfmot_quantizers.LastValueQuantizer(
+    tfmot_quantizers.LastValueQuantizer(
         4, per_axis=True, symmetric=True, narrow_range=True),
-    quantization.tfmot_quantizers.MovingAverageQuantizer(
+    tfmot_quantizers.MovingAverageQuantizer(
         8, per_axis=False, symmetric=False, narrow_range=False),
-    quantization.tfmot_quantizers.AllValuesQuantizer(
+    tfmot_quantizers.AllValuesQuantizer(
         8, per_axis=False, symmetric=False, narrow_range=False),
 ])
 def test_registered_objects_round_trip_config(obj):

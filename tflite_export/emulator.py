@@ -18,6 +18,7 @@ Facts this relies on (from a prototype, see issue 4):
   Pi's speed: it is labelled as emulated wherever it is printed.
 """
 
+import fcntl
 import glob
 import json
 import os
@@ -82,13 +83,27 @@ def _apt_options(work):
 
 
 def build(force=False):
-    """Builds (or reuses) the arm64 sysroot; returns its path."""
+    """Builds (or reuses) the arm64 sysroot; returns its path.
+
+    Two processes building at once (two test workers, two shells) take
+    turns on a lock file, so the second reuses what the first built instead
+    of deleting it half-made.
+    """
     qemu_path()
     root = cache_dir()
     sysroot = os.path.join(root, "sysroot")
     marker = os.path.join(sysroot, ".complete")
     if os.path.exists(marker) and not force:
         return sysroot
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, ".build-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(marker) and not force:
+            return sysroot
+        return _build(root, sysroot, marker)
+
+
+def _build(root, sysroot, marker):
     work = os.path.join(root, "work")
     shutil.rmtree(sysroot, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)

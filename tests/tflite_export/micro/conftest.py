@@ -1,5 +1,6 @@
 """Trained QAT models (briefly: the figures under test are agreements
-between runtimes, not accuracy) and their micro exports, made once."""
+between runtimes, not accuracy) and their micro exports, made once.
+`digits` is the suite's (tests/conftest.py)."""
 
 import keras
 import pytest
@@ -9,11 +10,6 @@ from kcompress_demo import micro as micro_demo
 from kcompress_demo import reference
 
 pytest.importorskip("tflite_micro", reason="pip install 'kcompress[micro]'")
-
-
-@pytest.fixture(scope="session")
-def digits():
-    return reference.load_digits_split()
 
 
 def _qat(name, data, epochs):
