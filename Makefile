@@ -65,11 +65,14 @@ JAX_SKIP := --ignore=tests/pruning/test_reference_pruning.py \
 ## test: ruff, the whole test suite (the notebooks included), then the core modules on JAX; two workers each.
 # Two pytest-xdist workers, one per core of the CI machine: most tests spend
 # their time in Python (tracing, conversion, Keras's own overhead), which
-# one process runs on one core.
+# one process runs on one core. Tests marked with one xdist_group share
+# costly session fixtures and run on one worker.
 test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -n 2 --doctest-modules kcompress tflite_export tests
-	KERAS_BACKEND=jax $(PY) -m pytest -q -n 2 $(BACKEND_TESTS) $(JAX_SKIP)
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15 \
+	  --doctest-modules kcompress tflite_export tests
+	KERAS_BACKEND=jax $(PY) -m pytest -q -n 2 --durations=10 $(BACKEND_TESTS) \
+	  $(JAX_SKIP)
 
 ## test-torch: the core modules on PyTorch (installs torch, a large wheel; not in CI).
 test-torch: $(VENV)/.torch-installed

@@ -90,8 +90,15 @@ def budget(board=None, max_flash=None, max_ram=None):
 
 
 def check(flash, ram, limits):
-    """`{"flash": ..., "ram": ..., "fits": bool, "shortfalls": [...]}`:
-    the model's flash and RAM against `limits` (a `Budget` or None)."""
+    """The model's `flash` and `ram` (bytes) against `limits` (a `Budget`,
+    or None for no budget).
+
+    Returns:
+        `{"budget": the limits as a dict or None, "fits": bool,
+        "shortfalls": [one line per exceeded bound], "flash_headroom" and
+        "ram_headroom": bytes left (negative when over), for each bound
+        given}`.
+    """
     result = {"budget": None if limits is None else dict(
         dataclasses.asdict(limits), source=limits.source), "fits": True,
         "shortfalls": []}

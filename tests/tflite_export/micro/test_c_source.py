@@ -9,6 +9,10 @@ import pytest
 from tflite_export.errors import MicroError
 from tflite_export.micro import c_source
 
+# The trained models and their exports (conftest.py) are made once, on
+# one worker: `make test` runs with --dist loadgroup.
+pytestmark = pytest.mark.xdist_group("micro_models")
+
 _CXX = shutil.which("c++") or shutil.which("g++")
 needs_compiler = pytest.mark.skipif(_CXX is None, reason="no C++ compiler")
 

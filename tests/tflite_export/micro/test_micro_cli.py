@@ -11,6 +11,10 @@ from tests.tflite_export.helpers import assert_bad_input
 from tests.tflite_export.helpers import cli
 from tests.tflite_export.helpers import digests
 
+# The trained models and their exports (conftest.py) are made once, on
+# one worker: `make test` runs with --dist loadgroup.
+pytestmark = pytest.mark.xdist_group("micro_models")
+
 
 @pytest.fixture(scope="module")
 def saved(qat_models, digits, tmp_path_factory):

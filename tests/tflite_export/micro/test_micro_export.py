@@ -10,6 +10,10 @@ from tflite_export.micro import micro_export
 from tflite_export.micro import runtime
 from tflite_export.verification import quantize
 
+# The trained models and their exports (conftest.py) are made once, on
+# one worker: `make test` runs with --dist loadgroup.
+pytestmark = pytest.mark.xdist_group("micro_models")
+
 
 @pytest.mark.parametrize("name", ["digits_cnn", "mobilenet_v2_style"])
 def test_tflm_answers_as_litert_and_keras(exports, name):
