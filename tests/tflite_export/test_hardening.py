@@ -99,8 +99,9 @@ def _start_bench(args):
     return process
 
 
-def _bench_children(name):
-    done = subprocess.run(["pgrep", "-f", f"bench_script.py .*{name}"],
+def _bench_children(path):
+    # The whole path: another test worker may bench a file of the same name.
+    done = subprocess.run(["pgrep", "-f", f"bench_script.py {path}"],
                           capture_output=True, text=True)
     return done.stdout.split()
 
@@ -120,10 +121,10 @@ def test_ending_the_command_ends_the_bench_child(slow_tflite, sig):
     process = _start_bench([str(slow_tflite), "--runs=100000",
                             "--noxnnpack"])
     try:
-        assert _wait_for(lambda: _bench_children(slow_tflite.name))
+        assert _wait_for(lambda: _bench_children(slow_tflite))
         process.send_signal(sig)
         _, stderr = process.communicate(timeout=30)
-        assert _wait_for(lambda: not _bench_children(slow_tflite.name), 10)
+        assert _wait_for(lambda: not _bench_children(slow_tflite), 10)
     finally:
         process.kill()
     if sig != signal.SIGKILL:

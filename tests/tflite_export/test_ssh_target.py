@@ -144,16 +144,32 @@ def test_changed_host_key_is_named(tiny, ssh_server, tmp_path):
     assert_bad_input(done, "is not in known_hosts, or it changed")
 
 
-def _pids(pattern):
+def _pids(pattern, cwd_under=None):
+    """Processes whose command line matches `pattern`; with `cwd_under`,
+    only those working in that directory tree. Another test worker may run
+    a bench of its own (the emulated Pi's runs `bench_script.py
+    model.tflite` too): only this server's remote directory is ours."""
     done = subprocess.run(["pgrep", "-f", pattern], capture_output=True,
                           text=True)
-    return done.stdout.split()
+    pids = done.stdout.split()
+    if cwd_under is None:
+        return pids
+    root = os.path.realpath(cwd_under) + os.sep
+
+    def works_under(pid):
+        try:
+            return os.readlink(f"/proc/{pid}/cwd").startswith(root)
+        except OSError:  # gone, or not ours to read
+            return False
+
+    return [pid for pid in pids if works_under(pid)]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_ssh_bench_leaves_nothing_behind(slow_tflite, ssh_server,
                                                      sig):
     remote_bench = "bench_script.py model.tflite"
+    ours = ssh_server["remote_tmp"]
     client = f"ssh .*-p {ssh_server['port']}"
     process = subprocess.Popen(
         [sys.executable, "-m", "tflite_export", "bench", str(slow_tflite),
@@ -165,9 +181,9 @@ def test_interrupted_ssh_bench_leaves_nothing_behind(slow_tflite, ssh_server,
              "TFLITE_EXPORT_SSH_KNOWN_HOSTS": ssh_server["known_hosts"]})
     try:
         deadline = time.monotonic() + 60
-        while not _pids(remote_bench) and time.monotonic() < deadline:
+        while not _pids(remote_bench, ours) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _pids(remote_bench), "the remote bench never started"
+        assert _pids(remote_bench, ours), "the remote bench never started"
         assert os.listdir(ssh_server["remote_tmp"])
         process.send_signal(sig)
         _, stderr = process.communicate(timeout=60)
@@ -176,9 +192,9 @@ def test_interrupted_ssh_bench_leaves_nothing_behind(slow_tflite, ssh_server,
     assert process.returncode == 2, stderr
     assert stderr.startswith("tflite_export: error: interrupted")
     deadline = time.monotonic() + 10
-    while (_pids(remote_bench) or _pids(client)) and \
+    while (_pids(remote_bench, ours) or _pids(client)) and \
             time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _pids(remote_bench), "the remote bench is still running"
+    assert not _pids(remote_bench, ours), "the remote bench is still running"
     assert not _pids(client), "an ssh client is still running"
     assert os.listdir(ssh_server["remote_tmp"]) == []
