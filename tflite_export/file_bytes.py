@@ -32,7 +32,8 @@ def _utils():
     return flatbuffer_utils
 
 
-def _read(tflite_bytes):
+def read_model(tflite_bytes):
+    """The file as flatbuffer_utils' object tree (`ModelT`)."""
     return _utils().read_model_from_bytearray(bytearray(tflite_bytes))
 
 
@@ -79,7 +80,7 @@ def strip_names(tflite_bytes: bytes) -> bytes:
         The smaller flatbuffer. The ops, weights and quantization are
         unchanged, so the outputs are identical.
     """
-    model = _read(tflite_bytes)
+    model = read_model(tflite_bytes)
     signatures = model.signatureDefs
     _utils().strip_strings(model)
     model.signatureDefs = signatures
@@ -154,7 +155,7 @@ def size_breakdown(tflite_bytes: bytes) -> SizeBreakdown:
     share counts once); strings are every name and description. The graph is
     what remains.
     """
-    model = _read(tflite_bytes)
+    model = read_model(tflite_bytes)
     weights = sum(
         _vector_size(buffer.data, 1) if buffer.data is not None
         else int(getattr(buffer, "size", 0) or 0)
@@ -187,5 +188,5 @@ def size_breakdown(tflite_bytes: bytes) -> SizeBreakdown:
 def tensor_names(tflite_bytes: bytes) -> list:
     """The non-empty tensor names of the file (none once stripped)."""
     return [tensor.name.decode()
-            for subgraph in _read(tflite_bytes).subgraphs or []
+            for subgraph in read_model(tflite_bytes).subgraphs or []
             for tensor in subgraph.tensors or [] if tensor.name]

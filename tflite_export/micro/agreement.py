@@ -57,15 +57,14 @@ def tflm_outputs(micro_bytes, litert_bytes, arrays, arena_size):
     reads the input and output quantization from it).
     """
     lite = interpreter_for(litert_bytes, delegates=False)
-    inputs = [quantize(np.asarray(array), detail) for array, detail in
-              zip(arrays, lite.get_input_details())]
-    raw = runtime.run(micro_bytes, inputs, arena_size)[0]
+    raw = runtime.run(micro_bytes, quantized(litert_bytes, arrays),
+                      arena_size)[0]
     scale, zero_point = lite.get_output_details()[0]["quantization"]
     return (raw.astype(np.float32) - zero_point) * scale, float(scale)
 
 
 def compare(micro_bytes, litert_bytes, keras_model, arrays, arena_size,
-            y=None):
+            y=None, litert_arena_size=None):
     """An `Agreement` for the file on float input `arrays` (one per input).
 
     Args:
@@ -75,18 +74,18 @@ def compare(micro_bytes, litert_bytes, keras_model, arrays, arena_size,
         keras_model: the model the file came from, or None (a file given
             alone: the Keras figures are then NaN).
         arrays: float inputs, one array per input.
-        arena_size: the arena TFLM runs in.
+        arena_size: the arena TFLM runs `micro_bytes` in.
         y: integer labels, or None.
+        litert_arena_size: for a compressed `micro_bytes`, the arena TFLM
+            runs `litert_bytes` in, to check that compression changed no
+            output; None when there is no compression.
     """
     micro, scale = tflm_outputs(micro_bytes, litert_bytes, arrays,
                                 arena_size)
-    same_file = bytes(micro_bytes) == bytes(litert_bytes)
     uncompressed = None
-    if not same_file:
-        arena = runtime.minimum_arena(litert_bytes,
-                                      first_sample(litert_bytes, arrays))
+    if litert_arena_size is not None:
         plain, _ = tflm_outputs(litert_bytes, litert_bytes, arrays,
-                                arena.size)
+                                litert_arena_size)
         uncompressed = bool(np.array_equal(plain, micro))
     flat = micro.reshape(len(micro), -1)
     steps, identical = {}, None
@@ -125,9 +124,14 @@ def compare(micro_bytes, litert_bytes, keras_model, arrays, arena_size,
         tflm_accuracy=tflm_accuracy)
 
 
+def quantized(litert_bytes, arrays):
+    """Float `arrays` (one per input) in the file's input types."""
+    lite = interpreter_for(litert_bytes, delegates=False)
+    return [quantize(np.asarray(array), detail) for array, detail in
+            zip(arrays, lite.get_input_details())]
+
+
 def first_sample(litert_bytes, arrays):
     """The first sample of float `arrays`, quantized to the file's inputs
     (what `runtime.minimum_arena` runs)."""
-    lite = interpreter_for(litert_bytes, delegates=False)
-    return [quantize(np.asarray(array[:1]), detail) for array, detail in
-            zip(arrays, lite.get_input_details())]
+    return quantized(litert_bytes, [array[:1] for array in arrays])

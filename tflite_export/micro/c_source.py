@@ -13,6 +13,9 @@
 
 from __future__ import annotations
 
+import functools
+
+from tflite_export import file_bytes
 from tflite_export.errors import MicroError
 
 # TFLM's MicroMutableOpResolver methods (tensorflow/lite/micro/
@@ -43,30 +46,33 @@ _CUSTOM = {"TFLM_DECODE": "Decode",
 _BYTES_PER_LINE = 12
 
 
+@functools.cache
+def _builtin_names():
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return {code: name for name, code in vars(schema.BuiltinOperator).items()
+            if name.isupper()}
+
+
+def op_name(code):
+    """The name of an operator code of `file_bytes.read_model`'s tree: its
+    builtin name (`CONV_2D`) or its custom code (`TFLM_DECODE`)."""
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    if _builtin_names().get(builtin) == "CUSTOM":
+        custom = code.customCode
+        return custom.decode() if isinstance(custom, bytes) else custom
+    return _builtin_names().get(builtin, f"BUILTIN_{builtin}")
+
+
 def ops(tflite_bytes):
     """The names of the ops the file's operators use, in order of first
-    use: builtin names (`CONV_2D`) and custom codes (`TFLM_DECODE`). (The
-    file's op-code table can list codes no operator uses any more.)"""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    names = {code: name for name, code in vars(schema.BuiltinOperator).items()
-             if name.isupper()}
-    model = flatbuffer_utils.read_model_from_bytearray(
-        bytearray(tflite_bytes))
-    found = []
-    used = [op.opcodeIndex for subgraph in model.subgraphs
+    use (`op_name`). The file's op-code table can list codes no operator
+    uses any more."""
+    model = file_bytes.read_model(tflite_bytes)
+    used = [model.operatorCodes[op.opcodeIndex]
+            for subgraph in model.subgraphs
             for op in subgraph.operators or ()]
-    for code in (model.operatorCodes[index] for index in used):
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-        if builtin == schema.BuiltinOperator.CUSTOM:
-            custom = code.customCode
-            name = custom.decode() if isinstance(custom, bytes) else custom
-        else:
-            name = names.get(builtin, f"BUILTIN_{builtin}")
-        if name not in found:
-            found.append(name)
-    return found
+    return list(dict.fromkeys(op_name(code) for code in used))
 
 
 def resolver_method(op_name):

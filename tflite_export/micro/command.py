@@ -19,6 +19,9 @@ from tflite_export import command_inputs
 from tflite_export.command_inputs import CliError
 from tflite_export.errors import MicroError
 from tflite_export.micro import boards
+from tflite_export.micro.export import check_out_dir
+from tflite_export.micro.export import micro_export
+from tflite_export.micro.export import write
 
 FLAGS = ("board", "max_flash", "max_ram", "compress")
 
@@ -57,21 +60,17 @@ def _check_out(out, model_path):
     if not out:
         raise CliError("--out is required: the directory to write the micro "
                        "files into")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise CliError(f"--out={out} is a file; expected a directory for the "
-                       "micro files")
+    check_out_dir(out)  # an OutputError: exit 2 like a CliError
     # Probes the directory (or, for a new one, its parent) for writing,
     # and refuses to write over the input model.
     target = os.path.join(out, "model.tflite") if os.path.isdir(out) else out
     command_inputs.check_writable(target, protected=(model_path,))
 
 
-def micro_command(model_path, out, representative, verify, verbose=False):
+def micro_command(model_path, out, representative, verify):
     """Runs the command; the shared flags (`--out`, `--representative`,
     `--verify`) come from `cli`."""
     from tflite_export import data as data_lib
-    from tflite_export.micro.export import micro_export
-    from tflite_export.micro.export import write
     from tflite_export.micro.report import markdown
 
     limits = dict(board=_BOARD.value,

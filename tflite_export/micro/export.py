@@ -99,7 +99,8 @@ def check_integer(tflite_bytes):
                     "takes and gives int8. Convert with float_io=False.")
 
 
-def _check_out(out_dir):
+def check_out_dir(out_dir):
+    """Refuses an `out_dir` that exists and is not a directory."""
     if out_dir is not None and os.path.exists(out_dir) and not os.path.isdir(
             out_dir):
         raise OutputError(f"--out={out_dir} is a file; expected a directory "
@@ -145,7 +146,7 @@ def micro_export(model, representative_data, out_dir=None, *, board=None,
     from tflite_export.conversion import convert
 
     limits = boards.budget(board, max_flash, max_ram)
-    _check_out(out_dir)
+    check_out_dir(out_dir)
     if not name.isidentifier():
         raise MicroError(f"Received: name={name!r}. Expected a C identifier "
                          "(letters, digits and _).")
@@ -174,8 +175,9 @@ def micro_export(model, representative_data, out_dir=None, *, board=None,
         check_arrays = (check_data(verify_data, keras_model, "verify_data")
                         if keras_model is not None
                         else [np.asarray(verify_data, np.float32)])
-    agreement = agreement_lib.compare(micro_bytes, int8_bytes, keras_model,
-                                      check_arrays, arena.size, labels)
+    agreement = agreement_lib.compare(
+        micro_bytes, int8_bytes, keras_model, check_arrays, arena.size,
+        labels, litert_arena_size=int8_arena and int8_arena.size)
     result = MicroExport(
         tflite=micro_bytes, int8_tflite=int8_bytes, name=name, mode=mode,
         ops=ops, resolver=resolver,
@@ -191,7 +193,7 @@ def micro_export(model, representative_data, out_dir=None, *, board=None,
 def write(result, out_dir):
     """Writes the files of a `MicroExport` into `out_dir`, each atomically;
     returns their paths."""
-    _check_out(out_dir)
+    check_out_dir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     source, header = c_source.model_data(result.tflite, result.name)
     files = {

@@ -23,6 +23,7 @@ import numpy as np
 
 from tflite_export import file_bytes
 from tflite_export.errors import MicroError
+from tflite_export.micro import c_source
 
 _KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _MAX_BITS = 7
@@ -42,15 +43,9 @@ class Choice:
     after: int
 
 
-def _read(tflite_bytes):
+def _choice(index, tensor, buffer):
     from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
 
-    return schema, flatbuffer_utils.read_model_from_bytearray(
-        bytearray(tflite_bytes))
-
-
-def _choice(index, tensor, buffer, schema):
     if tensor.type != schema.TensorType.INT8 or buffer.data is None:
         return None
     values = np.frombuffer(bytes(buffer.data), np.int8).reshape(tensor.shape)
@@ -74,22 +69,19 @@ def _choice(index, tensor, buffer, schema):
 
 def plan(tflite_bytes):
     """The `Choice`s for the file's kernels where compression pays."""
-    schema, model = _read(tflite_bytes)
-    names = {code: name for name, code in vars(schema.BuiltinOperator).items()
-             if name.isupper()}
+    model = file_bytes.read_model(tflite_bytes)
     if len(model.subgraphs) != 1:
         return []
     subgraph = model.subgraphs[0]
     kernels = set()
     for op in subgraph.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+        name = c_source.op_name(model.operatorCodes[op.opcodeIndex])
         if name in _KERNEL_OPS and len(op.inputs) > 1 and op.inputs[1] >= 0:
             kernels.add(int(op.inputs[1]))
     choices = []
     for index in sorted(kernels):
         tensor = subgraph.tensors[index]
-        choice = _choice(index, tensor, model.buffers[tensor.buffer], schema)
+        choice = _choice(index, tensor, model.buffers[tensor.buffer])
         if choice is not None:
             choices.append(choice)
     return choices

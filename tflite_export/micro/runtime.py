@@ -78,13 +78,19 @@ def interpreter(tflite_bytes, arena_size):
                 f"{_first_error(printed or str(error))}") from None
 
 
+def _invoked(tflite_bytes, arena_size, sample):
+    """An interpreter that has run `sample` once; raises where TFLM fails."""
+    micro = interpreter(tflite_bytes, arena_size)
+    with console.HeldStderr():
+        for index, array in enumerate(sample):
+            micro.set_input(array, index)
+        micro.invoke()
+    return micro
+
+
 def _runs(tflite_bytes, arena_size, sample):
     try:
-        micro = interpreter(tflite_bytes, arena_size)
-        with console.HeldStderr():
-            for index, array in enumerate(sample):
-                micro.set_input(array, index)
-            micro.invoke()
+        _invoked(tflite_bytes, arena_size, sample)
     except (MicroError, RuntimeError):
         return False
     return True
@@ -124,12 +130,7 @@ def minimum_arena(tflite_bytes, sample) -> Arena:
             high = middle
         else:
             low = middle
-    micro = interpreter(tflite_bytes, high)
-    with console.HeldStderr():
-        for index, array in enumerate(sample):
-            micro.set_input(array, index)
-        micro.invoke()
-    figures = _allocations(micro)
+    figures = _allocations(_invoked(tflite_bytes, high, sample))
     return Arena(size=high, head=figures.get("head", 0),
                  tail=figures.get("tail", 0))
 

@@ -8,7 +8,6 @@ from tflite_export.errors import MicroError
 from tflite_export.micro import agreement
 from tflite_export.micro import micro_export
 from tflite_export.micro import runtime
-from tflite_export.verification import quantize
 
 # The trained models and their exports (conftest.py) are made once, on
 # one worker: `make test` runs with --dist loadgroup.
@@ -80,10 +79,9 @@ def test_lut_compression_halves_a_clustered_kernel_file(exports, digits):
     assert "AddDecode" in result.resolver
     assert result.agreement.identical_to_uncompressed is True
     # Value for value, on the raw int8 outputs as well.
-    x = quantize(digits.x_test[:50], te.inspection.interpreter_for(
-        result.int8_tflite, delegates=False).get_input_details()[0])
-    plain = runtime.run(result.int8_tflite, [x], 1 << 20)[0]
-    packed = runtime.run(result.tflite, [x], 1 << 20)[0]
+    x = agreement.quantized(result.int8_tflite, [digits.x_test[:50]])
+    plain = runtime.run(result.int8_tflite, x, 1 << 20)[0]
+    packed = runtime.run(result.tflite, x, 1 << 20)[0]
     assert plain.dtype == np.int8
     np.testing.assert_array_equal(plain, packed)
     # Decoding into the arena costs RAM: the trade is reported.
