@@ -1,13 +1,15 @@
 """kcompress: pruning, quantization-aware training and int8 TFLite for Keras 3.
 
 `import kcompress as kc` gives the subpackages (`kc.pruning`,
-`kc.quantization`, `kc.clustering`, `kc.distillation`, `kc.lowrank`) and
+`kc.quantization`, `kc.clustering`, `kc.distillation`, `kc.lowrank`,
+`kc.detection`) and
 the top-level verbs `kc.prune_low_magnitude`, `kc.strip_pruning`,
 `kc.quantize_model`, `kc.strip_quantization` and `kc.summary`. Importing
 the package sets no environment variables.
 """
 
 from kcompress import clustering
+from kcompress import detection
 from kcompress import distillation
 from kcompress import lowrank
 from kcompress import pruning
@@ -23,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "clustering",
+    "detection",
     "distillation",
     "lowrank",
     "layer_stats",

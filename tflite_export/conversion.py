@@ -15,9 +15,11 @@ import warnings
 from typing import TYPE_CHECKING
 
 from tflite_export import console
+from tflite_export import detection_postprocess
 from tflite_export import file_bytes
 from tflite_export.backend_bridge import convert_in_tensorflow
 from tflite_export.errors import ConversionError
+from tflite_export.output_matching import output_names
 
 if TYPE_CHECKING:  # Keras loads lazily here; only for the hints.
     import keras
@@ -171,7 +173,8 @@ def _flex_error(error):
 def convert(model: keras.Model, mode: str, representative_data=None,
             float_io: bool | None = None, allow_flex: bool = False,
             sparse_encoding: bool = False, batch_size=None,
-            keep_names: bool = False, verbose: bool = False) -> bytes:
+            keep_names: bool = False, verbose: bool = False,
+            postprocess=None) -> bytes:
     """Converts a Keras 3 model to TFLite bytes.
 
     Args:
@@ -211,6 +214,12 @@ def convert(model: keras.Model, mode: str, representative_data=None,
         verbose: let the converter's own output through to stderr (its
             C++ log lines and Python warnings). By default it is held back,
             and shown only if the conversion fails.
+        postprocess: a `kcompress.detection.SSDPostProcessing`, for a
+            detector with `box_encodings` and `class_scores` outputs: box
+            decoding and NMS are appended to the file as LiteRT's
+            `TFLite_Detection_PostProcess` (`detection_postprocess`), whose
+            runtime takes one image at a time, so the batch size is fixed
+            to 1.
 
     Returns:
         The `.tflite` flatbuffer as bytes. The input model is not modified.
@@ -235,6 +244,9 @@ def convert(model: keras.Model, mode: str, representative_data=None,
     keras = _keras()
     check_model(model)
     _check_recurrent(model, mode, batch_size, allow_flex)
+    if postprocess is not None:
+        postprocess = detection_postprocess.check_detector(model, postprocess)
+        batch_size = 1
     samples = None
     if representative_data is not None and mode in _NEEDS_DATA:
         samples = check_data(representative_data, model)
@@ -242,7 +254,7 @@ def convert(model: keras.Model, mode: str, representative_data=None,
         return convert_in_tensorflow(
             model, mode, samples, float_io=float_io, allow_flex=allow_flex,
             sparse_encoding=sparse_encoding, batch_size=batch_size,
-            keep_names=keep_names, verbose=verbose)
+            keep_names=keep_names, verbose=verbose, postprocess=postprocess)
     from tflite_export.static_shapes import static_reshapes
 
     model = prepare(model, mode)
@@ -252,9 +264,17 @@ def convert(model: keras.Model, mode: str, representative_data=None,
                            name=f"input_{i}")
              for i, (shape, dtype) in enumerate(input_specs(model))]
 
+    names = output_names(model)
+
     def serve(*args):
-        return model(list(args) if len(args) > 1 else args[0],
-                     training=False)
+        outputs = model(list(args) if len(args) > 1 else args[0],
+                        training=False)
+        if len(names) > 1 and not isinstance(outputs, dict):
+            # Named in the signature, so verify matches them by name.
+            outputs = dict(zip(names, outputs))
+        if postprocess is not None:
+            return detection_postprocess.apply(tf, outputs, postprocess)
+        return outputs
 
     # Keras 3's own path to TFLite: ExportArchive -> SavedModel -> converter,
     # which freezes the variables into constants.
@@ -266,6 +286,8 @@ def convert(model: keras.Model, mode: str, representative_data=None,
             archive.add_endpoint("serve", serve, input_signature=specs)
             archive.write_out(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        # TFLite_Detection_PostProcess is a custom op (built into LiteRT).
+        converter.allow_custom_ops = postprocess is not None
         with _held_output(verbose):
             tflite = _run_converter(tf, converter, mode, samples, float_io,
                                     allow_flex, sparse_encoding)
@@ -334,7 +356,9 @@ def _check_recurrent(model, mode, batch_size, allow_flex):
 
 
 _INTEGER_MODES = ("int8", "qat")
-_BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
+# Float by design: the ends, and the detection post-processing (which
+# LiteRT runs on the dequantized head outputs).
+_BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE", "TFLite_Detection_PostProcess")
 
 
 def check_integer(tflite, mode):

@@ -12,6 +12,8 @@ from tflite_export.conversion import check_data
 from tflite_export.conversion import check_model
 from tflite_export.inspection import check_tflite_bytes
 from tflite_export.inspection import interpreter_for
+from tflite_export.output_matching import match_outputs
+from tflite_export.output_matching import output_names
 
 if TYPE_CHECKING:  # Keras loads lazily here; only for the hints.
     import keras
@@ -20,11 +22,36 @@ _BATCH = 64
 
 
 @dataclasses.dataclass
+class OutputAgreement:
+    """How one output of the file agrees with the Keras model's.
+
+    `max_steps` and `mean_steps` are the differences in the output's
+    quantization steps (None for a float output); `top1_agreement` compares
+    the argmax over each sample's values.
+    """
+
+    name: str
+    shape: tuple
+    dtype: str
+    top1_agreement: float
+    max_abs_diff: float
+    mean_abs_diff: float
+    output_scale: float
+    max_steps: float
+    mean_steps: float
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
 class Verification:
     """Agreement between a TFLite model and a Keras model on the same data.
 
-    `max_steps` and `mean_steps` are the output differences in output
-    quantization steps (None for a float output).
+    `outputs` has one `OutputAgreement` per Keras output, each matched to
+    the file's tensor by name and shape (`output_matching`). The other
+    fields describe the first output, as for a single-output model;
+    accuracies need labels and a single output.
     """
 
     samples: int
@@ -36,6 +63,7 @@ class Verification:
     mean_steps: float
     keras_accuracy: float
     tflite_accuracy: float
+    outputs: list = dataclasses.field(default_factory=list)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -58,13 +86,13 @@ def _dequantize(y, detail):
     return y.astype(np.float32)
 
 
-def output_scale(interpreter):
-    """Quantization step of the model's (first) output, or None if float.
+def output_scale(interpreter, detail=None):
+    """Quantization step of an output (default: the first), None if float.
 
     For a float output fed by DEQUANTIZE, the step of the int8 tensor behind
     it.
     """
-    detail = interpreter.get_output_details()[0]
+    detail = detail or interpreter.get_output_details()[0]
     scale = detail["quantization"][0]
     if scale:
         return float(scale)
@@ -81,15 +109,27 @@ def run_tflite(tflite_bytes, arrays, num_threads=None, delegates=True,
                reference_kernels=False):
     """Runs the TFLite model over the input arrays; float outputs.
 
-    `delegates=False` uses TFLite's built-in kernels instead of XNNPACK,
-    and `reference_kernels=True` its reference kernels.
+    Returns the file's first output and its quantization step
+    (`run_outputs` returns every output). `delegates=False` uses TFLite's
+    built-in kernels instead of XNNPACK, and `reference_kernels=True` its
+    reference kernels.
     """
     interpreter = interpreter_for(tflite_bytes, num_threads=num_threads,
                                   delegates=delegates,
                                   reference_kernels=reference_kernels)
+    detail = interpreter.get_output_details()[0]
+    (values,) = run_outputs(interpreter, arrays, [detail])
+    return values, output_scale(interpreter, detail)
+
+
+def run_outputs(interpreter, arrays, output_details):
+    """Runs an interpreter over the input arrays, batch by batch.
+
+    Returns:
+        One float array per entry of `output_details`, samples first.
+    """
     input_details = interpreter.get_input_details()
-    output_detail = interpreter.get_output_details()[0]
-    outputs = []
+    outputs = [[] for _ in output_details]
     size = len(arrays[0])
     # A file converted with a fixed batch size runs that many at a time.
     signature = input_details[0].get("shape_signature")
@@ -108,34 +148,38 @@ def run_tflite(tflite_bytes, arrays, num_threads=None, delegates=True,
         for detail, array in zip(interpreter.get_input_details(), batch):
             interpreter.set_tensor(detail["index"], quantize(array, detail))
         interpreter.invoke()
-        raw = interpreter.get_tensor(output_detail["index"])
-        outputs.append(_dequantize(raw, interpreter.get_output_details()[0]))
-    return np.concatenate(outputs), output_scale(interpreter)
+        for values, detail in zip(outputs, output_details):
+            values.append(_dequantize(interpreter.get_tensor(detail["index"]),
+                                      detail))
+    return [np.concatenate(values) for values in outputs]
 
 
-def _check_same_signature(tflite_bytes, keras_model):
-    """Refuses a file whose inputs or output do not match the model's."""
-    if len(keras_model.outputs) != 1:
-        raise ConversionError(
-            f"Model '{keras_model.name}' has {len(keras_model.outputs)} "
-            "outputs. verify compares single-output models; verify each "
-            "output through a keras.Model(model.inputs, model.outputs[i]).")
-    interpreter = interpreter_for(tflite_bytes, delegates=False)
-    def lite(details):
-        return [tuple(int(d) if d >= 0 else None
-                      for d in detail["shape_signature"][1:])
-                for detail in details]
-
-    lite_in = lite(interpreter.get_input_details())
-    lite_out = lite(interpreter.get_output_details())
+def _check_inputs(interpreter, keras_model):
+    """Refuses a file whose inputs do not match the model's."""
+    lite_in = [tuple(int(d) if d >= 0 else None
+                     for d in detail["shape_signature"][1:])
+               for detail in interpreter.get_input_details()]
     keras_in = [tuple(t.shape[1:]) for t in keras_model.inputs]
-    keras_out = [tuple(keras_model.outputs[0].shape[1:])]
-    if lite_in != keras_in or lite_out != keras_out:
+    if lite_in != keras_in:
         raise ConversionError(
-            f"The .tflite file takes inputs {lite_in} and gives {lite_out} "
-            f"(per sample), but model '{keras_model.name}' takes {keras_in} "
-            f"and gives {keras_out}. Pass the Keras model the file was "
-            "converted from.")
+            f"The .tflite file takes inputs {lite_in} (per sample), but "
+            f"model '{keras_model.name}' takes {keras_in}. Pass the Keras "
+            "model the file was converted from.")
+
+
+def _agreement(name, lite, reference, scale, dtype):
+    diff = np.abs(lite - reference)
+    flat_lite = lite.reshape(len(lite), -1)
+    flat_ref = reference.reshape(len(reference), -1)
+    return OutputAgreement(
+        name=name, shape=tuple(int(d) for d in lite.shape[1:]),
+        dtype=dtype,
+        top1_agreement=float(np.mean(flat_lite.argmax(-1)
+                                     == flat_ref.argmax(-1))),
+        max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
+        output_scale=scale,
+        max_steps=float(diff.max() / scale) if scale else None,
+        mean_steps=float(diff.mean() / scale) if scale else None)
 
 
 def verify(tflite_bytes: bytes, keras_model: keras.Model, x,
@@ -149,14 +193,24 @@ def verify(tflite_bytes: bytes, keras_model: keras.Model, x,
         y: optional integer labels, for accuracy.
 
     Returns:
-        A `Verification`: top-1 agreement, output differences (absolute and,
-        for a quantized output, in quantization steps) and accuracies.
+        A `Verification`: for each output (matched to the file's tensor by
+        name and shape), top-1 agreement and differences, absolute and, for
+        a quantized output, in quantization steps; and accuracies.
     """
     tflite_bytes = check_tflite_bytes(tflite_bytes)
     check_model(keras_model, argument="keras_model")
     arrays = check_data(x, keras_model, argument="x")
-    _check_same_signature(tflite_bytes, keras_model)
+    interpreter = interpreter_for(tflite_bytes)
+    _check_inputs(interpreter, keras_model)
+    details = match_outputs(interpreter, keras_model)
+    names = output_names(keras_model)
     if y is not None:
+        if len(details) != 1:
+            raise ConversionError(
+                f"Received: labels y for model '{keras_model.name}' with "
+                f"{len(details)} outputs. Expected y=None: labels score a "
+                "single-output classifier (a detector is scored by "
+                "tflite_export.verify_detections).")
         y = np.asarray(y)
         if y.dtype.kind not in "iu" or y.reshape(len(y), -1).shape != (
                 len(arrays[0]), 1):
@@ -164,27 +218,35 @@ def verify(tflite_bytes: bytes, keras_model: keras.Model, x,
                 f"Received: y of dtype {y.dtype} and shape {y.shape}. "
                 f"Expected one integer label per sample, shape "
                 f"({len(arrays[0])},).")
-    lite, scale = run_tflite(tflite_bytes, arrays)
-    reference = keras_model.predict(arrays if len(arrays) > 1 else arrays[0],
-                                    verbose=0, batch_size=256)
-    reference = np.asarray(reference, np.float32).reshape(lite.shape)
-    diff = np.abs(lite - reference)
-    flat_lite = lite.reshape(len(lite), -1)
-    flat_ref = reference.reshape(len(reference), -1)
-    agreement = float(np.mean(flat_lite.argmax(-1) == flat_ref.argmax(-1)))
+    lites = run_outputs(interpreter, arrays, details)
+    references = keras_model.predict(
+        arrays if len(arrays) > 1 else arrays[0], verbose=0, batch_size=256)
+    if len(details) == 1:
+        references = [references]
+    agreements = [
+        _agreement(name, lite,
+                   np.asarray(reference, np.float32).reshape(lite.shape),
+                   output_scale(interpreter, detail),
+                   np.dtype(detail["dtype"]).name)
+        for name, lite, reference, detail in zip(names, lites, references,
+                                                  details)]
+    first = agreements[0]
     keras_accuracy = tflite_accuracy = None
     if y is not None:
         y = np.asarray(y).reshape(-1)
+        flat_ref = np.asarray(references[0]).reshape(len(y), -1)
         keras_accuracy = float(np.mean(flat_ref.argmax(-1) == y))
-        tflite_accuracy = float(np.mean(flat_lite.argmax(-1) == y))
+        tflite_accuracy = float(np.mean(
+            lites[0].reshape(len(y), -1).argmax(-1) == y))
     return Verification(
-        samples=len(lite),
-        top1_agreement=agreement,
-        max_abs_diff=float(diff.max()),
-        mean_abs_diff=float(diff.mean()),
-        output_scale=scale,
-        max_steps=float(diff.max() / scale) if scale else None,
-        mean_steps=float(diff.mean() / scale) if scale else None,
+        samples=len(lites[0]),
+        top1_agreement=first.top1_agreement,
+        max_abs_diff=first.max_abs_diff,
+        mean_abs_diff=first.mean_abs_diff,
+        output_scale=first.output_scale,
+        max_steps=first.max_steps,
+        mean_steps=first.mean_steps,
         keras_accuracy=keras_accuracy,
         tflite_accuracy=tflite_accuracy,
+        outputs=agreements,
     )
