@@ -140,6 +140,9 @@ def convert_command(model_path):
     verification = None
     if "verify" in datasets:
         x, y = datasets["verify"]
+        # Labels score a classifier's one output; several outputs are each
+        # compared with Keras, one report row per output.
+        y = y if len(model.outputs) == 1 else None
         verification = te.verify(tflite, model, x, y).to_dict()
     progress.add(1)
     report = {

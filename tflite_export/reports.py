@@ -44,18 +44,49 @@ def markdown_report(report):
                      f"{min(zeros.values()):.1%}..{max(zeros.values()):.1%}"))
     check = report.get("verification")
     if check:
-        rows.append(("top-1 agreement", f"{check['top1_agreement']:.2%}"))
-        if check["max_steps"] is not None:
-            rows.append(("max diff (quant steps)", f"{check['max_steps']:.1f}"))
-        rows.append(("max abs diff", f"{check['max_abs_diff']:.3g}"))
-        if check["keras_accuracy"] is not None:
-            rows.append(("accuracy Keras / TFLite",
-                         f"{check['keras_accuracy']:.4f} / "
-                         f"{check['tflite_accuracy']:.4f}"))
+        rows += _verification_rows(check)
+    detection = report.get("detection")
+    if detection:
+        rows += _detection_rows(detection)
     from kcompress.tables import render  # Keras is loaded by then.
 
     return (f"## {os.path.basename(report['tflite'])}\n\n"
             + render(["", ""], rows) + "\n")
+
+
+def _steps(value):
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _verification_rows(check):
+    outputs = check.get("outputs") or []
+    if len(outputs) > 1:
+        # One row per output, matched to the file's tensor by name.
+        return [(f"output {o['name']} {tuple(o['shape'])} {o['dtype']}",
+                 f"top-1 agreement {o['top1_agreement']:.2%}, max diff "
+                 f"{_steps(o['max_steps'])} steps (mean "
+                 f"{_steps(o['mean_steps'])}), max abs diff "
+                 f"{o['max_abs_diff']:.3g}") for o in outputs]
+    rows = [("top-1 agreement", f"{check['top1_agreement']:.2%}")]
+    if check["max_steps"] is not None:
+        rows.append(("max diff (quant steps)", f"{check['max_steps']:.1f}"))
+    rows.append(("max abs diff", f"{check['max_abs_diff']:.3g}"))
+    if check["keras_accuracy"] is not None:
+        rows.append(("accuracy Keras / TFLite",
+                     f"{check['keras_accuracy']:.4f} / "
+                     f"{check['tflite_accuracy']:.4f}"))
+    return rows
+
+
+def _detection_rows(check):
+    return [
+        ("mAP@0.5 Keras / TFLite",
+         f"{check['keras_map50']:.4f} / {check['tflite_map50']:.4f}"),
+        ("mAP@0.5:0.95 Keras / TFLite",
+         f"{check['keras_map']:.4f} / {check['tflite_map']:.4f}"),
+        ("boxes matched (same class, IoU >= 0.5)",
+         f"{check['matched_share']:.2%}, mean IoU {check['mean_iou']:.4f}"),
+        ("images", f"{check['samples']:,}")]
 
 
 def _read_json(path, required):
@@ -76,7 +107,8 @@ def _read_json(path, required):
 
 def table(files):
     """One Markdown table over `[(tflite path, its bytes)]`: mode, sizes,
-    accuracy and every bench's median, from the sidecar files."""
+    accuracy (a detector's mAP) and every bench's median, from the sidecar
+    files."""
     rows, targets = [], []
     for path, data in files:
         json_path, _ = report_paths(path)
@@ -90,7 +122,8 @@ def table(files):
             if result["target"] not in targets:
                 targets.append(result["target"])
         rows.append((path, data, info, benches))
-    header = ["file", "mode", "size (B)", "gzip (B)", "TFLite acc"] + [
+    header = ["file", "mode", "size (B)", "gzip (B)", "TFLite acc",
+              "mAP@0.5 Keras / TFLite"] + [
         f"{t} median ms" + (" (emulated)" if t.endswith("-emu") else "")
         for t in targets] + ["outputs vs host"]
     from kcompress.tables import render  # The one table renderer.
@@ -99,9 +132,12 @@ def table(files):
     for path, data, info, benches in rows:
         check = info.get("verification") or {}
         accuracy = check.get("tflite_accuracy")
+        detection = info.get("detection") or {}
         cells = [os.path.basename(path), info.get("mode", "?"),
                  f"{len(data):,}", f"{gzip_size(data):,}",
-                 f"{accuracy:.4f}" if accuracy is not None else "-"]
+                 f"{accuracy:.4f}" if accuracy is not None else "-",
+                 f"{detection['keras_map50']:.4f} / "
+                 f"{detection['tflite_map50']:.4f}" if detection else "-"]
         cells += [f"{benches[t]['median_ms']:.3f}" if t in benches else "-"
                   for t in targets]
         checks = [f"{t}: " + ("bit-identical" if b["bit_identical_to_host"]
