@@ -13,6 +13,7 @@ import pytest
 import kcompress as kc
 import tflite_export
 from kcompress import clustering
+from kcompress import detection
 from kcompress import distillation
 from kcompress import lowrank
 from kcompress import pruning
@@ -21,7 +22,7 @@ from kcompress.quantization import tfmot_quantizers
 
 PUBLIC = [(module, name) for module in (kc, pruning, quantization,
                                         clustering, distillation, lowrank,
-                                        tflite_export)
+                                        detection, tflite_export)
           for name in module.__all__]
 
 SCHEDULES = [
@@ -128,7 +129,7 @@ def test_no_mutable_defaults():
     import inspect
 
     for module in (pruning, quantization, clustering, distillation, lowrank,
-                   kc, tflite_export):
+                   detection, kc, tflite_export):
         for name in module.__all__:
             obj = getattr(module, name)
             target = obj.__init__ if inspect.isclass(obj) else obj
@@ -154,7 +155,8 @@ def test_import_sets_no_environment_variables():
 
 
 @pytest.mark.parametrize("package", [kc, pruning, quantization, clustering,
-                                     distillation, lowrank, tflite_export])
+                                     distillation, lowrank, detection,
+                                     tflite_export])
 def test_no_public_function_shadows_a_module(package):
     """`pkg.name` and `from pkg.module import x` must both keep working."""
     folder = os.path.dirname(package.__file__)
@@ -167,3 +169,25 @@ def test_no_public_function_shadows_a_module(package):
             assert inspect.ismodule(value), (
                 f"{package.__name__}.{name} is a {type(value).__name__} that "
                 f"hides the module {package.__name__}.{name}")
+
+
+DETECTION_OBJECTS = [
+    detection.AnchorBoxes((64, 64), (16, 32), ((.3, .4), (.6,)), (1., 2.)),
+    detection.SSDPostProcessing(
+        detection.AnchorBoxes((32, 32), (16, 32), ((.5,), (.8,))), 3,
+        max_detections=5, score_threshold=.2, iou_threshold=.6),
+    detection.BoxRegressionLoss(delta=0.5),
+    detection.FocalClassLoss(alpha=0.3, gamma=1.5),
+]
+
+
+@pytest.mark.parametrize("obj", DETECTION_OBJECTS,
+                         ids=[type(o).__name__ for o in DETECTION_OBJECTS])
+def test_detection_objects_round_trip_without_scope(obj):
+    data = json.loads(json.dumps(keras.saving.serialize_keras_object(obj)))
+    assert data["registered_name"].startswith("kcompress>")
+    again = keras.saving.deserialize_keras_object(data)
+    assert type(again) is type(obj)
+    assert again.get_config() == obj.get_config()
+    assert type(obj).from_config(obj.get_config()).get_config() == (
+        obj.get_config())

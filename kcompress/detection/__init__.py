@@ -32,9 +32,9 @@ from kcompress.detection.metrics import agreement
 from kcompress.detection.metrics import mean_average_precision
 from kcompress.detection.postprocess import Detections
 from kcompress.detection.postprocess import SSDPostProcessing
-from kcompress.detection.ssd_lite import BOX_OUTPUT
-from kcompress.detection.ssd_lite import SCORE_OUTPUT
-from kcompress.detection.ssd_lite import ssd_lite
+from kcompress.detection.detector import BOX_OUTPUT
+from kcompress.detection.detector import SCORE_OUTPUT
+from kcompress.detection.detector import ssd_lite
 from kcompress.detection.targets import detection_targets
 
 __all__ = ["AnchorBoxes", "BOX_OUTPUT", "BoxRegressionLoss", "COCO_IOUS",
