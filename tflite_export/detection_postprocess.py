@@ -1,4 +1,4 @@
-"""Box decoding and NMS inside the file: LiteRT's `TFLite_Detection_PostProcess`.
+"""Box decoding and NMS in the file: `TFLite_Detection_PostProcess`.
 
 `convert(model, mode, postprocess=SSDPostProcessing(...))` appends this op
 to a detector whose outputs are `box_encodings` `(N, 4)` and

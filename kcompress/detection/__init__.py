@@ -25,6 +25,9 @@ from kcompress.detection.boxes import check_ground_truth
 from kcompress.detection.boxes import decode
 from kcompress.detection.boxes import encode
 from kcompress.detection.boxes import iou
+from kcompress.detection.detector import BOX_OUTPUT
+from kcompress.detection.detector import SCORE_OUTPUT
+from kcompress.detection.detector import ssd_lite
 from kcompress.detection.losses import BoxRegressionLoss
 from kcompress.detection.losses import FocalClassLoss
 from kcompress.detection.metrics import COCO_IOUS
@@ -32,9 +35,6 @@ from kcompress.detection.metrics import agreement
 from kcompress.detection.metrics import mean_average_precision
 from kcompress.detection.postprocess import Detections
 from kcompress.detection.postprocess import SSDPostProcessing
-from kcompress.detection.detector import BOX_OUTPUT
-from kcompress.detection.detector import SCORE_OUTPUT
-from kcompress.detection.detector import ssd_lite
 from kcompress.detection.targets import detection_targets
 
 __all__ = ["AnchorBoxes", "BOX_OUTPUT", "BoxRegressionLoss", "COCO_IOUS",

@@ -74,6 +74,14 @@ def distill(student: keras.Model, teacher: keras.Model,
             f"Received: student of type {type(student).__name__}. Expected a "
             "keras.Model."
         )
+    if len(student.outputs) != 1:
+        raise ValueError(
+            f"Received: student '{student.name}' with "
+            f"{len(student.outputs)} outputs. Expected one output of logits: "
+            "logits distillation does not fit a detector's box regressions "
+            "and sigmoid scores. Fine-tune a pruned or QAT detector with its "
+            "own losses (kcompress.detection.BoxRegressionLoss and "
+            "FocalClassLoss) instead.")
     if _output_shapes(teacher) != _output_shapes(student):
         raise ValueError(
             f"Received: a teacher with output shapes {_output_shapes(teacher)}"

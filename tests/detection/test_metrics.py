@@ -55,7 +55,7 @@ def test_agreement_counts_same_class_overlapping_boxes():
     assert share == pytest.approx(0.5)  # one of two pairs, same class
     assert 0.9 < mean_iou < 1.0
     assert agreement([_found(np.zeros((0, 4)), [], [])],
-                     [_found(np.zeros((0, 4)), [], [])]) == (1.0, 
+                     [_found(np.zeros((0, 4)), [], [])]) == (1.0,
                                                            pytest.approx(
                                                                np.nan,
                                                                nan_ok=True))

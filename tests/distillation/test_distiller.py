@@ -147,3 +147,11 @@ def test_soft_target_loss_config_round_trip():
     assert again.temperature == 3.0
     with pytest.raises(ValueError, match="temperature=-1"):
         kc.distillation.SoftTargetKLDivergence(temperature=-1)
+
+
+def test_several_outputs_are_refused_with_what_to_do_instead():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, [keras.layers.Dense(3)(inputs),
+                                 keras.layers.Dense(2)(inputs)])
+    with pytest.raises(ValueError, match="2 outputs.*BoxRegressionLoss"):
+        kc.distillation.distill(model, model)
