@@ -6,8 +6,8 @@ with `ai_edge_litert` (each output matched by name), `verify_detections(...)`
 scores a detector's file and model in mAP, and `inspect(tflite_bytes)`
 reports ops, int8 coverage, weight sparsity and sizes. TensorFlow is this
 package's (kcompress reaches for it only in two fenced places: TensorBoard
-event files and a `tf.distribute` check), and it loads lazily: `import tflite_export` loads
-neither Keras nor TensorFlow. Every error it raises on purpose is an
+event files and a `tf.distribute` check), and it loads lazily: `import
+tflite_export` loads neither Keras nor TensorFlow. Every error it raises on purpose is an
 `ExportError` (also a `ValueError`, `RuntimeError` or `OSError`).
 """
 
