@@ -7,8 +7,9 @@ scores a detector's file and model in mAP, and `inspect(tflite_bytes)`
 reports ops, int8 coverage, weight sparsity and sizes. TensorFlow is this
 package's (kcompress reaches for it only in two fenced places: TensorBoard
 event files and a `tf.distribute` check), and it loads lazily: `import
-tflite_export` loads neither Keras nor TensorFlow. Every error it raises on purpose is an
-`ExportError` (also a `ValueError`, `RuntimeError` or `OSError`).
+tflite_export` loads neither Keras nor TensorFlow. Every error it raises on
+purpose is an `ExportError` (also a `ValueError`, `RuntimeError` or
+`OSError`).
 """
 
 from tflite_export import targets
