@@ -210,6 +210,8 @@ def run(settings=None, out_dir="artifacts/detection", print_fn=print,
         models["channels_qat_int8"] = (
             qat(channel_pruned(model, data, settings), data, settings), "qat",
             None)
+    for name, (keras_model, _, _) in models.items():
+        keras_model.save(os.path.join(out_dir, f"detector_{name}.keras"))
     rows = []
     for name, (keras_model, mode, representative) in models.items():
         print_fn(f"Exporting, verifying and benching {name}...")

@@ -14,13 +14,14 @@ NOTEBOOKS = sorted(
     (pathlib.Path(__file__).parent.parent / "notebooks").glob("[0-9]*.ipynb"))
 
 
-def test_the_five_walkthroughs_are_there():
+def test_the_six_walkthroughs_are_there():
     assert [path.name for path in NOTEBOOKS] == [
         "01_pruning_during_fit.ipynb",
         "02_quantization_aware_training.ipynb",
         "03_distillation_and_low_rank.ipynb",
         "04_deploy_to_raspberry_pi_and_android.ipynb",
         "05_full_pipeline.ipynb",
+        "06_object_detection_on_the_edge.ipynb",
     ]
 
 

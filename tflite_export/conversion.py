@@ -246,6 +246,7 @@ def convert(model: keras.Model, mode: str, representative_data=None,
     _check_recurrent(model, mode, batch_size, allow_flex)
     if postprocess is not None:
         postprocess = detection_postprocess.check_detector(model, postprocess)
+        float_io = detection_postprocess.check_float_io(mode, float_io)
         batch_size = 1
     samples = None
     if representative_data is not None and mode in _NEEDS_DATA:

@@ -80,6 +80,21 @@ def check_detector(model, postprocess):
     return {**config, "outputs": outputs}
 
 
+def check_float_io(mode, float_io):
+    """The ends of a detector's file: a float image in, float boxes out.
+
+    The post-processing's outputs are float (boxes, class ids, scores, a
+    count), so mode `int8` gets float ends here rather than its usual int8
+    ones; the network inside stays int8.
+    """
+    if float_io is False:
+        raise ConversionError(
+            f"Received: float_io=False with a detection postprocess (mode "
+            f"{mode!r}). Expected float_io=None or True: the post-processing "
+            "outputs float boxes, classes and scores.")
+    return True if mode in ("int8", "qat") else float_io
+
+
 def _signature(config):
     ys, xs, hs, ws = config["box_scales"]
     attributes = [

@@ -58,6 +58,14 @@ def _matches(found, boxes, classes, threshold):
     return hits
 
 
+def _check_classes(classes, num_classes):
+    if len(classes) and (classes.min() < 0 or classes.max() >= num_classes):
+        raise ValueError(
+            f"Received: detections of classes "
+            f"{sorted(set(np.asarray(classes).tolist()))}. Expected class ids "
+            f"in [0, {num_classes}).")
+
+
 def mean_average_precision(detections, ground_truth, num_classes,
                            iou_thresholds=(0.5,)):
     """mAP of `detections` (a `Detections` per image) against the truth.
@@ -82,6 +90,7 @@ def mean_average_precision(detections, ground_truth, num_classes,
         scores = [[] for _ in range(num_classes)]
         hits = [[] for _ in range(num_classes)]
         for found, (boxes, classes) in zip(detections, truth):
+            _check_classes(found.classes, num_classes)
             matched = _matches(found, boxes, classes, threshold)
             for c, s, m in zip(found.classes, found.scores, matched):
                 scores[c].append(s)

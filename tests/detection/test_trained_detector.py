@@ -141,3 +141,17 @@ def test_unrecognised_head_and_bad_truth_are_refused(trained, data, post):
         te.verify_detections(tflite, trained, x_test[:4], bad, post)
     with pytest.raises(te.ConversionError, match="not a detector's"):
         te.run_detections(te.convert(trained, "float32"), x_test[:1])
+
+
+def test_ptq_detector_has_float_ends_and_int8_inside(trained, data, post):
+    x, _, x_test, truth_test = data
+    tflite = te.convert(trained, "int8", representative_data=x[:64],
+                        postprocess=post)
+    floating = {op.name for op in te.inspect(tflite).float_ops}
+    assert floating <= {"QUANTIZE", "DEQUANTIZE",
+                        "TFLite_Detection_PostProcess"}, floating
+    check = te.verify_detections(tflite, trained, x_test, truth_test, post)
+    assert check.tflite_map50 > 0.5 * check.keras_map50
+    with pytest.raises(te.ConversionError, match="float_io=False"):
+        te.convert(trained, "int8", representative_data=x[:8],
+                   postprocess=post, float_io=False)
