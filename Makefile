@@ -100,6 +100,7 @@ bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/compare_tfmot.py
 	$(PY) benchmarks/compression_table.py
 	$(PY) benchmarks/structured_pruning.py
+	$(PY) benchmarks/detection.py
 
 ## bench-zoo: the conformance table on real architectures against TFMOT (about an hour).
 bench-zoo: $(VENV)/.bench-installed

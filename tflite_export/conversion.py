@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from tflite_export import console
 from tflite_export import detection_postprocess
 from tflite_export import file_bytes
+from tflite_export import recurrent
 from tflite_export.backend_bridge import convert_in_tensorflow
 from tflite_export.errors import ConversionError
 from tflite_export.output_matching import output_names
@@ -243,7 +244,7 @@ def convert(model: keras.Model, mode: str, representative_data=None,
         )
     keras = _keras()
     check_model(model)
-    _check_recurrent(model, mode, batch_size, allow_flex)
+    recurrent.check_recurrent(model, mode, batch_size, allow_flex)
     if postprocess is not None:
         postprocess = detection_postprocess.check_detector(model, postprocess)
         float_io = detection_postprocess.check_float_io(mode, float_io)
@@ -260,7 +261,7 @@ def convert(model: keras.Model, mode: str, representative_data=None,
 
     model = prepare(model, mode)
     tf = _tf()
-    batch_size = batch_size or _recurrent_batch(model)
+    batch_size = batch_size or recurrent.recurrent_batch(model)
     specs = [tf.TensorSpec((batch_size,) + shape[1:], dtype,
                            name=f"input_{i}")
              for i, (shape, dtype) in enumerate(input_specs(model))]
@@ -312,48 +313,6 @@ def _held_output(verbose):
         except BaseException:
             held.replay()
             raise
-
-
-def _recurrent_layers(model):
-    from kcompress._model_utils import find_layers
-
-    return [layer.name for layer in find_layers(model,
-                                                _keras().layers.RNN)]
-
-
-def _recurrent_batch(model):
-    """The fixed input batch size of a recurrent model, else None."""
-    sizes = {shape[0] for shape, _ in input_specs(model)}
-    if len(sizes) == 1 and None not in sizes and _recurrent_layers(model):
-        return sizes.pop()
-    return None
-
-
-def _check_recurrent(model, mode, batch_size, allow_flex):
-    """Refuses calibrated modes for recurrent models, before the converter
-    crashes the process.
-
-    TensorFlow 2.21's converter lowers LSTM/GRU/SimpleRNN to a WHILE loop,
-    and its calibration of that loop ends in a segmentation fault: a
-    crash of the caller's process (a notebook kernel, say), not an error.
-    """
-    recurrent = _recurrent_layers(model)
-    if recurrent and mode in _NEEDS_DATA:
-        raise ConversionError(
-            f"Received: mode={mode!r} for model '{model.name}' with recurrent "
-            f"layers {recurrent}. The converter's calibration crashes on the "
-            "loop they lower to. Use mode 'qat' (quantize_model keeps them "
-            "in float and quantizes the rest), 'dynamic' or 'float16'; give "
-            "the model a fixed batch size (keras.Input(..., batch_size=1)) "
-            "or pass batch_size=1.")
-    dynamic = batch_size is None and _recurrent_batch(model) is None
-    if recurrent and dynamic and not allow_flex:
-        raise ConversionError(
-            f"Model '{model.name}' has recurrent layers {recurrent} and a "
-            "dynamic batch size. TFLite's builtin ops run them only with a "
-            "fixed batch size: pass batch_size=1 (command line: "
-            "--batch_size=1), or allow_flex=True to keep them as TensorFlow "
-            "ops.")
 
 
 _INTEGER_MODES = ("int8", "qat")
