@@ -89,10 +89,9 @@ def fit(model, data, epochs, learning_rate=2e-3, callbacks=()):
     from kcompress.detection import BoxRegressionLoss
     from kcompress.detection import FocalClassLoss
 
-    schedule = keras.optimizers.schedules.CosineDecay(
-        learning_rate, max(epochs * int(np.ceil(len(data.x_train) / 32)), 1),
-        alpha=0.05)
-    model.compile(keras.optimizers.Adam(schedule),
+    # A constant rate: from scratch, a cosine decay over a short run cost
+    # mAP (0.18 against 0.46 at 900 steps, both measured).
+    model.compile(keras.optimizers.Adam(learning_rate),
                   loss=[BoxRegressionLoss(), FocalClassLoss()])
     model.fit(data.x_train, list(data.targets), batch_size=32, epochs=epochs,
               verbose=0, callbacks=list(callbacks))

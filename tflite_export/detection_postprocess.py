@@ -118,7 +118,7 @@ def apply(tf, outputs, config):
 
     anchors = tf.constant(AnchorBoxes.from_config(config["anchors"]).boxes())
 
-    @tf.function(experimental_implements=_signature(config))
+    @tf.function(experimental_implements=_signature(config), autograph=False)
     def detection_postprocess(box_encodings, class_scores, anchor_boxes):
         # A placeholder body: the converter replaces the whole function.
         del box_encodings, class_scores, anchor_boxes
