@@ -139,16 +139,35 @@ def channel_pruned(model, data, settings):
 
 
 def _bench(path, runs, x):
+    """Median ms on the host and the emulated Pi 4 (None without qemu);
+    each result is also written beside the file, where `tflite_export
+    report` reads it."""
+    import numpy as np
+
+    import tflite_export as te
+    from tflite_export import reports
     from tflite_export import targets
     from tflite_export.errors import TargetError
 
-    host = targets.bench("host", path, runs=runs * 5, warmup=5)["median_ms"]
-    try:
-        emulated = targets.bench("rpi4-emu", path, runs=runs, warmup=2,
-                                 x=x)["median_ms"]
-    except TargetError:
-        emulated = None
-    return host, emulated
+    medians = []
+    for target, count in (("host", runs * 5), ("rpi4-emu", runs)):
+        try:
+            result = targets.bench(target, path, runs=count, warmup=2,
+                                   x=None if target == "host" else x)
+        except TargetError:
+            medians.append(None)
+            continue
+        if "outputs" in result:
+            outputs = result.pop("outputs")
+            host = result.pop("host_outputs", outputs)
+            result["bit_identical_to_host"] = bool(np.array_equal(outputs,
+                                                                  host))
+            result["max_abs_diff_vs_host"] = float(np.max(np.abs(
+                outputs.astype(np.float64) - host.astype(np.float64))))
+        te.save_atomically(json.dumps(result, indent=2).encode(),
+                           reports.bench_path(path, target))
+        medians.append(result["median_ms"])
+    return tuple(medians)
 
 
 def export_and_measure(name, model, mode, data, settings, out_dir,
