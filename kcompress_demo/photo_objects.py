@@ -9,7 +9,8 @@ one to three per image, with their true boxes:
 - `cup`: the cup and saucer of `skimage.data.coffee`, a rectangular crop;
 - `face`: the 100 faces of `skimage.data.lfw_subset` (Labeled Faces in the
   Wild, 25x25 grey crops of 100 people), a different face each time;
-- `horse`: the horse of `skimage.data.horse`, cut out along its silhouette.
+- `horse`: the horse of `skimage.data.horse`, cut out along its silhouette
+  and given a chestnut coat (the photo is a black silhouette).
 
 Backgrounds are random crops of brick, grass, gravel (grey), the Hubble
 deep field, the rocket launch, and scikit-learn's China and flower photos.
@@ -61,8 +62,10 @@ def _sources():
     cat = _rgb(data.chelsea())[25:260, 110:360]
     cup = _rgb(data.coffee())[20:320, 80:520]
     horse = data.horse()  # True on the white background.
-    horse_rgb = np.stack([np.where(horse, 1.0, 0.18), np.where(
-        horse, 1.0, 0.12), np.where(horse, 1.0, 0.08)], -1)
+    # A chestnut coat: the silhouette is black, which vanished on the
+    # Hubble deep field.
+    horse_rgb = np.stack([np.where(horse, 1.0, 0.62), np.where(
+        horse, 1.0, 0.38), np.where(horse, 1.0, 0.2)], -1)
     objects = [(0, _small(cat), None), (1, _small(cup), None)]
     faces = data.lfw_subset()[:100]  # The first 100 are faces.
     objects += [(2, _rgb(face)[2:23, 3:22], None) for face in faces]
