@@ -244,6 +244,7 @@ def convert(model: keras.Model, mode: str, representative_data=None,
         )
     keras = _keras()
     check_model(model)
+    input_specs(model)  # Refuses a model with no symbolic inputs, here.
     recurrent.check_recurrent(model, mode, batch_size, allow_flex)
     if postprocess is not None:
         postprocess = detection_postprocess.check_detector(model, postprocess)

@@ -3,10 +3,10 @@ the file, and the file's boxes against Keras's.
 
 Training, export and mAP run on `shapes.tiny_detector` (the head layout of
 `ssd_lite` on a small backbone), since training and QAT-tracing
-MobileNetV2's graph take minutes; the SSD-lite on MobileNetV2 is built here
-for channel groups, saving and the refusals, and `test_losses` trains it. Notebook 06
-(also in `make test`) and `benchmarks/detection.py` take the MobileNetV2
-detector through pruning and QAT on real photos."""
+MobileNetV2's graph take minutes. The SSD-lite on MobileNetV2 is built here
+for channel groups, saving and the refusals, and `test_losses` trains it;
+notebook 06 (also in `make test`) and `benchmarks/detection.py` take it
+through pruning and QAT on real photos."""
 
 import keras
 import numpy as np
