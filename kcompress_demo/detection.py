@@ -142,8 +142,6 @@ def _bench(path, runs, x):
     """Median ms on the host and the emulated Pi 4 (None without qemu);
     each result is also written beside the file, where `tflite_export
     report` reads it."""
-    import numpy as np
-
     import tflite_export as te
     from tflite_export import reports
     from tflite_export import targets
@@ -157,13 +155,7 @@ def _bench(path, runs, x):
         except TargetError:
             medians.append(None)
             continue
-        if "outputs" in result:
-            outputs = result.pop("outputs")
-            host = result.pop("host_outputs", outputs)
-            result["bit_identical_to_host"] = bool(np.array_equal(outputs,
-                                                                  host))
-            result["max_abs_diff_vs_host"] = float(np.max(np.abs(
-                outputs.astype(np.float64) - host.astype(np.float64))))
+        result = reports.bench_record(result)
         te.save_atomically(json.dumps(result, indent=2).encode(),
                            reports.bench_path(path, target))
         medians.append(result["median_ms"])

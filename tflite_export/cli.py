@@ -172,8 +172,6 @@ def convert_command(model_path):
 
 
 def bench_command(tflite_path):
-    import numpy as np
-
     from tflite_export import data as data_lib
     from tflite_export import save_atomically
     from tflite_export import targets
@@ -193,12 +191,7 @@ def bench_command(tflite_path):
                          remote_python=_REMOTE_PYTHON.value,
                          ssh_accept_new_host_key=_SSH_ACCEPT_NEW.value)
     progress.add(1)
-    if x is not None:
-        outputs = result.pop("outputs")
-        host = result.pop("host_outputs", outputs)
-        diff = np.abs(outputs.astype(np.float64) - host.astype(np.float64))
-        result["max_abs_diff_vs_host"] = float(diff.max())
-        result["bit_identical_to_host"] = bool(np.array_equal(outputs, host))
+    result = reports.bench_record(result)
     label = " (EMULATED: use for correctness and relative comparisons only)" \
         if result.get("emulated") else ""
     save_atomically(json.dumps(result, indent=2).encode(), path)

@@ -29,6 +29,21 @@ def bench_path(tflite_path, target):
     return f"{os.path.splitext(tflite_path)[0]}.bench.{safe}.json"
 
 
+def bench_record(result):
+    """A bench result as its sidecar holds it: the outputs a `data` run
+    returned are replaced by how they compare with the host's."""
+    import numpy as np
+
+    result = dict(result)
+    if "outputs" in result:
+        outputs = result.pop("outputs")
+        host = result.pop("host_outputs", outputs)
+        diff = np.abs(outputs.astype(np.float64) - host.astype(np.float64))
+        result["max_abs_diff_vs_host"] = float(diff.max())
+        result["bit_identical_to_host"] = bool(np.array_equal(outputs, host))
+    return result
+
+
 def markdown_report(report):
     """The Markdown table of one `convert` report dict."""
     rows = [("mode", report["mode"]), ("size (B)", f"{report['size']:,}"),
