@@ -59,15 +59,32 @@ def lowest(group, scores, fraction, round_to=1):
 
 
 def choose_removed(graph, fraction, protect=None, round_to=1):
-    """The class ids to remove: `lowest` of each prunable group."""
-    _check_fraction(fraction)
+    """The class ids to remove: `lowest` of each prunable group.
+
+    `fraction` is one float for every group, or `{group name: fraction}`
+    (a group not named keeps all its channels)."""
+    per_group = fraction if isinstance(fraction, dict) else None
+    if per_group is not None:
+        names = {group.name for group in graph.groups}
+        unknown = sorted(set(per_group) - names)
+        if unknown:
+            raise ValueError(
+                f"Received: fraction for groups {unknown}. Expected names "
+                f"of channel groups of model '{graph.model.name}': "
+                f"{sorted(names)}.")
+        for value in per_group.values():
+            _check_fraction(value)
+    else:
+        _check_fraction(fraction)
     _check_round_to(round_to)
     _protect(graph, protect)
     scores = graph.importance()
     removed = set()
     for group in graph.groups:
-        if group.prunable:
-            removed.update(lowest(group, scores, fraction, round_to))
+        share = (fraction if per_group is None
+                 else per_group.get(group.name, 0.0))
+        if group.prunable and share:
+            removed.update(lowest(group, scores, share, round_to))
     return removed
 
 
@@ -139,7 +156,10 @@ def prune_channel_groups(model, fraction, protect=None, round_to=1):
         model: a built functional or Sequential model. Not modified.
         fraction: float in [0, 1), the share of each prunable group's
             channels to zero, lowest score first (|gamma| of the group's
-            BatchNorms, else the L2 norms of its producers' columns).
+            BatchNorms, else the L2 norms of its producers' columns); or a
+            dict `{group name: fraction}` for a share per group (the names
+            of `channel_groups(model).groups`; a group not named is kept
+            whole), as `kcompress.budget` plans.
         protect: names of layers whose groups are left whole.
         round_to: keep a multiple of this many channels in each group.
 

@@ -40,6 +40,8 @@ def prune_low_magnitude(
         round_to: int = 1,
         protect: Union[tuple, list, None] = None,
         pruning_policy=None,
+        scope: str = "layer",
+        max_sparsity: float = 0.95,
         **kwargs) -> Union[keras.layers.Layer, list, keras.Model]:
     """Makes a layer or model prune its weights by magnitude during `fit`.
 
@@ -96,6 +98,14 @@ def prune_low_magnitude(
             only the layers it allows are pruned. For example
             `PruneForLatencyOnXNNPack()` prunes the 1x1 convolutions that
             XNNPACK runs sparse.
+        scope: `"layer"` (TFMOT's way: every layer reaches the schedule's
+            sparsity) or `"global"`: the weights of all wrapped layers are
+            ranked together by magnitude and the schedule's sparsity is the
+            model's overall sparsity, so layers that tolerate pruning give
+            more (see `global_masks`). Needs one schedule, not a dict.
+        max_sparsity: with `scope="global"`, the most of any one layer's
+            weights that may be zeroed (so no layer is emptied); what a layer
+            at its ceiling cannot give, the others give.
         **kwargs: passed to each `PruneLowMagnitude` (a layer argument only).
 
     Returns:
@@ -119,7 +129,8 @@ def prune_low_magnitude(
         structure = "groups"
     options = dict(block_size=block_size,
                    block_pooling_type=block_pooling_type,
-                   sparsity_m_by_n=sparsity_m_by_n, structure=structure)
+                   sparsity_m_by_n=sparsity_m_by_n, structure=structure,
+                   scope=scope, max_sparsity=max_sparsity)
     if structure == "groups":
         options["round_to"] = round_to
 
@@ -160,6 +171,12 @@ def prune_low_magnitude(
     wrapped, skipped, left_dense = [], [], []
     schedules = pruning_schedule if isinstance(pruning_schedule, dict) and (
         "class_name" not in pruning_schedule) else None  # not a serialized one
+    if schedules is not None and scope == "global":
+        raise ValueError(
+            "Received: a dict of per-layer schedules with scope='global'. "
+            "Expected one schedule: global pruning ranks all layers against "
+            "one target. To choose the layers, pass protect=[...]; for "
+            "per-layer sparsities, use scope='layer' with the dict.")
     if schedules is not None:
         known = {layer.name for layer in _model_utils.iter_layers(model)}
         missing = sorted(set(schedules) - known)

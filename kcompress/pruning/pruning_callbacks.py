@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from kcompress._arguments import as_int
+from kcompress.pruning.global_masks import GlobalMasker
 from kcompress.pruning.group_masks import GroupMasker
 from kcompress.pruning.prune import pruning_wrappers
 
@@ -44,7 +45,9 @@ class UpdatePruningStep(keras.callbacks.Callback):
     For channel-group pruning (`structure="groups"`) the callback also sets
     the masks, before each batch whose schedule updates (see
     `group_masks.GroupMasker`): a group spans several layers, which no
-    single layer's step can see.
+    single layer's step can see. Likewise for global pruning
+    (`scope="global"`, see `global_masks.GlobalMasker`), where one threshold
+    ranks the weights of every layer.
 
     Example:
 
@@ -64,6 +67,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
             if int(ops.convert_to_numpy(wrapper.pruning_step)) < 0:
                 wrapper.pruning_step.assign(0)
         self._masker = GroupMasker(self.model, self._wrappers)
+        self._global = GlobalMasker(self._wrappers)
         self._step = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -77,21 +81,27 @@ class UpdatePruningStep(keras.callbacks.Callback):
             else:
                 step = int(ops.convert_to_numpy(wrapper.pruning_step))
                 wrapper.epoch_marks.assign([epoch, step])
-        if self._masker:
+        if self._masker or self._global:
             # Counted here from now on: reading it each batch would cost a
             # device sync (and on JAX, a state sync).
+            first = (self._global.wrappers[0] if self._global else
+                     next(iter(self._masker.wrappers.values())))
             self._step = max(int(ops.convert_to_numpy(
-                next(iter(self._masker.wrappers.values())).pruning_step)), 0)
+                first.pruning_step)), 0)
 
     def on_train_batch_begin(self, batch, logs=None):
-        if not self._masker:
+        if not (self._masker or self._global):
             return
         self._step += 1  # the 1-based batch the schedule sees
-        updates = self._masker.due(self._step)
-        if updates:
+        updates = self._masker.due(self._step) if self._masker else None
+        sparsity = self._global.due(self._step) if self._global else None
+        if updates or sparsity is not None:
             _ = self.model  # On JAX this syncs the variables; the step
             # then reads the new masks back from them.
+        if updates:
             self._masker.update(updates)
+        if sparsity is not None:
+            self._global.update(sparsity)
 
     def on_epoch_end(self, epoch, logs=None):
         for wrapper in self._wrappers:

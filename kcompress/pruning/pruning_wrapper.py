@@ -7,6 +7,7 @@ from kcompress import _model_utils
 from kcompress._arguments import as_int
 from kcompress._substitute import call_with_values
 from kcompress.pruning import masks as masks_lib
+from kcompress.pruning.global_masks import check_scope
 from kcompress.pruning import prunable_layer
 from kcompress.pruning.pruning_schedule import ConstantSparsity
 
@@ -130,6 +131,12 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             graph with merges.
         round_to: with `structure="groups"`, keep a multiple of this many
             channels in each group.
+        scope: `"layer"` (TFMOT's way: this layer reaches the schedule's
+            sparsity) or `"global"`: the weights of every global wrapper of
+            the model are ranked together and `UpdatePruningStep` zeroes
+            the schedule's sparsity of them all (`global_masks`).
+        max_sparsity: with `scope="global"`, the most of this layer's
+            weights that may be zeroed, so no layer is emptied.
         **kwargs: passed to `keras.layers.Wrapper` (`name`, ...).
 
     Example:
@@ -142,7 +149,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     def __init__(self, layer, pruning_schedule=None, block_size=(1, 1),
                  block_pooling_type="AVG", sparsity_m_by_n=None,
-                 structure=None, round_to=1, **kwargs):
+                 structure=None, round_to=1, scope="layer",
+                 max_sparsity=0.95, **kwargs):
         if isinstance(layer, PruneLowMagnitude):
             raise ValueError(
                 f"Layer '{layer.name}' is already wrapped in "
@@ -202,6 +210,11 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             raise ValueError(
                 f"Received: round_to={round_to!r}. Expected an integer >= 1.")
         self.round_to = as_int(round_to)
+        self.max_sparsity = check_scope(
+            scope, max_sparsity, layer.name, bool(
+                structure or self.sparsity_m_by_n
+                or self.block_size != (1, 1)))
+        self.scope = scope
         # Set by UpdatePruningStep; checked when a training step is traced.
         self.step_callback_attached = False
         self._training_calls = 0
@@ -286,11 +299,11 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         it does not come back later with the stale value it had when it was
         pruned, displacing a weight that trained in its place.
         """
-        if self.structure == "groups":
+        if self.structure == "groups" or self.scope == "global":
             raise ValueError(
-                f"Layer '{self.name}' prunes by channel group: its masks are"
-                " set by UpdatePruningStep for the whole group, not by the "
-                "layer alone.")
+                f"Layer '{self.name}' prunes by channel group or with "
+                "scope='global': its masks are set by UpdatePruningStep for "
+                "the whole model, not by the layer alone.")
         scored = [ops.multiply(ops.convert_to_tensor(w), m)
                   for w, m in zip(self.pruned_weights, self.masks)]
         if isinstance(self.layer, keras.layers.BatchNormalization):
@@ -317,7 +330,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         # TFMOT's mask updates batch for batch (benchmarks/pruning_parity.py).
         step = ops.add(
             ops.maximum(ops.convert_to_tensor(self.pruning_step), 0), 1)
-        if self.structure == "groups":  # UpdatePruningStep sets the masks.
+        if self.structure == "groups" or self.scope == "global":
+            # UpdatePruningStep sets the masks, seeing every layer.
             self.pruning_step.assign(step)
             return None
         should_update, sparsity = self.pruning_schedule(step)
@@ -399,6 +413,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             "sparsity_m_by_n": self.sparsity_m_by_n,
             "structure": self.structure,
             "round_to": self.round_to,
+            "scope": self.scope,
+            "max_sparsity": self.max_sparsity,
         }
         return {**super().get_config(), **config}
 
