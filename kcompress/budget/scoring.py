@@ -65,11 +65,13 @@ def resolve_metric(metric, model, y, predictions):
               and (np.ndim(y) != 1 or np.issubdtype(
                   np.asarray(y).dtype, np.integer)))
         if not ok:
+            outputs = ("several" if isinstance(predictions, (list, dict))
+                       else shape)
             raise ValueError(
                 f"Received: metric='accuracy' with labels of shape "
                 f"{None if y is None else np.shape(y)} for outputs of shape "
-                f"{shape if not isinstance(predictions, (list, dict)) else 'several'}"
-                ". Expected one output of class scores (batch, classes) and "
+                f"{outputs}. Expected one output of class scores "
+                "(batch, classes) and "
                 "integer labels (batch,) or one-hot ones; for other models "
                 "pass metric='loss' or a callable score(y_true, y_pred).")
 

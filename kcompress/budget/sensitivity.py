@@ -224,7 +224,8 @@ def sensitivity(model, data, *, metric="accuracy",
             for precision in precisions:
                 low, high = ranges[layer.name]
 
-                def replace(candidate, name=layer.name, bits=_BITS[precision]):
+                def replace(candidate, name=layer.name, low=low, high=high,
+                            bits=_BITS[precision]):
                     if candidate.name != name:
                         return None
                     return [_model_utils.clone_layer(candidate),

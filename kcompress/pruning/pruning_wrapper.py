@@ -7,8 +7,8 @@ from kcompress import _model_utils
 from kcompress._arguments import as_int
 from kcompress._substitute import call_with_values
 from kcompress.pruning import masks as masks_lib
-from kcompress.pruning.global_masks import check_scope
 from kcompress.pruning import prunable_layer
+from kcompress.pruning.global_masks import check_scope
 from kcompress.pruning.pruning_schedule import ConstantSparsity
 
 __all__ = ["PruneLowMagnitude"]
