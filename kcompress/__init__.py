@@ -2,12 +2,13 @@
 
 `import kcompress as kc` gives the subpackages (`kc.pruning`,
 `kc.quantization`, `kc.clustering`, `kc.distillation`, `kc.lowrank`,
-`kc.detection`) and
+`kc.detection`, `kc.budget`) and
 the top-level verbs `kc.prune_low_magnitude`, `kc.strip_pruning`,
 `kc.quantize_model`, `kc.strip_quantization` and `kc.summary`. Importing
 the package sets no environment variables.
 """
 
+from kcompress import budget
 from kcompress import clustering
 from kcompress import detection
 from kcompress import distillation
@@ -24,6 +25,7 @@ from kcompress.quantization import strip_quantization
 __version__ = "0.1.0"
 
 __all__ = [
+    "budget",
     "clustering",
     "detection",
     "distillation",

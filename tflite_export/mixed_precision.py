@@ -1,0 +1,99 @@
+"""Mixed precision in one file: chosen layers in int16x8, the rest in int8.
+
+The TFLite converter quantizes a whole model one way. LiteRT's AI Edge
+Quantizer (`ai-edge-quantizer`) quantizes a converted float file op by op,
+from a recipe of regular expressions over the ops' output tensor names, and
+puts QUANTIZE ops (int8 <-> int16 requantization) where precisions meet.
+`convert_mixed` converts the model to float with its tensor names kept,
+gives every op an int8 recipe (int8 weights and activations) and the named
+layers an int16x8 one (int16 activations, int8 weights), calibrates on the
+representative data, and returns the file. `layer_precisions` reads back
+what each layer's ops compute in.
+
+The ranges come from calibration, as in post-training quantization; a
+QAT-trained model is converted through `convert(..., "qat")` instead, which
+keeps its trained ranges but has one precision.
+"""
+
+import re
+
+import numpy as np
+
+from tflite_export.errors import ConversionError
+
+__all__ = ["convert_mixed", "layer_precisions", "layer_pattern"]
+
+_DTYPES = {np.int8: "int8", np.int16: "int16x8", np.float32: "float32",
+           np.uint8: "uint8"}
+
+
+def layer_pattern(name):
+    """A regex for the tensors Keras's export names after layer `name`
+    (`.../name/...` or `.../name_1/...`)."""
+    return rf"(^|.*[/;]){re.escape(name)}(_\d+)?/.*"
+
+
+def convert_mixed(model, representative_data, int16_layers, verbose=False):
+    """A file with `int16_layers` in int16x8 and every other op in int8.
+
+    Args:
+        model: a float Keras model (not QAT).
+        representative_data: typical inputs (an array), for calibration.
+        int16_layers: names of layers of `model` to run in int16x8.
+
+    Returns:
+        The `.tflite` bytes, int8 input and output, names kept.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import quantizer
+
+    from tflite_export.conversion import check_data
+    from tflite_export.conversion import convert
+
+    known = {layer.name for layer in model.layers}
+    unknown = sorted(set(int16_layers) - known)
+    if unknown:
+        raise ConversionError(
+            f"Received: int16 layers {unknown}, not layers of model "
+            f"'{model.name}'. Expected names of its layers.")
+    samples = check_data(representative_data, model)
+    if isinstance(samples, list):
+        raise ConversionError(
+            "Mixed precision takes a model with one input; convert a "
+            "multi-input model in one precision (mode='int8' or 'int16x8').")
+    float_file = convert(model, "float32", keep_names=True, batch_size=1,
+                         verbose=verbose)
+    aeq = quantizer.Quantizer(float_file)
+    aeq.add_static_config(".*", "*", 8, 8)
+    for name in int16_layers:
+        aeq.add_static_config(layer_pattern(name), "*", 16, 8)
+    interpreter = Interpreter(model_content=float_file)
+    key, signature = next(iter(interpreter.get_signature_list().items()))
+    input_name = signature["inputs"][0]
+    calibration = aeq.calibrate(
+        {key: [{input_name: samples[i:i + 1].astype("float32")}
+               for i in range(min(len(samples), 300))]})
+    result = aeq.quantize(calibration, enable_progress_report=verbose)
+    return bytes(result.quantized_model)
+
+
+def layer_precisions(tflite_bytes, layer_names):
+    """`{layer name: "int8" | "int16x8" | "float32" | "unknown"}`: the type
+    of the activations the layer's ops output in the file (by their tensor
+    names, which `convert_mixed` keeps)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tflite_bytes)
+    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+    outputs = [tensors[i] for op in interpreter._get_ops_details()
+               for i in op["outputs"] if i in tensors
+               and op["op_name"] not in ("QUANTIZE", "DEQUANTIZE")]
+    result = {}
+    for name in layer_names:
+        pattern = re.compile(layer_pattern(name))
+        kinds = {_DTYPES.get(d["dtype"], str(d["dtype"])) for d in outputs
+                 if pattern.match(d["name"])}
+        kinds.discard("int32")
+        result[name] = (kinds.pop() if len(kinds) == 1 else
+                        "+".join(sorted(kinds)) if kinds else "unknown")
+    return result
