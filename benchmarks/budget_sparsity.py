@@ -23,10 +23,9 @@ import tempfile
 import types
 
 import numpy as np
+import pruning_parity as parity
 from absl import app
 from absl import flags
-
-import pruning_parity as parity
 
 flags.FLAGS.set_default("sparsities", ["0.8", "0.9"])
 _STAGE = flags.DEFINE_enum("stage", None, ["global"],

@@ -243,8 +243,9 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
             raise BudgetError(
                 "The budget cannot be met: with every channel group at its "
                 "largest measured cut the int8 file is "
-                f"{result['size_bytes']:,} B" + (f" and {result['latency_ms']:.2f} ms on {target}"
-                        if latency_ms is not None else "")
+                f"{result['size_bytes']:,} B"
+                + (f" and {result['latency_ms']:.2f} ms on {target}"
+                   if latency_ms is not None else "")
                 + f" (budget: {_budget_text(size_bytes, latency_ms)}). "
                 "Raise the budget, or measure larger channel fractions "
                 "(sensitivity(..., channel_fractions=(..., 0.9))).",
