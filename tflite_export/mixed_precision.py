@@ -57,10 +57,11 @@ def convert_mixed(model, representative_data, int16_layers, verbose=False):
             f"Received: int16 layers {unknown}, not layers of model "
             f"'{model.name}'. Expected names of its layers.")
     samples = check_data(representative_data, model)
-    if isinstance(samples, list):
+    if len(samples) != 1:
         raise ConversionError(
             "Mixed precision takes a model with one input; convert a "
             "multi-input model in one precision (mode='int8' or 'int16x8').")
+    samples = samples[0]
     float_file = convert(model, "float32", keep_names=True, batch_size=1,
                          verbose=verbose)
     aeq = quantizer.Quantizer(float_file)
