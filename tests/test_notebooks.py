@@ -14,7 +14,7 @@ NOTEBOOKS = sorted(
     (pathlib.Path(__file__).parent.parent / "notebooks").glob("[0-9]*.ipynb"))
 
 
-def test_the_six_walkthroughs_are_there():
+def test_the_seven_walkthroughs_are_there():
     assert [path.name for path in NOTEBOOKS] == [
         "01_pruning_during_fit.ipynb",
         "02_quantization_aware_training.ipynb",
@@ -22,6 +22,7 @@ def test_the_six_walkthroughs_are_there():
         "04_deploy_to_raspberry_pi_and_android.ipynb",
         "05_full_pipeline.ipynb",
         "06_object_detection_on_the_edge.ipynb",
+        "07_compression_to_a_budget.ipynb",
     ]
 
 
