@@ -8,8 +8,8 @@ from kcompress._arguments import as_int
 from kcompress._substitute import call_with_values
 from kcompress.pruning import masks as masks_lib
 from kcompress.pruning import prunable_layer
+from kcompress.pruning import wrapper_arguments as arguments
 from kcompress.pruning.global_masks import check_scope
-from kcompress.pruning.pruning_schedule import ConstantSparsity
 
 __all__ = ["PruneLowMagnitude"]
 
@@ -35,52 +35,6 @@ def _can_assign_in_branch():
     import tensorflow as tf
 
     return not tf.distribute.has_strategy()
-
-
-def _check_m_by_n(value):
-    if value is None:
-        return None
-    ok = (
-        isinstance(value, (tuple, list)) and len(value) == 2
-        and None not in [as_int(v) for v in value]
-        and 0 < as_int(value[0]) < as_int(value[1])
-    )
-    if not ok:
-        raise ValueError(
-            f"Received: sparsity_m_by_n={value!r}. Expected a pair (m, n) of "
-            "integers with 0 < m < n: m zeros in every n weights, e.g. (2, 4)."
-        )
-    return tuple(as_int(v) for v in value)
-
-
-def _check_block(block_size, pooling_type):
-    ok = (
-        isinstance(block_size, (tuple, list)) and len(block_size) == 2
-        and all(as_int(v) is not None and as_int(v) > 0 for v in block_size)
-    )
-    if not ok:
-        raise ValueError(
-            f"Received: block_size={block_size!r}. Expected a pair of "
-            "positive integers (rows, cols)."
-        )
-    if pooling_type not in masks_lib.BLOCK_POOLING_TYPES:
-        raise ValueError(
-            f"Received: block_pooling_type={pooling_type!r}. Expected one of "
-            f"{masks_lib.BLOCK_POOLING_TYPES}."
-        )
-    return tuple(as_int(v) for v in block_size)
-
-
-def _check_schedule(schedule):
-    if schedule is None:
-        return ConstantSparsity(0.5, begin_step=0)
-    if not callable(schedule):
-        raise ValueError(
-            f"Received: pruning_schedule={schedule!r}. Expected a "
-            "kcompress.pruning schedule (ConstantSparsity, PolynomialDecay) or "
-            "a callable step -> (should_update, sparsity)."
-        )
-    return schedule
 
 
 @keras.saving.register_keras_serializable(package="kcompress")
@@ -177,10 +131,10 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         kwargs.setdefault("name", f"prune_low_magnitude_{layer.name}")
         super().__init__(layer, **kwargs)
         _model_utils.keep_input_shape(self, layer)
-        self.pruning_schedule = _check_schedule(pruning_schedule)
-        self.block_size = _check_block(block_size, block_pooling_type)
+        self.pruning_schedule = arguments.check_schedule(pruning_schedule)
+        self.block_size = arguments.check_block(block_size, block_pooling_type)
         self.block_pooling_type = block_pooling_type
-        self.sparsity_m_by_n = _check_m_by_n(sparsity_m_by_n)
+        self.sparsity_m_by_n = arguments.check_m_by_n(sparsity_m_by_n)
         if self.sparsity_m_by_n and self.block_size != (1, 1):
             raise ValueError(
                 f"Received: sparsity_m_by_n={self.sparsity_m_by_n} and "
