@@ -5,7 +5,8 @@ The cells, models, data, float weights, batches and recipe of
 scikit-learn sets, 5 seeds, PolynomialDecay to the target over 6 epochs then
 10 fine-tune epochs), with one change on the kcompress side:
 `prune_low_magnitude(..., scope="global")`, which ranks every layer's
-weights together, so the target is the model's overall sparsity. TFMOT
+weights together, so the target is the model's overall sparsity; by
+magnitude, and by LAMP score (`ranking="lamp"`), each in its own process. TFMOT
 prunes each layer to the target. Both end at the same number of zeros in
 the pruned kernels (TFMOT leaves the depthwise kernel dense, and global
 pruning ranks the same layers).
@@ -30,6 +31,9 @@ from absl import flags
 flags.FLAGS.set_default("sparsities", ["0.8", "0.9"])
 _STAGE = flags.DEFINE_enum("stage", None, ["global"],
                            "Run one stage and print JSON (internal).")
+_RANKING = flags.DEFINE_enum("ranking", "magnitude", ["magnitude", "lamp"],
+                             "Global ranking of the stage (internal).")
+RANKINGS = ("magnitude", "lamp")
 
 
 def run_global(cells, seeds):
@@ -40,7 +44,8 @@ def run_global(cells, seeds):
     sparsity = types.SimpleNamespace(
         PolynomialDecay=kc.pruning.PolynomialDecay,
         prune_low_magnitude=functools.partial(
-            kc.pruning.prune_low_magnitude, scope="global"),
+            kc.pruning.prune_low_magnitude, scope="global",
+            ranking=_RANKING.value),
         UpdatePruningStep=kc.pruning.UpdatePruningStep,
         strip_pruning=kc.pruning.strip_pruning)
     return parity._sweep(cells, seeds, types.SimpleNamespace(
@@ -48,30 +53,39 @@ def run_global(cells, seeds):
         input=keras.Input, copy=lambda model: model))
 
 
-def table(global_results, tfmot_results):
-    """Rows and the verdict of the acceptance: +1 point in half the cells,
-    never worse than -0.5."""
+def table(ours, tfmot_results):
+    """Rows, and per ranking the verdict of the acceptance: +1 point in
+    half the cells, never worse than -0.5."""
     from kcompress.tables import render
 
-    rows, wins, cells, worst = [], 0, 0, np.inf
-    for key, ours in global_results.items():
+    rows, verdicts = [], []
+    stats = {r: {"wins": 0, "cells": 0, "worst": np.inf} for r in ours}
+    for key in tfmot_results:
         model_name, dataset, sparsity = key.split("/")
         if sparsity == "float":
             continue
-        cells += 1
-        ours, theirs = np.array(ours), np.array(tfmot_results[key])
-        diff = 100 * (ours.mean() - theirs.mean())
-        wins += diff >= 1.0
-        worst = min(worst, diff)
-        rows.append([model_name, dataset, f"{float(sparsity):.0%}",
-                     f"{np.mean(global_results[f'{model_name}/{dataset}/float']):.3f}",
-                     f"{ours.mean():.3f}", f"{theirs.mean():.3f}",
-                     f"{diff:+.1f}"])
-    verdict = (f"{wins} of {cells} cells >= +1 point; worst cell "
-               f"{worst:+.1f} points (acceptance: half the cells >= +1, none "
-               "below -0.5)")
-    return render(["model", "data", "sparsity", "float", "global (kc)",
-                   "uniform (TFMOT)", "diff (pt)"], rows), verdict
+        theirs = np.mean(tfmot_results[key])
+        row = [model_name, dataset, f"{float(sparsity):.0%}",
+               f"{np.mean(tfmot_results[f'{model_name}/{dataset}/float']):.3f}",
+               f"{theirs:.3f}"]
+        for ranking, results in ours.items():
+            mean = np.mean(results[key])
+            diff = 100 * (mean - theirs)
+            stat = stats[ranking]
+            stat["cells"] += 1
+            stat["wins"] += diff >= 1.0
+            stat["worst"] = min(stat["worst"], diff)
+            row += [f"{mean:.3f}", f"{diff:+.1f}"]
+        rows.append(row)
+    for ranking, stat in stats.items():
+        verdicts.append(
+            f"global ({ranking}): {stat['wins']} of {stat['cells']} cells >= "
+            f"+1 point; worst cell {stat['worst']:+.1f} points")
+    header = ["model", "data", "sparsity", "float", "uniform (TFMOT)"]
+    for ranking in ours:
+        header += [f"global {ranking} (kc)", "diff (pt)"]
+    return render(header, rows), "\n".join(verdicts) + (
+        "\n(acceptance: half the cells >= +1 point, none below -0.5)")
 
 
 def run(passed):
@@ -84,18 +98,23 @@ def run(passed):
                   if p])
     with tempfile.TemporaryDirectory() as work:
         parity._run_stages(["float"], passed, work, env)
-        tfmot = subprocess.Popen(
+        children = {"tfmot": subprocess.Popen(
             [sys.executable, parity.__file__, "--tool=tfmot",
              f"--work_dir={work}", *passed], stdout=subprocess.PIPE,
-            env=env, text=True)
-        ours = subprocess.run(
-            [sys.executable, __file__, "--stage=global", f"--work_dir={work}",
-             *passed], stdout=subprocess.PIPE, env=env, text=True, check=True)
-        theirs, _ = tfmot.communicate()
-        if tfmot.returncode:
-            sys.exit(f"TFMOT run failed (exit {tfmot.returncode})")
-    return table(json.loads(ours.stdout.strip().splitlines()[-1]),
-                 json.loads(theirs.strip().splitlines()[-1]))
+            env=env, text=True)}
+        for ranking in RANKINGS:
+            children[ranking] = subprocess.Popen(
+                [sys.executable, __file__, "--stage=global",
+                 f"--ranking={ranking}", f"--work_dir={work}", *passed],
+                stdout=subprocess.PIPE, env=env, text=True)
+        results = {}
+        for name, child in children.items():
+            out, _ = child.communicate()
+            if child.returncode:
+                sys.exit(f"{name} run failed (exit {child.returncode})")
+            results[name] = json.loads(out.strip().splitlines()[-1])
+    tfmot = results.pop("tfmot")
+    return table(results, tfmot)
 
 
 def main(argv):
@@ -104,7 +123,7 @@ def main(argv):
         print(json.dumps(run_global(parity._cells(), parity._SEEDS.value)))
         return
     passed = [a for a in sys.argv[1:]
-              if not a.startswith(("--stage", "--work_dir"))]
+              if not a.startswith(("--stage", "--work_dir", "--ranking"))]
     if not any(a.startswith("--sparsities") for a in passed):
         passed.append("--sparsities=0.8,0.9")
     text, verdict = run(passed)

@@ -172,17 +172,19 @@ def allocate_sparsity(table, sparsity, max_sparsity=0.95, step=0.05):
     return {name: round(float(s), 4) for name, s in current.items() if s}
 
 
-def allocate_channels(table, savings, weight):
+def allocate_channels(table, savings, weight, step=0.05):
     """Per-group fractions of channels to remove, trading drop for saving.
 
-    Each group takes the measured fraction (or none) that minimizes
-    `drop - weight * saving`; a larger `weight` removes more. Search
-    `weight` to meet a budget (`compress_to` does).
+    Each group takes the fraction (on a grid of `step`, up to its largest
+    measured one, drops interpolated between the measured fractions) that
+    minimizes `drop - weight * saving`; a larger `weight` removes more.
+    Search `weight` to meet a budget (`compress_to` does).
 
     Args:
         table: a `SensitivityTable` with `"channels"` rows.
         savings: `{group name: parameters saved per unit fraction}`.
         weight: the price of one parameter in metric points (>= 0).
+        step: the grid of fractions.
 
     Returns:
         `{group name: fraction}`, groups left whole omitted.
@@ -190,9 +192,11 @@ def allocate_channels(table, savings, weight):
     plan = {}
     for name in table.layers("channels"):
         settings, drops = _monotone(table.curve(name, "channels"))
-        values = [d - weight * savings.get(name, 0.0) * s
-                  for s, d in zip(settings, drops)]
-        best = int(np.argmin(values))
-        if settings[best]:
-            plan[name] = float(settings[best])
+        grid = np.round(np.arange(0.0, max(settings) + 1e-9, step), 4)
+        grid = np.union1d(grid, settings)
+        values = (np.interp(grid, settings, drops)
+                  - weight * savings.get(name, 0.0) * grid)
+        best = float(grid[int(np.argmin(values))])
+        if best:
+            plan[name] = best
     return plan

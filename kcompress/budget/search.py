@@ -251,7 +251,7 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
                 "(sensitivity(..., channel_fractions=(..., 0.9))).",
                 closest=result)
         low = low_weight if low_weight else weight / 2.0
-        for _ in range(6):
+        for _ in range(8):
             middle = (low + high[0]) / 2.0
             channels, candidate = shrunk(middle)
             _, result = measure(candidate)

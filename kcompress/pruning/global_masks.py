@@ -8,6 +8,13 @@ large. A per-layer ceiling (`max_sparsity`, 0.95 by default) keeps every
 layer from being emptied; what a full layer cannot give is taken from the
 others, so the model's overall sparsity is still the schedule's.
 
+With `ranking="lamp"`, weights are ranked by their LAMP score instead (Lee
+et al., "Layer-adaptive sparsity for the magnitude-based pruning", ICLR
+2021): a weight's square over the sum of the squares of the weights of its
+layer that are at least as large. It is scale-free (a layer whose weights
+are all small, or that a BatchNorm rescales, is not emptied for it), and
+each layer's largest weight scores 1, so no layer loses everything.
+
 As for channel groups (`group_masks.GroupMasker`), no single layer sees the
 ranking: `UpdatePruningStep` asks `GlobalMasker`, before each batch, whether
 the schedule updates, and if so assigns every wrapper's masks. Host-side
@@ -18,7 +25,8 @@ variables, on every backend.
 import keras
 import numpy as np
 
-__all__ = ["GlobalMasker", "global_zero_counts", "lowest_mask"]
+__all__ = ["GlobalMasker", "global_zero_counts", "lamp_scores",
+           "lowest_mask"]
 
 
 def global_zero_counts(scores, total_zeros, caps):
@@ -66,6 +74,19 @@ def global_zero_counts(scores, total_zeros, caps):
     return counts
 
 
+def lamp_scores(magnitudes):
+    """LAMP scores of one tensor's magnitudes (same shape): `w**2` over the
+    sum of `v**2` for the weights `v` at least as large; 0 stays 0."""
+    flat = np.ravel(magnitudes).astype("float64")
+    order = np.argsort(flat, kind="stable")
+    squares = flat[order] ** 2
+    tails = np.cumsum(squares[::-1])[::-1]
+    scores = np.zeros_like(flat)
+    scores[order] = np.divide(squares, tails, out=np.zeros_like(squares),
+                              where=tails > 0)
+    return scores.reshape(np.shape(magnitudes))
+
+
 def lowest_mask(scores, num_zeros):
     """A 0/1 mask of the shape of `scores`: 0 on its `num_zeros` smallest
     entries, ties broken by position."""
@@ -104,6 +125,8 @@ class GlobalMasker:
         scored = [np.abs(keras.ops.convert_to_numpy(weight)
                          * keras.ops.convert_to_numpy(mask))
                   for weight, mask in pairs]
+        if self.wrappers[0].ranking == "lamp":
+            scored = [lamp_scores(s) for s in scored]
         sizes = [s.size for s in scored]
         ceiling = self.wrappers[0].max_sparsity
         caps = [int(np.floor(ceiling * size + 1e-9)) for size in sizes]
@@ -124,10 +147,16 @@ class GlobalMasker:
 
 
 SCOPES = ("layer", "global")
+RANKINGS = ("magnitude", "lamp")
 
 
-def check_scope(scope, max_sparsity, layer_name, structured):
-    """Validates the `scope` and `max_sparsity` of a wrapper."""
+def check_scope(scope, max_sparsity, layer_name, structured,
+                ranking="magnitude"):
+    """Validates the `scope`, `max_sparsity` and `ranking` of a wrapper."""
+    if ranking not in RANKINGS:
+        raise ValueError(
+            f"Received: ranking={ranking!r}. Expected one of {RANKINGS}: how"
+            " global pruning compares weights of different layers.")
     if scope not in SCOPES:
         raise ValueError(
             f"Received: scope={scope!r}. Expected one of {SCOPES}: 'layer' "

@@ -42,6 +42,7 @@ def prune_low_magnitude(
         pruning_policy=None,
         scope: str = "layer",
         max_sparsity: float = 0.95,
+        ranking: str = "magnitude",
         **kwargs) -> Union[keras.layers.Layer, list, keras.Model]:
     """Makes a layer or model prune its weights by magnitude during `fit`.
 
@@ -106,6 +107,9 @@ def prune_low_magnitude(
         max_sparsity: with `scope="global"`, the most of any one layer's
             weights that may be zeroed (so no layer is emptied); what a layer
             at its ceiling cannot give, the others give.
+        ranking: with `scope="global"`, how weights of different layers
+            compare: `"magnitude"` (|w|) or `"lamp"` (LAMP scores, scale-free
+            per layer; see `global_masks`).
         **kwargs: passed to each `PruneLowMagnitude` (a layer argument only).
 
     Returns:
@@ -130,7 +134,7 @@ def prune_low_magnitude(
     options = dict(block_size=block_size,
                    block_pooling_type=block_pooling_type,
                    sparsity_m_by_n=sparsity_m_by_n, structure=structure,
-                   scope=scope, max_sparsity=max_sparsity)
+                   scope=scope, max_sparsity=max_sparsity, ranking=ranking)
     if structure == "groups":
         options["round_to"] = round_to
 

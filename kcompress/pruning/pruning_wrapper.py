@@ -91,6 +91,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             the schedule's sparsity of them all (`global_masks`).
         max_sparsity: with `scope="global"`, the most of this layer's
             weights that may be zeroed, so no layer is emptied.
+        ranking: with `scope="global"`, `"magnitude"` (|w| across layers)
+            or `"lamp"` (scale-free LAMP scores, see `global_masks`).
         **kwargs: passed to `keras.layers.Wrapper` (`name`, ...).
 
     Example:
@@ -104,7 +106,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     def __init__(self, layer, pruning_schedule=None, block_size=(1, 1),
                  block_pooling_type="AVG", sparsity_m_by_n=None,
                  structure=None, round_to=1, scope="layer",
-                 max_sparsity=0.95, **kwargs):
+                 max_sparsity=0.95, ranking="magnitude", **kwargs):
         if isinstance(layer, PruneLowMagnitude):
             raise ValueError(
                 f"Layer '{layer.name}' is already wrapped in "
@@ -167,8 +169,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self.max_sparsity = check_scope(
             scope, max_sparsity, layer.name, bool(
                 structure or self.sparsity_m_by_n
-                or self.block_size != (1, 1)))
+                or self.block_size != (1, 1)), ranking)
         self.scope = scope
+        self.ranking = ranking
         # Set by UpdatePruningStep; checked when a training step is traced.
         self.step_callback_attached = False
         self._training_calls = 0
@@ -369,6 +372,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             "round_to": self.round_to,
             "scope": self.scope,
             "max_sparsity": self.max_sparsity,
+            "ranking": self.ranking,
         }
         return {**super().get_config(), **config}
 

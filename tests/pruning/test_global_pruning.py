@@ -85,6 +85,7 @@ def test_global_zero_counts_share_one_threshold():
     (dict(scope="model"), "scope='model'"),
     (dict(scope="global", max_sparsity=1.0), "max_sparsity=1.0"),
     (dict(scope="global", structure="channels"), "cannot take structure"),
+    (dict(scope="global", ranking="norm"), "ranking='norm'"),
 ])
 def test_bad_scope_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -96,3 +97,31 @@ def test_global_refuses_a_dict_of_schedules():
     with pytest.raises(ValueError, match="Expected one schedule"):
         kc.pruning.prune_low_magnitude(_model(), {"d1": schedule},
                                        scope="global")
+
+
+def test_lamp_scores_are_scale_free():
+    from kcompress.pruning.global_masks import lamp_scores
+
+    weights = np.array([0.0, 1.0, 2.0, 3.0])
+    np.testing.assert_allclose(lamp_scores(weights),
+                               [0.0, 1 / 14, 4 / 13, 1.0])
+    np.testing.assert_allclose(lamp_scores(1e-3 * weights),
+                               lamp_scores(weights))
+
+
+def test_lamp_ranking_does_not_empty_a_rescaled_layer():
+    model = _model()
+    model.build((None, 8, 8, 1))
+    # Shrink the wide Dense's weights 100x: by magnitude it would give
+    # everything it may; LAMP ranks each layer on its own scale.
+    dense = model.get_layer("d1")
+    dense.set_weights([w * 0.01 for w in dense.get_weights()])
+    kernels = {}
+    for ranking in ("magnitude", "lamp"):
+        keras.utils.set_random_seed(0)
+        pruned = _prune(model, 0.5, ranking=ranking)
+        assert pruned.layers[0].get_config()["ranking"] == ranking
+        kernels[ranking] = _kernels(kc.pruning.strip_pruning(pruned))
+    assert (kernels["magnitude"]["d1"] == 0).mean() > 0.5
+    assert (kernels["lamp"]["c2"] == 0).mean() > (
+        kernels["magnitude"]["c2"] == 0).mean()
