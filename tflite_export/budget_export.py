@@ -14,7 +14,7 @@ import numpy as np
 
 from tflite_export.errors import TargetError
 
-__all__ = ["LiteRTExporter", "TARGETS"]
+__all__ = ["LiteRTExporter", "TARGETS", "save_budget_result"]
 
 TARGETS = ("host", "rpi4-emu", "rpi5-emu", "pi4", "pi5", "ssh://user@host",
            "adb", "adb:<serial>")
@@ -99,3 +99,47 @@ class LiteRTExporter:
         from tflite_export.mixed_precision import layer_precisions
 
         return layer_precisions(tflite_bytes, layer_names)
+
+
+def save_budget_result(result, tflite_path):
+    """Writes a `compress_to` result's file and its report sidecars.
+
+    `MODEL.tflite`, `MODEL.report.json` and `MODEL.report.md` are written
+    atomically, as `tflite_export convert` writes them, with the plan, each
+    planned layer's precision as read back from the file, and the search's
+    measurements; `tflite_export report MODEL.tflite` then shows the plan.
+
+    Returns:
+        The report dict.
+    """
+    import json
+
+    from tflite_export import reports
+    from tflite_export.atomic_write import save_atomically
+    from tflite_export.inspection import gzip_size
+    from tflite_export.inspection import inspect
+
+    data = result.tflite
+    info = inspect(data)
+    plan = result.plan.get_config()
+    wide = [n for n, p in plan["precision"].items() if p != "int8"]
+    precision = {}
+    if wide:  # the mixed file keeps its names: read the layers back
+        from tflite_export.mixed_precision import layer_precisions
+
+        precision = layer_precisions(data, wide)
+    report = {
+        "model": None, "mode": "budget", "tflite": os.path.abspath(
+            tflite_path), "size": len(data), "gzip_size": gzip_size(data),
+        "int8_coverage": info.int8_coverage,
+        "ops": [op.name for op in info.ops],
+        "weight_zero_fraction": info.weight_zero_fraction,
+        "verification": None, "plan": plan, "layer_precision": precision,
+        "budget": {k: v for k, v in result.measured.items()
+                   if isinstance(v, (int, float, str))},
+    }
+    json_path, md_path = reports.report_paths(tflite_path)
+    save_atomically(data, tflite_path)
+    save_atomically(json.dumps(report, indent=2).encode(), json_path)
+    save_atomically(reports.markdown_report(report).encode(), md_path)
+    return report

@@ -63,6 +63,7 @@ def markdown_report(report):
     detection = report.get("detection")
     if detection:
         rows += _detection_rows(detection)
+    rows += _plan_rows(report)
     from kcompress.tables import render  # Keras is loaded by then.
 
     return (f"## {os.path.basename(report['tflite'])}\n\n"
@@ -104,6 +105,45 @@ def _detection_rows(check):
         ("images", f"{check['samples']:,}")]
 
 
+def _plan_rows(report):
+    """The rows of a budget search's report (`budget_report`): its plan,
+    each layer's precision in the file, and what it measured."""
+    plan = report.get("plan")
+    if not plan:
+        return []
+    rows = [(f"plan: channels of {name}", f"-{fraction:.0%}")
+            for name, fraction in plan["channels"].items()]
+    rows += [(f"plan: sparsity of {name}", f"{value:.0%}")
+             for name, value in plan["sparsity"].items()]
+    rows.append(("plan: precision", ", ".join(
+        f"{name} {kind}" for name, kind in
+        (report.get("layer_precision") or {}).items())
+        or f"every layer {plan['default_precision']}"))
+    measured = report.get("budget") or {}
+    if "metric_keras" in measured:
+        rows.append(("budget metric Keras / TFLite (original)",
+                     f"{measured['metric_keras']:.4f} / "
+                     f"{measured['metric_tflite']:.4f} "
+                     f"({measured['baseline_metric']:.4f})"))
+    return rows
+
+
+def plan_summary(report):
+    """A short cell for `table`: what the plan changed."""
+    plan = report.get("plan")
+    if not plan:
+        return "-"
+    parts = []
+    if plan["channels"]:
+        parts.append(f"channels cut in {len(plan['channels'])} groups")
+    if plan["sparsity"]:
+        parts.append(f"sparsity in {len(plan['sparsity'])} layers")
+    wide = [n for n, p in plan["precision"].items() if p == "int16x8"]
+    parts.append(f"int16x8: {', '.join(wide)}" if wide else
+                 f"all {plan['default_precision']}")
+    return "; ".join(parts)
+
+
 def _read_json(path, required):
     """A sidecar JSON object with the `required` keys, or a SidecarError."""
     try:
@@ -141,6 +181,9 @@ def table(files):
               "mAP@0.5 Keras / TFLite"] + [
         f"{t} median ms" + (" (emulated)" if t.endswith("-emu") else "")
         for t in targets] + ["outputs vs host"]
+    planned = any(info.get("plan") for _, _, info, _ in rows)
+    if planned:
+        header.append("plan")
     from kcompress.tables import render  # The one table renderer.
 
     lines = []
@@ -160,6 +203,8 @@ def table(files):
                   for t, b in benches.items()
                   if "bit_identical_to_host" in b and t != "host"]
         cells.append("; ".join(checks) or "-")
+        if planned:
+            cells.append(plan_summary(info))
         lines.append(cells)
     return render(header, lines)
 

@@ -88,3 +88,27 @@ def test_a_metric_the_data_cannot_compute(trained_cnn, budget_data):
     with pytest.raises(ValueError, match="metric='accuracy' with labels"):
         budget.compress_to(trained_cnn, (x, None), size_bytes=50_000,
                            verbose=0)
+
+
+def test_the_report_shows_the_plan(trained_cnn, budget_data, tmp_path):
+    from kcompress.budget import BudgetResult
+    from kcompress.budget import CompressionPlan
+    from tflite_export import reports
+    from tflite_export.budget_export import save_budget_result
+
+    _, (x_val, _) = budget_data
+    exporter = LiteRTExporter()
+    plan = CompressionPlan(channels={"conv2": 0.25},
+                           precision={"hidden": "int16x8"})
+    tflite = exporter.convert(trained_cnn, "int8", x_val[:50], ("hidden",))
+    result = BudgetResult(trained_cnn, tflite, plan, {
+        "size_bytes": len(tflite), "metric_keras": 0.9,
+        "metric_tflite": 0.89, "baseline_metric": 0.91})
+    path = str(tmp_path / "planned.tflite")
+    report = save_budget_result(result, path)
+    assert report["layer_precision"] == {"hidden": "int16x8"}
+    markdown = open(reports.report_paths(path)[1]).read()
+    assert "plan: channels of conv2 | -25%" in markdown
+    assert "hidden int16x8" in markdown
+    summary = reports.table([(path, tflite)])
+    assert "channels cut in 1 groups; int16x8: hidden" in summary
