@@ -12,6 +12,7 @@ import pytest
 
 import kcompress as kc
 import tflite_export
+from kcompress import budget
 from kcompress import clustering
 from kcompress import detection
 from kcompress import distillation
@@ -22,7 +23,7 @@ from kcompress.quantization import tfmot_quantizers
 
 PUBLIC = [(module, name) for module in (kc, pruning, quantization,
                                         clustering, distillation, lowrank,
-                                        detection, tflite_export)
+                                        detection, budget, tflite_export)
           for name in module.__all__]
 
 SCHEDULES = [
@@ -129,7 +130,7 @@ def test_no_mutable_defaults():
     import inspect
 
     for module in (pruning, quantization, clustering, distillation, lowrank,
-                   detection, kc, tflite_export):
+                   detection, budget, kc, tflite_export):
         for name in module.__all__:
             obj = getattr(module, name)
             target = obj.__init__ if inspect.isclass(obj) else obj
@@ -156,7 +157,7 @@ def test_import_sets_no_environment_variables():
 
 @pytest.mark.parametrize("package", [kc, pruning, quantization, clustering,
                                      distillation, lowrank, detection,
-                                     tflite_export])
+                                     budget, tflite_export])
 def test_no_public_function_shadows_a_module(package):
     """`pkg.name` and `from pkg.module import x` must both keep working."""
     folder = os.path.dirname(package.__file__)
@@ -178,6 +179,10 @@ DETECTION_OBJECTS = [
         max_detections=5, score_threshold=.2, iou_threshold=.6),
     detection.BoxRegressionLoss(delta=0.5),
     detection.FocalClassLoss(alpha=0.3, gamma=1.5),
+    budget.CompressionPlan(sparsity={"dense": 0.8}, channels={"conv": 0.25},
+                           precision={"stem": "int16x8"}),
+    budget.SensitivityTable(0.9, [("dense", "sparsity", 0.5, 64, 0.88,
+                                   0.02)]),
 ]
 
 

@@ -19,6 +19,7 @@ Or, in `fit`, per-layer sparsities from the table::
                 for name, s in plan.items()})
 """
 
+from kcompress.budget.layer_sensitivity import sensitivity
 from kcompress.budget.pareto import pareto_front
 from kcompress.budget.pareto import pareto_table
 from kcompress.budget.pareto import plot_pareto
@@ -28,7 +29,6 @@ from kcompress.budget.plan import allocate_sparsity
 from kcompress.budget.search import BudgetError
 from kcompress.budget.search import BudgetResult
 from kcompress.budget.search import compress_to
-from kcompress.budget.sensitivity import sensitivity
 from kcompress.budget.sensitivity_table import SensitivityTable
 
 __all__ = [

@@ -31,9 +31,9 @@ import numpy as np
 from kcompress import _model_utils
 from kcompress.budget import scoring
 from kcompress.budget.exporter import get_exporter
+from kcompress.budget.layer_sensitivity import sensitivity
 from kcompress.budget.plan import CompressionPlan
 from kcompress.budget.plan import allocate_channels
-from kcompress.budget.sensitivity import sensitivity
 from kcompress.pruning.dependency_groups import channel_groups
 from kcompress.pruning.group_pruning import prune_channel_groups
 from kcompress.pruning.shrinking import shrink

@@ -3,6 +3,7 @@ plot."""
 
 import collections
 
+import keras
 import numpy as np
 
 from kcompress import tables
@@ -19,6 +20,7 @@ sparsity, the fraction of channels removed, or `"int8"`/`"int16x8"`;
 the metric with the change; `drop` the baseline's score minus it."""
 
 
+@keras.saving.register_keras_serializable(package="kcompress")
 class SensitivityTable:
     """Per-layer sensitivities, from `kcompress.budget.sensitivity`.
 
@@ -117,3 +119,7 @@ class SensitivityTable:
     def from_config(cls, config):
         return cls(config["baseline"], config["rows"], config.get(
             "metric", "accuracy"))
+
+    def __eq__(self, other):
+        return (isinstance(other, SensitivityTable)
+                and self.get_config() == other.get_config())
