@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-torch test-zoo bench bench-zoo notebooks clean system-deps
+.PHONY: demo test test-torch test-zoo bench bench-budget bench-zoo notebooks clean system-deps
 
 # Debian packages the emulated Raspberry Pi, the ssh target and the adb target
 # need. Installed with apt-get when running as root (or with sudo); otherwise
@@ -101,6 +101,10 @@ bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/compression_table.py
 	$(PY) benchmarks/structured_pruning.py
 	$(PY) benchmarks/detection.py
+
+## bench-budget: compression to a budget against uniform settings and TFMOT (about an hour and a half).
+bench-budget: $(VENV)/.bench-installed
+	$(PY) benchmarks/budget.py
 
 ## bench-zoo: the conformance table on real architectures against TFMOT (about an hour).
 bench-zoo: $(VENV)/.bench-installed
