@@ -66,9 +66,14 @@ def convert_mixed(model, representative_data, int16_layers, verbose=False):
                          verbose=verbose)
     aeq = quantizer.Quantizer(float_file)
     aeq.add_static_config(".*", "*", 8, 8)
-    for name in int16_layers:
-        aeq.add_static_config(layer_pattern(name), "*", 16, 8)
     interpreter = Interpreter(model_content=float_file)
+    for name in int16_layers:
+        # The recipe's regexes match op output names; the layer's last op
+        # may output a tensor named after the signature instead.
+        exact = [re.escape(t["name"])
+                 for t in _layer_outputs(interpreter, name)]
+        aeq.add_static_config("|".join([layer_pattern(name)] + exact), "*",
+                              16, 8)
     key, signature = next(iter(interpreter.get_signature_list().items()))
     input_name = signature["inputs"][0]
     calibration = aeq.calibrate(
@@ -78,22 +83,40 @@ def convert_mixed(model, representative_data, int16_layers, verbose=False):
     return bytes(result.quantized_model)
 
 
+def _layer_outputs(interpreter, name):
+    """The output tensors (details) of the ops that belong to layer `name`:
+    its name is on the op's output tensor or on one of its constant inputs
+    (the kernel). The model's last op outputs a tensor named after the
+    signature, so only its kernel names it."""
+    pattern = re.compile(layer_pattern(name))
+    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+    every = interpreter._get_ops_details()
+    produced = {i for op in every for i in op["outputs"]}
+    produced |= {d["index"] for d in interpreter.get_input_details()}
+    found = []
+    for op in every:
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        outputs = [tensors[i] for i in op["outputs"] if i in tensors]
+        constants = [tensors[i] for i in op["inputs"]
+                     if i in tensors and i not in produced]
+        if outputs and any(pattern.match(t["name"])
+                           for t in outputs + constants):
+            found.append(outputs[0])
+    return found
+
+
 def layer_precisions(tflite_bytes, layer_names):
     """`{layer name: "int8" | "int16x8" | "float32" | "unknown"}`: the type
-    of the activations the layer's ops output in the file (by their tensor
-    names, which `convert_mixed` keeps)."""
+    of the activations the layer's ops output in the file (found by the
+    tensor names `convert_mixed` keeps)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=tflite_bytes)
-    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
-    outputs = [tensors[i] for op in interpreter._get_ops_details()
-               for i in op["outputs"] if i in tensors
-               and op["op_name"] not in ("QUANTIZE", "DEQUANTIZE")]
     result = {}
     for name in layer_names:
-        pattern = re.compile(layer_pattern(name))
-        kinds = {_DTYPES.get(d["dtype"], str(d["dtype"])) for d in outputs
-                 if pattern.match(d["name"])}
+        kinds = {_DTYPES.get(t["dtype"], str(t["dtype"]))
+                 for t in _layer_outputs(interpreter, name)}
         kinds.discard("int32")
         result[name] = (kinds.pop() if len(kinds) == 1 else
                         "+".join(sorted(kinds)) if kinds else "unknown")

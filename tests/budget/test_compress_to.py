@@ -45,14 +45,30 @@ def test_mixed_precision_runs_the_planned_layers_in_int16(
     exporter = LiteRTExporter()
     _, (x_val, y_val) = budget_data
     tflite = exporter.convert(trained_cnn, "int8", x_val[:100],
-                              ("conv1", "hidden"))
+                              ("conv1", "hidden", "logits"))
     precisions = exporter.layer_precisions(
-        tflite, ["conv1", "conv2", "conv3", "hidden"])
+        tflite, ["conv1", "conv2", "conv3", "hidden", "logits"])
+    # The last layer too, whose output tensor is named after the signature.
     assert precisions == {"conv1": "int16x8", "conv2": "int8",
-                          "conv3": "int8", "hidden": "int16x8"}
+                          "conv3": "int8", "hidden": "int16x8",
+                          "logits": "int16x8"}
     lite = exporter.predict(tflite, x_val)
     keras_out = trained_cnn.predict(x_val, verbose=0)
     assert np.mean(lite.argmax(-1) == keras_out.argmax(-1)) > 0.97
+
+
+def test_mixed_precision_search_with_distillation(trained_cnn, budget_data):
+    float_bytes = len(LiteRTExporter().convert(trained_cnn, "float32"))
+    # Every layer whose int8 activations cost anything goes to int16x8.
+    result = _search(trained_cnn, budget_data, size_bytes=float_bytes // 2,
+                     mixed_precision=True, int16_threshold=-1.0,
+                     distill=True)
+    assert result.plan.mixed
+    assert len(result.tflite) <= float_bytes // 2
+    read = LiteRTExporter().layer_precisions(result.tflite,
+                                             list(result.plan.precision))
+    assert read == result.plan.precision
+    assert result.measured["metric_tflite"] > 0.7
 
 
 def test_an_unreachable_budget_says_the_closest(trained_cnn, budget_data):
