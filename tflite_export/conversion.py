@@ -291,7 +291,7 @@ def convert(model: keras.Model, mode: str, representative_data=None,
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         # TFLite_Detection_PostProcess is a custom op (built into LiteRT).
         converter.allow_custom_ops = postprocess is not None
-        with _held_output(verbose):
+        with held_output(verbose):
             tflite = _run_converter(tf, converter, mode, samples, float_io,
                                     allow_flex, sparse_encoding)
     if mode in _INTEGER_MODES and not allow_flex:
@@ -302,7 +302,7 @@ def convert(model: keras.Model, mode: str, representative_data=None,
 
 
 @contextlib.contextmanager
-def _held_output(verbose):
+def held_output(verbose):
     """Holds back what the converter prints unless `verbose`; shows it if
     the conversion fails."""
     if verbose:

@@ -49,6 +49,7 @@ def convert_mixed(model, representative_data, int16_layers, verbose=False):
 
     from tflite_export.conversion import check_data
     from tflite_export.conversion import convert
+    from tflite_export.conversion import held_output
 
     known = {layer.name for layer in model.layers}
     unknown = sorted(set(int16_layers) - known)
@@ -76,10 +77,11 @@ def convert_mixed(model, representative_data, int16_layers, verbose=False):
                               16, 8)
     key, signature = next(iter(interpreter.get_signature_list().items()))
     input_name = signature["inputs"][0]
-    calibration = aeq.calibrate(
-        {key: [{input_name: samples[i:i + 1].astype("float32")}
-               for i in range(min(len(samples), 300))]})
-    result = aeq.quantize(calibration, enable_progress_report=verbose)
+    with held_output(verbose):  # AEQ's progress bars and report
+        calibration = aeq.calibrate(
+            {key: [{input_name: samples[i:i + 1].astype("float32")}
+                   for i in range(min(len(samples), 300))]})
+        result = aeq.quantize(calibration, enable_progress_report=verbose)
     return bytes(result.quantized_model)
 
 
