@@ -69,6 +69,16 @@ class CompressionPlan:
                 f"Expected one of {PRECISIONS}.")
         self.default_precision = default_precision
 
+    def pruning_schedules(self, begin_step, end_step, frequency=100):
+        """`{layer name: PolynomialDecay(0, sparsity, ...)}` for the plan's
+        sparsities: pass it to `prune_low_magnitude` as the schedule, and
+        each named layer is pruned to its own target in `fit`."""
+        from kcompress.pruning.pruning_schedule import PolynomialDecay
+
+        return {name: PolynomialDecay(0.0, value, begin_step, end_step,
+                                      frequency=frequency)
+                for name, value in self.sparsity.items() if value}
+
     def precision_of(self, layer_name):
         return self.precision.get(layer_name, self.default_precision)
 

@@ -50,3 +50,25 @@ def test_plan_round_trips_and_prints():
 def test_bad_plans_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         budget.CompressionPlan(**kwargs)
+
+
+def test_a_planned_sparsity_is_reached_in_fit():
+    import keras
+    import numpy as np
+
+    import kcompress as kc
+
+    model = keras.Sequential([keras.Input((16,)),
+                              keras.layers.Dense(32, name="wide"),
+                              keras.layers.Dense(4, name="out")])
+    plan = budget.CompressionPlan(sparsity={"wide": 0.9, "out": 0.25})
+    pruned = kc.pruning.prune_low_magnitude(
+        model, plan.pruning_schedules(0, 8, frequency=2))
+    pruned.compile("adam", "mse")
+    x = np.random.default_rng(0).normal(size=(64, 16)).astype("float32")
+    pruned.fit(x, np.zeros((64, 4)), batch_size=8, epochs=2, verbose=0,
+               callbacks=[kc.pruning.UpdatePruningStep()])
+    stripped = kc.pruning.strip_pruning(pruned)
+    for name, target in plan.sparsity.items():
+        kernel = stripped.get_layer(name).get_weights()[0]
+        assert (kernel == 0).mean() == pytest.approx(target, abs=0.01)
