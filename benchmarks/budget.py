@@ -129,7 +129,9 @@ def size_part():
                         model, train, validation_data=val,
                         size_bytes=budget, table=table, epochs=EPOCHS,
                         qat_epochs=QAT_EPOCHS, verbose=0)
-                except kc.budget.BudgetError as error:
+                except (kc.budget.BudgetError, ValueError) as error:
+                    # A BudgetError, or a budget under 1 KB, which
+                    # compress_to refuses as a unit mistake.
                     per_ratio.setdefault(ratio, []).append(
                         ("unreachable", str(error)[:60]))
                     continue
