@@ -228,7 +228,7 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
         """The smallest price whose plan fits, by doubling then bisection."""
         if _fits(dense, size_bytes, latency_ms, margin) and not low_weight:
             return 0.0, {}, dense
-        weight, high = max(low_weight, 1.0), None
+        weight, high, low = max(low_weight, 1.0), None, low_weight
         for _ in range(40):
             channels, candidate = shrunk(weight)
             _, result = measure(candidate)
@@ -238,7 +238,7 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
             if all(channels.get(g) == max(s for s, _ in table.curve(
                     g, "channels")) for g in savings):
                 break
-            weight *= 2.0
+            low, weight = weight, weight * 2.0
         if high is None:
             raise BudgetError(
                 "The budget cannot be met: with every channel group at its "
@@ -250,7 +250,8 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
                 "Raise the budget, or measure larger channel fractions "
                 "(sensitivity(..., channel_fractions=(..., 0.9))).",
                 closest=result)
-        low = low_weight if low_weight else weight / 2.0
+        # Between the last price that missed (or the round's floor) and
+        # the first that fits: the cheapest plan that fits.
         for _ in range(8):
             middle = (low + high[0]) / 2.0
             channels, candidate = shrunk(middle)
