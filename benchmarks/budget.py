@@ -2,16 +2,19 @@
 
 Four parts, each printing a table (`--parts` picks them):
 
-- `sparsity`: global magnitude pruning against TFMOT's uniform pruning at
-  80% and 90%, on the cells of `benchmarks/pruning_parity.py`, 5 seeds
+- `sparsity`: global pruning (magnitude and LAMP ranking) and
+  sensitivity-planned pruning against TFMOT's uniform pruning at 80% and
+  90%, on the cells of `benchmarks/pruning_parity.py`, 5 seeds
   (`benchmarks/budget_sparsity.py`, run as a child);
 - `size`: on the MobileNetV2-style and ResNet-style digits models
   (`kcompress_demo/residual.py`) and pruning_parity's CNN and separable
   CNN (widened to 10 digits classes), `compress_to(size_bytes=r * float
   file)` for r in 0.1 ... 0.5, against the uniform channel cut whose int8
   file is the same size (within 2%), fine-tuned and QAT-trained with the
-  same recipe (`search._fine_tune`), `--seeds` seeds each. Every size is a
-  converted file's length; every accuracy the file's own, in LiteRT;
+  same recipe (`search._fine_tune`), `--size_seeds` seeds each. Every size
+  is a converted file's length; every accuracy the file's own, in LiteRT,
+  on test digits the search never saw (it measures sensitivities and
+  probes its candidate plans on a separate validation split);
 - `latency`: `compress_to(latency_ms=T, target="pi4")` with T a ratio of
   the dense int8 file's median latency on the emulated Raspberry Pi 4,
   measured in the same run; the returned file is measured again there;
@@ -66,7 +69,9 @@ def digits():
     y = data.target
     order = np.random.default_rng(0).permutation(len(x))
     x, y = x[order], y[order]
-    return (x[:1300], y[:1300]), (x[1300:], y[1300:])
+    # train, validation (the search's sensitivities and probes), test.
+    return ((x[:1100], y[:1100]), (x[1100:1300], y[1100:1300]),
+            (x[1300:], y[1300:]))
 
 
 def build(name, seed):
@@ -111,7 +116,7 @@ def uniform_at(model, size, exporter, samples):
 
 def size_part():
     exporter = LiteRTExporter()
-    train, val = digits()
+    train, val, test = digits()
     samples = train[0][:300]
     rows, wins, ties_or_better, cells = [], 0, 0, 0
     for name in _MODELS.value:
@@ -136,7 +141,8 @@ def size_part():
                         ("unreachable", str(error)[:60]))
                     continue
                 searched = (result.measured["size_bytes"],
-                            result.measured["metric_tflite"])
+                            accuracy_of(exporter, result.tflite, test),
+                            result.measured["plan_family"])
                 fraction = uniform_at(model, searched[0] * 1.02, exporter,
                                       samples)
                 every = {group.name: fraction for group in
@@ -146,14 +152,14 @@ def size_part():
                 _, tflite, _ = search._fine_tune(
                     model, every, table, *train, LOSS, EPOCHS, QAT_EPOCHS,
                     32, 1e-3, False, False, 0.0, samples, exporter, 0)
-                uniform = (len(tflite), accuracy_of(exporter, tflite, val))
+                uniform = (len(tflite), accuracy_of(exporter, tflite, test))
                 per_ratio.setdefault(ratio, []).append(
                     (budget, float_bytes, searched, fraction, uniform))
         for ratio, runs in per_ratio.items():
             done = [r for r in runs if r[0] != "unreachable"]
             if not done:
                 rows.append([name, f"{ratio:.1f}x", "unreachable", "", "",
-                             "", "", "", ""])
+                             "", "", "", "", ""])
                 continue
             budget = np.median([r[0] for r in done])
             s_size = np.median([r[2][0] for r in done])
@@ -163,6 +169,7 @@ def size_part():
             fits = all(r[2][0] <= r[0] for r in done)
             diff = 100 * (s_acc - u_acc)
             cut = np.mean([r[3] for r in done])
+            chosen = sum(r[2][2] == "sensitivity" for r in done)
             cells += 1
             wins += diff > 0
             ties_or_better += diff >= 0
@@ -170,19 +177,24 @@ def size_part():
                          f"{int(s_size):,}", "yes" if fits else "NO",
                          f"{s_acc:.3f}",
                          f"{int(u_size):,} (-{cut:.0%})",
-                         f"{u_acc:.3f}", f"{diff:+.1f}"])
+                         f"{u_acc:.3f}", f"{diff:+.1f}",
+                         f"{chosen} of {len(done)}"])
     print(render(["model", "budget", "budget (B)", "searched file (B)",
                   "fits", "searched acc", "uniform file (B, cut)",
-                  "uniform acc", "diff (pt)"], rows))
+                  "uniform acc", "diff (pt)", "sensitivity plan chosen"],
+                 rows))
     print(f"\nSearched plan >= uniform at the same size in {ties_or_better}"
           f" of {cells} cells, strictly better in {wins}. Accuracy: the "
-          f"int8 file in LiteRT, mean of {_SEEDS.value} seeds; sizes: "
-          "medians.")
+          f"int8 file in LiteRT on the {len(test[0])} test digits (the "
+          f"search saw only the {len(val[0])} validation ones), mean of "
+          f"{_SEEDS.value} seeds; sizes: medians. The last column: how "
+          "often the search's probe chose the sensitivity plan over its "
+          "own uniform candidate.")
 
 
 def latency_part():
     exporter = LiteRTExporter(runs=30)
-    train, val = digits()
+    train, val, test = digits()
     model = trained("mobilenet_v2_style", 0, train)
     samples = train[0][:300]
     dense = exporter.convert(model, "int8", samples)
@@ -198,11 +210,11 @@ def latency_part():
         ["file", "size (B)", "Pi 4 ms (emulated)", "ratio to dense",
          "accuracy (file)"],
         [["dense int8", f"{len(dense):,}", f"{dense_ms:.2f}", "1.00",
-          f"{accuracy_of(exporter, dense, val):.3f}"],
+          f"{accuracy_of(exporter, dense, test):.3f}"],
          [f"compress_to(latency_ms={limit:.2f})",
           f"{len(result.tflite):,}", f"{again:.2f} (search: "
           f"{result.measured['latency_ms']:.2f})", f"{again / dense_ms:.2f}",
-          f"{result.measured['metric_tflite']:.3f}"]]))
+          f"{accuracy_of(exporter, result.tflite, test):.3f}"]]))
     print(f"\nBudget: {_LATENCY_RATIO.value:.2f}x the dense file's median; "
           f"measured again: {again / dense_ms:.2f}x "
           f"({'met' if again <= limit else 'MISSED'}). Search took "
@@ -211,7 +223,7 @@ def latency_part():
 
 def mixed_part():
     exporter = LiteRTExporter()
-    train, val = digits()
+    train, val, test = digits()
     model = trained("mobilenet_v2_style", 0, train)
     samples = train[0][:300]
     table = kc.budget.sensitivity(model, val, sparsities=(0.5,),
@@ -226,14 +238,15 @@ def mixed_part():
     read = exporter.layer_precisions(mixed, table.layers("precision"))
     agree = all(read[n] == plan.precision_of(n) for n in chosen) and all(
         read[n] in ("int8", "unknown") for n in read if n not in chosen)
-    keras_acc = float(np.mean(model.predict(val[0], verbose=0).argmax(-1)
-                              == val[1]))
+    keras_acc = float(np.mean(model.predict(test[0], verbose=0).argmax(-1)
+                              == test[1]))
     print(render(["file", "size (B)", "accuracy (file)", "host ms"], [
         ["float (Keras)", "", f"{keras_acc:.3f}", ""],
-        ["int8", f"{len(int8):,}", f"{accuracy_of(exporter, int8, val):.3f}",
+        ["int8", f"{len(int8):,}",
+         f"{accuracy_of(exporter, int8, test):.3f}",
          f"{exporter.latency_ms(int8, 'host'):.3f}"],
         [f"mixed: {', '.join(chosen)} int16x8", f"{len(mixed):,}",
-         f"{accuracy_of(exporter, mixed, val):.3f}",
+         f"{accuracy_of(exporter, mixed, test):.3f}",
          f"{exporter.latency_ms(mixed, 'host'):.3f}"]]))
     print("\nPer-layer precision read back from the mixed file: "
           + ", ".join(f"{n}={p}" for n, p in read.items() if n in chosen)

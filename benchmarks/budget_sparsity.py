@@ -6,10 +6,13 @@ scikit-learn sets, 5 seeds, PolynomialDecay to the target over 6 epochs then
 10 fine-tune epochs), with one change on the kcompress side:
 `prune_low_magnitude(..., scope="global")`, which ranks every layer's
 weights together, so the target is the model's overall sparsity; by
-magnitude, and by LAMP score (`ranking="lamp"`), each in its own process. TFMOT
-prunes each layer to the target. Both end at the same number of zeros in
-the pruned kernels (TFMOT leaves the depthwise kernel dense, and global
-pruning ranks the same layers).
+magnitude, and by LAMP score (`ranking="lamp"`); and sensitivity-planned
+(each layer's loss rise measured alone on the training data by
+`kc.budget.sensitivity`, `allocate_sparsity` to the overall target, each
+layer on its own schedule), each in its own process. TFMOT prunes each
+layer to the target. All end at the same number of zeros in the pruned
+kernels (TFMOT leaves the depthwise kernel dense, and the kcompress
+variants rank or plan the same layers).
 
 Run: `python benchmarks/budget_sparsity.py` (about 20 minutes on 2 cores;
 `--seeds=2` for a quick look). `benchmarks/budget.py` runs it.
@@ -31,9 +34,37 @@ from absl import flags
 flags.FLAGS.set_default("sparsities", ["0.8", "0.9"])
 _STAGE = flags.DEFINE_enum("stage", None, ["global"],
                            "Run one stage and print JSON (internal).")
-_RANKING = flags.DEFINE_enum("ranking", "magnitude", ["magnitude", "lamp"],
+_RANKING = flags.DEFINE_enum("ranking", "magnitude",
+                             ["magnitude", "lamp", "planned"],
                              "Global ranking of the stage (internal).")
-RANKINGS = ("magnitude", "lamp")
+RANKINGS = ("magnitude", "lamp", "planned")
+
+
+def _cross_entropy_score(y_true, logits):
+    """Minus the mean cross-entropy of `logits`: higher is better."""
+    logits = logits - logits.max(-1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    return float(np.mean(log_p[np.arange(len(y_true)), y_true]))
+
+
+def planned_pruning(kc, data):
+    """`prune_low_magnitude` with per-layer targets from a plan: each
+    layer's loss rise measured alone on the training data
+    (`kc.budget.sensitivity`), then `allocate_sparsity` to the schedule's
+    overall target, each layer on the schedule's own ramp."""
+    def prune(model, pruning_schedule):
+        table = kc.budget.sensitivity(
+            model, data["train"], metric=_cross_entropy_score,
+            sparsities=(0.5, 0.7, 0.8, 0.9, 0.95), channel_fractions=(),
+            precisions=(), verbose=0)
+        targets = kc.budget.allocate_sparsity(
+            table, pruning_schedule.final_sparsity)
+        plan = kc.budget.CompressionPlan(sparsity=targets)
+        return kc.pruning.prune_low_magnitude(
+            model, pruning_schedule=plan.pruning_schedules(
+                pruning_schedule.begin_step, pruning_schedule.end_step,
+                frequency=pruning_schedule.frequency))
+    return prune
 
 
 def run_global(cells, seeds):
@@ -41,16 +72,21 @@ def run_global(cells, seeds):
 
     import kcompress as kc
 
+    data = {}
+    if _RANKING.value == "planned":
+        prune = planned_pruning(kc, data)
+    else:
+        prune = functools.partial(kc.pruning.prune_low_magnitude,
+                                  scope="global", ranking=_RANKING.value)
     sparsity = types.SimpleNamespace(
         PolynomialDecay=kc.pruning.PolynomialDecay,
-        prune_low_magnitude=functools.partial(
-            kc.pruning.prune_low_magnitude, scope="global",
-            ranking=_RANKING.value),
+        prune_low_magnitude=prune,
         UpdatePruningStep=kc.pruning.UpdatePruningStep,
         strip_pruning=kc.pruning.strip_pruning)
     return parity._sweep(cells, seeds, types.SimpleNamespace(
-        name="kcompress global", keras=keras, sparsity=sparsity,
-        input=keras.Input, copy=lambda model: model))
+        name=f"kcompress {_RANKING.value}", keras=keras, sparsity=sparsity,
+        input=keras.Input, copy=lambda model: model,
+        training_data=lambda x, y: data.update(train=(x, y))))
 
 
 def table(ours, tfmot_results):

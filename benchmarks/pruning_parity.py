@@ -188,6 +188,8 @@ def _sweep(cells, seeds, api):
         x_train, x_test = (inputs_for(model_name, x_train),
                            inputs_for(model_name, x_test))
         steps = len(x_train) // BATCH
+        if hasattr(api, "training_data"):  # a plan measured on it
+            api.training_data(x_train, y_train)
         for seed in range(seeds):
             model = api.keras.Sequential(
                 [api.input(x_train.shape[1:])]

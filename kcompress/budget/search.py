@@ -9,7 +9,9 @@ a target:
 2. choose per-group channel fractions (`allocate_channels`): each group
    gives the channels that cost the least metric per parameter saved, a
    price searched by bisection until the shrunk model's int8 file, converted
-   and measured for real, fits the budget;
+   and measured for real, fits the budget. The uniform cut (one fraction
+   for every group) is priced the same way, and the two compete on a short
+   fine-tune scored on the validation data (`candidates`);
 3. shrink the model to that plan, fine-tune it in `fit` (distilling from
    the original when `distill=True`), then quantization-aware training;
    with `mixed_precision=True` the layers whose int8 activations cost the
@@ -29,11 +31,11 @@ import keras
 import numpy as np
 
 from kcompress import _model_utils
+from kcompress.budget import candidates
 from kcompress.budget import scoring
 from kcompress.budget.exporter import get_exporter
 from kcompress.budget.layer_sensitivity import sensitivity
 from kcompress.budget.plan import CompressionPlan
-from kcompress.budget.plan import allocate_channels
 from kcompress.pruning.dependency_groups import channel_groups
 from kcompress.pruning.group_pruning import prune_channel_groups
 from kcompress.pruning.shrinking import shrink
@@ -61,7 +63,10 @@ class BudgetResult:
         tflite: the `.tflite` bytes that were measured.
         plan: the `CompressionPlan` chosen.
         measured: sizes in bytes, latencies in ms, the metric in Keras and
-            in the file, for the result and for the dense references.
+            in the file, for the result and for the dense references;
+            `plan_family`, the family of the plan chosen, and
+            `probe_metric` and `probe_loss`, each family's probe scores
+            when they competed.
         table: the `SensitivityTable` the plan came from.
     """
 
@@ -131,7 +136,8 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
                 metric="accuracy", loss=None, epochs=4, qat_epochs=2,
                 batch_size=32, learning_rate=1e-3, distill=False,
                 mixed_precision=False, int16_threshold=0.005, table=None,
-                exporter="litert", max_rounds=3, verbose=1):
+                plans=candidates.FAMILIES, probe_epochs=1, exporter="litert",
+                max_rounds=3, verbose=1):
     """Compresses `model` until its int8 file fits the budget, measured.
 
     Args:
@@ -159,6 +165,12 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
             `int16_threshold` of the metric run in int16x8 (post-training,
             AI Edge Quantizer) instead of quantization-aware training.
         table: a `SensitivityTable` already measured (else measured here).
+        plans: the families of channel plans that compete
+            (`candidates.FAMILIES`): `"sensitivity"` (`allocate_channels`
+            at a price) and `"uniform"` (one fraction for every group).
+            Each family's cheapest plan that fits is fine-tuned for
+            `probe_epochs` and scored on the validation data; the best
+            goes on.
         exporter: `"litert"` or an exporter object (`exporter.METHODS`).
         max_rounds: fine-tune rounds before giving up.
         verbose: 0 silent, 1 progress lines.
@@ -174,6 +186,7 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
         tflite_export.TargetError: for a target that is not configured.
     """
     _check_budget(size_bytes, latency_ms, max_metric_drop)
+    plans = candidates.check_families(plans)
     _model_utils.check_model_argument(
         model, "model", "compress_to",
         "rebuild it as a functional or Sequential model first.",
@@ -216,33 +229,28 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
         table = sensitivity(model, (x_val, y_val), metric=metric,
                             sparsities=(0.5,), verbose=verbose,
                             precisions=("int8",) if mixed_precision else ())
-    graph = channel_groups(model)
-    savings = _group_savings(model, graph)
-    price_unit = 1.0 / max(model.count_params(), 1)
+    savings = _group_savings(model, channel_groups(model))
+    families = [candidates.family(name, table, savings,
+                                  1.0 / max(model.count_params(), 1))
+                for name in plans]
 
-    def shrunk(weight):
-        channels = allocate_channels(table, savings, weight * price_unit)
-        return channels, shrink(prune_channel_groups(model, channels))
+    def fits(result, margin=_MARGIN):
+        return _fits(result, size_bytes, latency_ms, margin)
 
-    def search(margin, low_weight):
-        """The smallest price whose plan fits, by doubling then bisection."""
-        if _fits(dense, size_bytes, latency_ms, margin) and not low_weight:
+    def measure_plan(channels):
+        return measure(shrink(prune_channel_groups(model, channels)))[1]
+
+    def cheapest(plans, low):
+        """`(knob, channels, PTQ estimate)` of the cheapest plan of the
+        family that fits, or a `BudgetError`."""
+        if fits(dense) and not low:
             return 0.0, {}, dense
-        weight, high, low = max(low_weight, 1.0), None, low_weight
-        for _ in range(40):
-            channels, candidate = shrunk(weight)
-            _, result = measure(candidate)
-            if _fits(result, size_bytes, latency_ms, margin):
-                high = (weight, channels, result)
-                break
-            if all(channels.get(g) == max(s for s, _ in table.curve(
-                    g, "channels")) for g in savings):
-                break
-            low, weight = weight, weight * 2.0
-        if high is None:
+        knob, channels, result = candidates.cheapest_fit(
+            plans, measure_plan, fits, low)
+        if knob is None:
             raise BudgetError(
                 "The budget cannot be met: with every channel group at its "
-                "largest measured cut the int8 file is "
+                f"largest cut ({plans.name} plan) the int8 file is "
                 f"{result['size_bytes']:,} B"
                 + (f" and {result['latency_ms']:.2f} ms on {target}"
                    if latency_ms is not None else "")
@@ -250,25 +258,21 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
                 "Raise the budget, or measure larger channel fractions "
                 "(sensitivity(..., channel_fractions=(..., 0.9))).",
                 closest=result)
-        # Between the last price that missed (or the round's floor) and
-        # the first that fits: the cheapest plan that fits.
-        for _ in range(8):
-            middle = (low + high[0]) / 2.0
-            channels, candidate = shrunk(middle)
-            _, result = measure(candidate)
-            if _fits(result, size_bytes, latency_ms, margin):
-                high = (middle, channels, result)
-            else:
-                low = middle
-        return high
+        return knob, channels, result
 
-    weight, closest = 0.0, None
+    chosen, (knob, channels, estimate) = _choose(
+        families, cheapest, model, (x, y), (x_val, y_val), score, loss,
+        probe_epochs, batch_size, learning_rate, measured, say)
+    measured["plan_family"] = chosen.name
+    closest = None
     for round_number in range(1, max_rounds + 1):
-        weight, channels, estimate = search(_MARGIN, weight)
-        say(f"compress_to: round {round_number}: plan removes channels of "
-            f"{len(channels)} groups; PTQ estimate {estimate['size_bytes']:,}"
-            " B" + (f", {estimate['latency_ms']:.2f} ms"
-                    if latency_ms is not None else ""))
+        if round_number > 1:
+            knob, channels, estimate = cheapest(chosen, knob)
+        say(f"compress_to: round {round_number}: {chosen.name} plan removes "
+            f"channels of {len(channels)} groups; PTQ estimate "
+            f"{estimate['size_bytes']:,} B" + (
+                f", {estimate['latency_ms']:.2f} ms"
+                if latency_ms is not None else ""))
         compressed, tflite, plan = _fine_tune(
             model, channels, table, x, y, loss, epochs, qat_epochs,
             batch_size, learning_rate, distill, mixed_precision,
@@ -280,9 +284,9 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
             x_val, verbose=0, batch_size=256))
         result["metric_tflite"] = score(exporter.predict(tflite, x_val))
         closest = result
-        if _fits(result, size_bytes, latency_ms, 0.0):
+        if fits(result, 0.0):
             break
-        weight = max(weight, 1.0) * 1.5  # missed after training: cut more
+        knob = max(knob, 1.0) * 1.5  # missed after training: cut more
     else:
         raise BudgetError(
             f"The budget ({_budget_text(size_bytes, latency_ms)}) was not "
@@ -297,6 +301,41 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
             f"max_metric_drop={max_metric_drop}. Raise the budget, train "
             "longer (epochs=...), or try distill=True.", closest=result)
     return BudgetResult(compressed, tflite, plan, measured, table)
+
+
+def _choose(families, cheapest, model, data, validation, score, loss,
+            probe_epochs, batch_size, learning_rate, measured, say):
+    """`(family, (knob, channels, estimate))`: each family's cheapest plan
+    that fits, probed (a short fine-tune, scored on the validation data)
+    when more than one fits and they differ; the best score wins, then the
+    lower validation loss. Raises the first family's `BudgetError` when none
+    fits."""
+    fitting, errors = [], []
+    for plans in families:
+        try:
+            fitting.append((plans, cheapest(plans, 0.0)))
+        except BudgetError as error:
+            errors.append(error)
+    if not fitting:
+        raise errors[0]
+    distinct = {repr(sorted(found[1].items())) for _, found in fitting}
+    if len(fitting) == 1 or len(distinct) == 1 or not probe_epochs:
+        return fitting[0]
+    scores = {}
+    for plans, found in fitting:
+        scores[plans.name] = candidates.probe(
+            model, found[1], data, validation, score, loss, probe_epochs,
+            batch_size, learning_rate)
+    measured["probe_metric"] = {name: value for name, (value, _)
+                                in scores.items()}
+    measured["probe_loss"] = {name: -minus for name, (_, minus)
+                              in scores.items()}
+    best = max(fitting, key=lambda item: scores[item[0].name])
+    say("compress_to: probe (" + ", ".join(
+        f"{name} {value:.4f} (loss {-minus:.4f})"
+        for name, (value, minus) in scores.items())
+        + f"): {best[0].name} plan")
+    return best
 
 
 def _budget_text(size_bytes, latency_ms):

@@ -29,6 +29,14 @@ def test_the_file_fits_a_size_budget(trained_cnn, budget_data):
     assert result.measured["float_size_bytes"] == float_bytes
     assert result.measured["dense_int8_size_bytes"] > limit  # had to cut
     assert result.plan.channels, "no channels removed"
+    # Both families fit; the one whose probe scored best was chosen.
+    probe = result.measured["probe_metric"]
+    assert set(probe) == {"sensitivity", "uniform"}
+    losses = result.measured["probe_loss"]
+    assert result.measured["plan_family"] == max(
+        probe, key=lambda name: (probe[name], -losses[name]))
+    if result.measured["plan_family"] == "uniform":
+        assert len(set(result.plan.channels.values())) == 1
     # The file answers as the Keras model does, and stays useful.
     assert result.measured["metric_tflite"] == pytest.approx(
         result.measured["metric_keras"], abs=0.02)
@@ -71,6 +79,16 @@ def test_mixed_precision_search_with_distillation(trained_cnn, budget_data):
     assert result.measured["metric_tflite"] > 0.7
 
 
+def test_one_family_of_plans(trained_cnn, budget_data):
+    float_bytes = len(LiteRTExporter().convert(trained_cnn, "float32"))
+    result = _search(trained_cnn, budget_data, size_bytes=float_bytes // 5,
+                     plans=("uniform",), qat_epochs=0)
+    assert len(result.tflite) <= float_bytes // 5
+    assert result.measured["plan_family"] == "uniform"
+    assert "probe_metric" not in result.measured  # nothing to compete with
+    assert len(set(result.plan.channels.values())) == 1
+
+
 def test_an_unreachable_budget_says_the_closest(trained_cnn, budget_data):
     with pytest.raises(budget.BudgetError, match="cannot be met") as info:
         _search(trained_cnn, budget_data, size_bytes=2_000)
@@ -86,6 +104,8 @@ def test_an_unreachable_budget_says_the_closest(trained_cnn, budget_data):
     (dict(size_bytes=50_000, max_metric_drop=5), "max_metric_drop=5"),
     (dict(size_bytes=50_000, exporter="onnx"), "exporter='onnx'"),
     (dict(size_bytes=50_000, metric="bleu"), "metric='bleu'"),
+    (dict(size_bytes=50_000, plans=("random",)), "plans=\\('random',\\)"),
+    (dict(size_bytes=50_000, plans="uniform"), "non-empty tuple"),
 ])
 def test_bad_budgets_are_refused(trained_cnn, budget_data, kwargs, message):
     with pytest.raises(ValueError, match=message):
