@@ -129,6 +129,15 @@ def _monotone(points):
     return settings, np.maximum.accumulate(np.maximum(drops, 0.0))
 
 
+def _interp(at, settings, drops):
+    """Drops between the measured settings, convex in each segment (linear
+    in the square of the setting): removing the least important weights or
+    channels first, each further step costs more than the last. Linear
+    interpolation would make every optimum a measured point, so plans
+    would move only in the table's coarse steps."""
+    return np.interp(np.square(at), np.square(settings), drops)
+
+
 def allocate_sparsity(table, sparsity, max_sparsity=0.95, step=0.05):
     """Per-layer sparsities whose weighted mean is `sparsity`, spent where
     the table's measured drops per pruned weight are smallest.
@@ -160,8 +169,8 @@ def allocate_sparsity(table, sparsity, max_sparsity=0.95, step=0.05):
         settings, drops = curves[name]
         now = current[name]
         after = min(now + step, max_sparsity)
-        extra = np.interp(after, settings, drops) - np.interp(
-            now, settings, drops)
+        extra = (_interp(after, settings, drops)
+                 - _interp(now, settings, drops))
         # A tiny term for the share already pruned spreads ties evenly.
         return (extra + 1e-6 * after) / (sizes[name] * (after - now))
 
@@ -186,7 +195,8 @@ def allocate_channels(table, savings, weight, step=0.05):
     """Per-group fractions of channels to remove, trading drop for saving.
 
     Each group takes the fraction (on a grid of `step`, up to its largest
-    measured one, drops interpolated between the measured fractions) that
+    measured one, drops interpolated between the measured fractions,
+    convex in each segment) that
     minimizes `drop - weight * saving`; a larger `weight` removes more.
     Search `weight` to meet a budget (`compress_to` does).
 
@@ -204,7 +214,7 @@ def allocate_channels(table, savings, weight, step=0.05):
         settings, drops = _monotone(table.curve(name, "channels"))
         grid = np.round(np.arange(0.0, max(settings) + 1e-9, step), 4)
         grid = np.union1d(grid, settings)
-        values = (np.interp(grid, settings, drops)
+        values = (_interp(grid, settings, drops)
                   - weight * savings.get(name, 0.0) * grid)
         best = float(grid[int(np.argmin(values))])
         if best:

@@ -237,8 +237,14 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
     def fits(result, margin=_MARGIN):
         return _fits(result, size_bytes, latency_ms, margin)
 
+    measured_plans = {}
+
     def measure_plan(channels):
-        return measure(shrink(prune_channel_groups(model, channels)))[1]
+        key = tuple(sorted(channels.items()))
+        if key not in measured_plans:  # bisection meets a plan again
+            measured_plans[key] = measure(shrink(prune_channel_groups(
+                model, channels)))[1]
+        return measured_plans[key]
 
     def cheapest(plans, low):
         """`(knob, channels, PTQ estimate)` of the cheapest plan of the

@@ -29,7 +29,12 @@ def test_allocate_channels_grows_with_the_price():
     savings = {"tough": 1000, "easy": 1000}
     assert budget.allocate_channels(table, savings, 0.0) == {}
     cheap = budget.allocate_channels(table, savings, 1e-4)
-    assert cheap == {"easy": 0.5}
+    assert cheap["easy"] == 0.5
+    assert cheap.get("tough", 0.0) < 0.25  # at most a sliver of it
+    # Between the measured fractions (0.25, 0.5) too, not only on them:
+    # drops are convex between the measured points.
+    middle = budget.allocate_channels(table, savings, 2e-4)
+    assert 0.0 < middle["tough"] < 0.25
     assert budget.allocate_channels(table, savings, 1.0) == {
         "tough": 0.5, "easy": 0.5}
 
