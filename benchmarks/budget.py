@@ -179,6 +179,9 @@ def size_part():
                          f"{int(u_size):,} (-{cut:.0%})",
                          f"{u_acc:.3f}", f"{diff:+.1f}",
                          f"{chosen} of {len(done)}"])
+        print(f"({name} done: " + "; ".join(
+            " ".join(map(str, row[1:])) for row in rows if row[0] == name)
+            + ")", flush=True)
     print(render(["model", "budget", "budget (B)", "searched file (B)",
                   "fits", "searched acc", "uniform file (B, cut)",
                   "uniform acc", "diff (pt)", "sensitivity plan chosen"],

@@ -37,7 +37,8 @@ _STAGE = flags.DEFINE_enum("stage", None, ["global"],
 _RANKING = flags.DEFINE_enum("ranking", "magnitude",
                              ["magnitude", "lamp", "planned"],
                              "Global ranking of the stage (internal).")
-RANKINGS = ("magnitude", "lamp", "planned")
+_RANKINGS = flags.DEFINE_list("rankings", ["magnitude", "lamp", "planned"],
+                              "The kcompress variants to run beside TFMOT.")
 
 
 def _cross_entropy_score(y_true, logits):
@@ -47,7 +48,7 @@ def _cross_entropy_score(y_true, logits):
     return float(np.mean(log_p[np.arange(len(y_true)), y_true]))
 
 
-def planned_pruning(kc, data):
+def planned_pruning(keras, kc, data):
     """`prune_low_magnitude` with per-layer targets from a plan: each
     layer's loss rise measured alone on the training data
     (`kc.budget.sensitivity`), then `allocate_sparsity` to the schedule's
@@ -57,8 +58,12 @@ def planned_pruning(kc, data):
             model, data["train"], metric=_cross_entropy_score,
             sparsities=(0.5, 0.7, 0.8, 0.9, 0.95), channel_fractions=(),
             precisions=(), verbose=0)
+        # The layers TFMOT and global pruning prune (not the depthwise).
+        layers = [layer.name for layer in model.layers
+                  if layer.name in table.layers("sparsity")
+                  and not isinstance(layer, keras.layers.DepthwiseConv2D)]
         targets = kc.budget.allocate_sparsity(
-            table, pruning_schedule.final_sparsity)
+            table, pruning_schedule.final_sparsity, layers=layers)
         plan = kc.budget.CompressionPlan(sparsity=targets)
         return kc.pruning.prune_low_magnitude(
             model, pruning_schedule=plan.pruning_schedules(
@@ -74,7 +79,7 @@ def run_global(cells, seeds):
 
     data = {}
     if _RANKING.value == "planned":
-        prune = planned_pruning(kc, data)
+        prune = planned_pruning(keras, kc, data)
     else:
         prune = functools.partial(kc.pruning.prune_low_magnitude,
                                   scope="global", ranking=_RANKING.value)
@@ -138,7 +143,7 @@ def run(passed):
             [sys.executable, parity.__file__, "--tool=tfmot",
              f"--work_dir={work}", *passed], stdout=subprocess.PIPE,
             env=env, text=True)}
-        for ranking in RANKINGS:
+        for ranking in _RANKINGS.value:
             children[ranking] = subprocess.Popen(
                 [sys.executable, __file__, "--stage=global",
                  f"--ranking={ranking}", f"--work_dir={work}", *passed],

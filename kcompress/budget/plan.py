@@ -138,15 +138,20 @@ def _interp(at, settings, drops):
     return np.interp(np.square(at), np.square(settings), drops)
 
 
-def allocate_sparsity(table, sparsity, max_sparsity=0.95, step=0.05):
+def allocate_sparsity(table, sparsity, max_sparsity=0.95, step=0.05,
+                      layers=None):
     """Per-layer sparsities whose weighted mean is `sparsity`, spent where
     the table's measured drops per pruned weight are smallest.
 
     Args:
         table: a `SensitivityTable` with `"sparsity"` rows.
-        sparsity: the overall sparsity of the layers the table measured.
+        sparsity: the overall sparsity of the layers planned.
         max_sparsity: no layer goes past it.
         step: the size of one move.
+        layers: the names of the layers to plan, among those the table
+            measured; None for all of them. (The table measures depthwise
+            kernels too, which `prune_low_magnitude` leaves dense unless
+            they are named.)
 
     Returns:
         `{layer name: sparsity}`.
@@ -154,10 +159,19 @@ def allocate_sparsity(table, sparsity, max_sparsity=0.95, step=0.05):
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"Received: sparsity={sparsity!r}. Expected a float"
                          " in [0, 1).")
-    layers = table.layers("sparsity")
-    if not layers:
+    measured = table.layers("sparsity")
+    if not measured:
         raise ValueError("Received: a table without sparsity rows. Expected "
                          "one from sensitivity(..., sparsities=...).")
+    if layers is None:
+        layers = measured
+    else:
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        unknown = [name for name in layers if name not in measured]
+        if unknown or not layers:
+            raise ValueError(
+                f"Received: layers={layers!r}. Expected names among the "
+                f"layers the table measured: {measured}.")
     sizes = {name: table.params(name, "sparsity") for name in layers}
     curves = {name: _monotone(table.curve(name, "sparsity"))
               for name in layers}

@@ -24,6 +24,13 @@ def test_allocate_sparsity_meets_the_mean_and_spares_the_tough_layer():
     assert (plan["easy"] + plan["tough"]) / 2 == pytest.approx(0.6)
 
 
+def test_allocate_sparsity_plans_only_the_named_layers():
+    plan = budget.allocate_sparsity(_table(), 0.6, layers=["tough"])
+    assert plan == {"tough": pytest.approx(0.6)}
+    with pytest.raises(ValueError, match="layers=\\['nope'\\]"):
+        budget.allocate_sparsity(_table(), 0.6, layers=["nope"])
+
+
 def test_allocate_channels_grows_with_the_price():
     table = _table()
     savings = {"tough": 1000, "easy": 1000}
