@@ -108,18 +108,29 @@ def _layer_outputs(interpreter, name):
     return found
 
 
+def _precision(details):
+    kinds = {_DTYPES.get(t["dtype"], str(t["dtype"])) for t in details}
+    kinds.discard("int32")
+    return (kinds.pop() if len(kinds) == 1 else
+            "+".join(sorted(kinds)) if kinds else "unknown")
+
+
 def layer_precisions(tflite_bytes, layer_names):
     """`{layer name: "int8" | "int16x8" | "float32" | "unknown"}`: the type
     of the activations the layer's ops output in the file (found by the
-    tensor names `convert_mixed` keeps)."""
+    tensor names `convert_mixed` keeps). In a file of one precision, a
+    layer whose ops the converter renamed computes in that precision too."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=tflite_bytes)
+    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+    whole = _precision(
+        tensors[i] for op in interpreter._get_ops_details()
+        if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE")
+        for i in op["outputs"] if i in tensors)
     result = {}
     for name in layer_names:
-        kinds = {_DTYPES.get(t["dtype"], str(t["dtype"]))
-                 for t in _layer_outputs(interpreter, name)}
-        kinds.discard("int32")
-        result[name] = (kinds.pop() if len(kinds) == 1 else
-                        "+".join(sorted(kinds)) if kinds else "unknown")
+        result[name] = _precision(_layer_outputs(interpreter, name))
+        if result[name] == "unknown" and "+" not in whole:
+            result[name] = whole
     return result

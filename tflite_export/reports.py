@@ -91,7 +91,21 @@ def _verification_rows(check):
         rows.append(("accuracy Keras / TFLite",
                      f"{check['keras_accuracy']:.4f} / "
                      f"{check['tflite_accuracy']:.4f}"))
+    precision = check.get("layer_precision")
+    if precision:
+        rows.append(("layer precision", precision_text(precision)))
     return rows
+
+
+def precision_text(precision):
+    """`{layer: precision}` in a line: the common precision, and the
+    layers that differ from it."""
+    kinds = list(precision.values())
+    common = max(set(kinds), key=kinds.count)
+    others = [f"{name} {kind}" for name, kind in precision.items()
+              if kind != common]
+    return f"{common}" + (f" except {', '.join(others)}" if others else
+                          f" (all {len(kinds)} layers)")
 
 
 def _detection_rows(check):

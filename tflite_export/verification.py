@@ -12,6 +12,7 @@ from tflite_export.conversion import check_data
 from tflite_export.conversion import check_model
 from tflite_export.inspection import check_tflite_bytes
 from tflite_export.inspection import interpreter_for
+from tflite_export.mixed_precision import layer_precisions
 from tflite_export.output_matching import match_outputs
 from tflite_export.output_matching import output_names
 
@@ -51,7 +52,10 @@ class Verification:
     `outputs` has one `OutputAgreement` per Keras output, each matched to
     the file's tensor by name and shape (`output_matching`). The other
     fields describe the first output, as for a single-output model;
-    accuracies need labels and a single output.
+    accuracies need labels and a single output. `layer_precision` says
+    what each Keras layer with weights computes in, in the file (`"int8"`,
+    `"int16x8"`, `"float32"`, or `"unknown"` where the converter fused the
+    layer's ops under another name).
     """
 
     samples: int
@@ -64,6 +68,7 @@ class Verification:
     keras_accuracy: float
     tflite_accuracy: float
     outputs: list = dataclasses.field(default_factory=list)
+    layer_precision: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -249,4 +254,6 @@ def verify(tflite_bytes: bytes, keras_model: keras.Model, x,
         keras_accuracy=keras_accuracy,
         tflite_accuracy=tflite_accuracy,
         outputs=agreements,
+        layer_precision=layer_precisions(tflite_bytes, [
+            layer.name for layer in keras_model.layers if layer.weights]),
     )

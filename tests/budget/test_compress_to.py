@@ -63,6 +63,17 @@ def test_mixed_precision_runs_the_planned_layers_in_int16(
     lite = exporter.predict(tflite, x_val)
     keras_out = trained_cnn.predict(x_val, verbose=0)
     assert np.mean(lite.argmax(-1) == keras_out.argmax(-1)) > 0.97
+    # verify() says the same, and its report row names the wide layers.
+    import tflite_export as te
+    from tflite_export import reports
+
+    checked = te.verify(tflite, trained_cnn, x_val[:50], y_val[:50])
+    assert checked.layer_precision == precisions
+    assert reports.precision_text(checked.layer_precision) == (
+        "int16x8 except conv2 int8, conv3 int8")
+    plain = exporter.convert(trained_cnn, "int8", x_val[:100])
+    assert set(te.verify(plain, trained_cnn, x_val[:50]).layer_precision
+               .values()) == {"int8"}
 
 
 def test_mixed_precision_search_with_distillation(trained_cnn, budget_data):
