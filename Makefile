@@ -103,7 +103,7 @@ bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/structured_pruning.py
 	$(PY) benchmarks/detection.py
 
-## bench-budget: compression to a budget against uniform settings and TFMOT (about an hour and a half).
+## bench-budget: compression to a budget against uniform settings and TFMOT (about two and a half hours on 2 cores).
 bench-budget: $(VENV)/.bench-installed
 	$(PY) benchmarks/budget.py
 

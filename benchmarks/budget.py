@@ -22,7 +22,7 @@ Four parts, each printing a table (`--parts` picks them):
   sensitivity table) in int16x8, the rest int8, through AI Edge Quantizer;
   the per-layer precision read back from the file.
 
-Run: `python benchmarks/budget.py` (about an hour on 2 cores;
+Run: `python benchmarks/budget.py` (about two and a half hours on 2 cores;
 `--parts=size --size_seeds=1` for a quick look).
 """
 
@@ -46,7 +46,7 @@ from tflite_export.budget_export import LiteRTExporter  # noqa: E402
 
 _PARTS = flags.DEFINE_list("parts", ["sparsity", "size", "latency", "mixed"],
                            "Which parts to run.")
-_SEEDS = flags.DEFINE_integer("size_seeds", 3, "Seeds per size cell.",
+_SEEDS = flags.DEFINE_integer("size_seeds", 2, "Seeds per size cell.",
                               lower_bound=1)
 _RATIOS = flags.DEFINE_list("size_ratios", ["0.1", "0.2", "0.3", "0.5"],
                             "Budgets as fractions of the float file.")

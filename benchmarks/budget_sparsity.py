@@ -14,7 +14,7 @@ layer to the target. All end at the same number of zeros in the pruned
 kernels (TFMOT leaves the depthwise kernel dense, and the kcompress
 variants rank or plan the same layers).
 
-Run: `python benchmarks/budget_sparsity.py` (about 20 minutes on 2 cores;
+Run: `python benchmarks/budget_sparsity.py` (about 25 minutes on 2 cores;
 `--seeds=2` for a quick look). `benchmarks/budget.py` runs it.
 """
 
