@@ -48,11 +48,13 @@ def _cross_entropy_score(y_true, logits):
     return float(np.mean(log_p[np.arange(len(y_true)), y_true]))
 
 
-def planned_pruning(keras, kc, data):
+def planned_pruning(kc, data):
     """`prune_low_magnitude` with per-layer targets from a plan: each
     layer's loss rise measured alone on the training data
     (`kc.budget.sensitivity`), then `allocate_sparsity` to the schedule's
     overall target, each layer on the schedule's own ramp."""
+    from kcompress.pruning.prunable_layer import DENSE_BY_DEFAULT
+
     def prune(model, pruning_schedule):
         table = kc.budget.sensitivity(
             model, data["train"], metric=_cross_entropy_score,
@@ -61,7 +63,7 @@ def planned_pruning(keras, kc, data):
         # The layers TFMOT and global pruning prune (not the depthwise).
         layers = [layer.name for layer in model.layers
                   if layer.name in table.layers("sparsity")
-                  and not isinstance(layer, keras.layers.DepthwiseConv2D)]
+                  and not isinstance(layer, DENSE_BY_DEFAULT)]
         targets = kc.budget.allocate_sparsity(
             table, pruning_schedule.final_sparsity, layers=layers)
         plan = kc.budget.CompressionPlan(sparsity=targets)
@@ -79,7 +81,7 @@ def run_global(cells, seeds):
 
     data = {}
     if _RANKING.value == "planned":
-        prune = planned_pruning(keras, kc, data)
+        prune = planned_pruning(kc, data)
     else:
         prune = functools.partial(kc.pruning.prune_low_magnitude,
                                   scope="global", ranking=_RANKING.value)

@@ -21,7 +21,8 @@ import numpy as np
 
 from tflite_export.errors import ConversionError
 
-__all__ = ["convert_mixed", "layer_precisions", "layer_pattern"]
+__all__ = ["convert_mixed", "layer_precisions", "interpreter_precisions",
+           "layer_pattern"]
 
 _DTYPES = {np.int8: "int8", np.int16: "int16x8", np.float32: "float32",
            np.uint8: "uint8"}
@@ -122,7 +123,12 @@ def layer_precisions(tflite_bytes, layer_names):
     layer whose ops the converter renamed computes in that precision too."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=tflite_bytes)
+    return interpreter_precisions(Interpreter(model_content=tflite_bytes),
+                                  layer_names)
+
+
+def interpreter_precisions(interpreter, layer_names):
+    """`layer_precisions` of the file an interpreter already holds."""
     tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
     whole = _precision(
         tensors[i] for op in interpreter._get_ops_details()

@@ -12,7 +12,7 @@ from tflite_export.conversion import check_data
 from tflite_export.conversion import check_model
 from tflite_export.inspection import check_tflite_bytes
 from tflite_export.inspection import interpreter_for
-from tflite_export.mixed_precision import layer_precisions
+from tflite_export.mixed_precision import interpreter_precisions
 from tflite_export.output_matching import match_outputs
 from tflite_export.output_matching import output_names
 
@@ -254,6 +254,6 @@ def verify(tflite_bytes: bytes, keras_model: keras.Model, x,
         keras_accuracy=keras_accuracy,
         tflite_accuracy=tflite_accuracy,
         outputs=agreements,
-        layer_precision=layer_precisions(tflite_bytes, [
+        layer_precision=interpreter_precisions(interpreter, [
             layer.name for layer in keras_model.layers if layer.weights]),
     )

@@ -22,7 +22,8 @@ from kcompress.budget.plan import allocate_channels
 from kcompress.pruning.group_pruning import prune_channel_groups
 from kcompress.pruning.shrinking import shrink
 
-__all__ = ["FAMILIES", "Family", "family", "cheapest_fit", "probe"]
+__all__ = ["FAMILIES", "Family", "family", "plan_key", "cheapest_fit",
+           "probe"]
 
 FAMILIES = ("sensitivity", "uniform")
 UNIFORM_CAP = 0.95  # the largest uniform fraction of a group's channels
@@ -66,6 +67,11 @@ def check_families(plans):
             raise ValueError(f"Received: plans={tuple(plans)!r}. Expected "
                              f"names among {FAMILIES}.")
     return tuple(dict.fromkeys(plans))
+
+
+def plan_key(channels):
+    """A hashable form of a plan `{group: fraction}`."""
+    return tuple(sorted(channels.items()))
 
 
 def cheapest_fit(plans, measure, fits, low=0.0, bisections=8):
@@ -122,7 +128,7 @@ def probe(model, channels, data, validation, score, loss, epochs,
         student.fit(data[0][order], data[1][order], epochs=epochs,
                     batch_size=batch_size, shuffle=False, verbose=0)
     x_val, y_val = validation
-    value = student.evaluate(x_val, y_val, verbose=0, batch_size=256,
-                             return_dict=True)["loss"]
-    return score(student.predict(x_val, verbose=0, batch_size=256)), -float(
-        value)
+    predictions = student.predict(x_val, verbose=0, batch_size=256)
+    value = student.compute_loss(x=x_val, y=y_val, y_pred=predictions,
+                                 training=False)
+    return score(predictions), -float(keras.ops.convert_to_numpy(value))

@@ -240,7 +240,7 @@ def compress_to(model, data, *, size_bytes=None, latency_ms=None,
     measured_plans = {}
 
     def measure_plan(channels):
-        key = tuple(sorted(channels.items()))
+        key = candidates.plan_key(channels)
         if key not in measured_plans:  # bisection meets a plan again
             measured_plans[key] = measure(shrink(prune_channel_groups(
                 model, channels)))[1]
@@ -324,7 +324,7 @@ def _choose(families, cheapest, model, data, validation, score, loss,
             errors.append(error)
     if not fitting:
         raise errors[0]
-    distinct = {repr(sorted(found[1].items())) for _, found in fitting}
+    distinct = {candidates.plan_key(found[1]) for _, found in fitting}
     if len(fitting) == 1 or len(distinct) == 1 or not probe_epochs:
         return fitting[0]
     scores = {}
