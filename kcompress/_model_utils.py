@@ -9,9 +9,11 @@ re-initializes weights; `clone_layer` copies them.
 import keras
 import numpy as np
 
+from kcompress import _keras_internals
+
 # Keras does not export the Functional class; it is the only reliable way to
 # tell a graph-built model from a subclassed one.
-from keras.src.models.functional import Functional
+from kcompress._keras_internals import Functional
 
 
 def keep_input_shape(wrapper, layer):
@@ -134,14 +136,37 @@ def clone_layer(layer, weights=None):
         weights: optional list of numpy arrays to load instead of the layer's
             own weights (same order as `layer.get_weights()`).
     """
-    new = layer.__class__.from_config(layer.get_config())
+    try:
+        new = layer.__class__.from_config(layer.get_config())
+    except (TypeError, ValueError, NotImplementedError) as error:
+        raise ValueError(_copy_error(
+            layer, f"it does not round-trip through get_config() and "
+            f"from_config() ({type(error).__name__}: {error})")) from error
     build_config = layer.get_build_config()
     if layer.built and build_config:
         new.build_from_config(build_config)
     values = layer.get_weights() if weights is None else weights
+    if values and len(new.weights) != len(values) and build_config:
+        # A layer without a build() of its own: its sublayers' weights
+        # appear when it runs.
+        _keras_internals.build_by_tracing(new, build_config)
+    if values and len(new.weights) != len(values):
+        raise ValueError(_copy_error(
+            layer, f"a copy made from its config holds {len(new.weights)} "
+            f"weights, the layer {len(values)}"))
     if values:
         new.set_weights(values)
     return new
+
+
+def _copy_error(layer, why):
+    return (
+        f"Layer '{layer.name}' of type {type(layer).__name__} cannot be "
+        f"copied into the compressed model: {why}. Give "
+        f"{type(layer).__name__} a get_config() that returns every "
+        "constructor argument and a build() that builds its sublayers, or "
+        "compress the model without it (build the model from the layers "
+        "it holds).")
 
 
 def _subclassed_error(model, verb, per_layer_hint):

@@ -10,7 +10,7 @@ import keras
 
 # Keras exports `StatelessScope` but not the accessor for the active scope;
 # it is needed to nest our scope correctly inside JAX's stateless train step.
-from keras.src.backend.common.stateless_scope import get_stateless_scope
+from kcompress._keras_internals import get_stateless_scope
 
 
 def call_with_values(owner, layer, mapping, *args, own_state=(), **kwargs):

@@ -1,9 +1,12 @@
 """Entry points: `cluster_weights`, `strip_clustering`, `cluster_scope`."""
 
 import contextlib
+import logging
 
 import keras
 
+from kcompress import _coverage
+from kcompress import _flatten
 from kcompress import _model_utils
 from kcompress.clustering import centroids as centroids_lib
 from kcompress.clustering.cluster_wrapper import ClusterableLayer
@@ -12,6 +15,8 @@ from kcompress.clustering.cluster_wrapper import clusterable_weights
 
 __all__ = ["cluster_weights", "strip_clustering", "cluster_scope",
            "clustering_wrappers"]
+
+logger = logging.getLogger(__name__)
 
 _PER_LAYER_HINT = (
     "wrap the layers to cluster where your model creates them, e.g. "
@@ -51,7 +56,13 @@ def cluster_weights(to_cluster, number_of_clusters,
         number_of_clusters: the most distinct values each weight keeps.
         cluster_centroids_init: a `CentroidInitialization`.
         **kwargs: `preserve_sparsity`, `cluster_per_channel` (see
-            `ClusterWeights`); with a single layer, also layer arguments.
+            `ClusterWeights`); with a model, `strict=True` raises instead
+            of warning when a layer holding a kernel is left unclustered;
+            with a single layer, also layer arguments.
+
+    Composite layers (subclassed layers that own Conv2D, Dense, ...
+    sublayers) are flattened into the graph first, so their sublayers are
+    clustered like any other.
 
     Returns:
         The wrapped layer, list of layers, or a new model. Train it with
@@ -73,6 +84,7 @@ def cluster_weights(to_cluster, number_of_clusters,
     if not isinstance(to_cluster, keras.Model):
         return wrap(to_cluster, **kwargs)
     model = to_cluster
+    strict = kwargs.pop("strict", False)
     if kwargs:
         raise ValueError(
             f"Received: {sorted(kwargs)} with a model. Expected only the "
@@ -86,16 +98,23 @@ def cluster_weights(to_cluster, number_of_clusters,
         raise ValueError(
             f"Model '{model.name}' is not built. Build it (give it an Input "
             "or call it on data) before clustering, so its weights exist.")
+    model, left = _flatten.flatten_composites(model)
     wrapped = []
 
     def clone_function(layer):
         new = _model_utils.clone_layer(layer)
         if not _clusterable(layer):
+            if _coverage.holds_kernel(layer):
+                left.setdefault(layer.name, (
+                    f"kcompress cannot cluster a {type(layer).__name__}; "
+                    "give it the kcompress.clustering.ClusterableLayer "
+                    "interface"))
             return new
         wrapped.append(layer.name)
         return wrap(new, name=f"cluster_{layer.name}")
 
     clustered = _model_utils.transform_model(model, clone_function)
+    _coverage.report_left_out(logger, "cluster_weights", model, left, strict)
     if not wrapped:
         raise ValueError(
             f"Model '{model.name}' has no clusterable layers: Dense, "

@@ -14,6 +14,7 @@ gates and depthwise convolutions.
 import keras
 import numpy as np
 
+from kcompress import _flatten
 from kcompress import _model_utils
 from kcompress._arguments import as_int
 from kcompress._arguments import as_real
@@ -170,6 +171,7 @@ def prune_channel_groups(model, fraction, protect=None, round_to=1):
         model, "model", "prune_channel_groups",
         "rebuild it as a functional or Sequential model first.",
         accept_layers=False)
+    model, _ = _flatten.flatten_composites(model)
     graph = channel_groups(model)
     removed = choose_removed(graph, fraction, protect, round_to)
     new = _model_utils.clone(model, lambda layer: layer.__class__.from_config(

@@ -8,6 +8,8 @@ from typing import Union
 import keras
 import numpy as np
 
+from kcompress import _coverage
+from kcompress import _flatten
 from kcompress import _model_utils
 from kcompress.pruning import prunable_layer
 from kcompress.pruning.dependency_groups import channel_groups
@@ -16,6 +18,8 @@ from kcompress.pruning.pruning_wrapper import CHANNEL_LAYERS
 from kcompress.pruning.pruning_wrapper import PruneLowMagnitude
 
 __all__ = ["prune_low_magnitude", "strip_pruning", "pruning_wrappers"]
+
+logger = logging.getLogger(__name__)
 
 _PER_LAYER_HINT = (
     "wrap the prunable layers where your model creates them, e.g. "
@@ -43,6 +47,7 @@ def prune_low_magnitude(
         scope: str = "layer",
         max_sparsity: float = 0.95,
         ranking: str = "magnitude",
+        strict: bool = False,
         **kwargs) -> Union[keras.layers.Layer, list, keras.Model]:
     """Makes a layer or model prune its weights by magnitude during `fit`.
 
@@ -55,6 +60,11 @@ def prune_low_magnitude(
       the transposed convs, DepthwiseConv1D/2D, SeparableConv1D/2D, Embedding
       and `PrunableLayer`s) is wrapped, with the trained weights copied. Other
       layers are copied unchanged. The input model is not modified.
+
+    Layers of a model that hold kernels but cannot be pruned are named in a
+    warning (`strict=True` makes it an error). Composite layers (subclassed
+    layers that own Conv2D, Dense, ... sublayers) are flattened into the
+    graph, so their sublayers are pruned like any other.
 
     Train the result with `UpdatePruningStep()` in the callbacks of `fit`,
     then call `strip_pruning` before export.
@@ -110,6 +120,10 @@ def prune_low_magnitude(
         ranking: with `scope="global"`, how weights of different layers
             compare: `"magnitude"` (|w|) or `"lamp"` (LAMP scores, scale-free
             per layer; see `global_masks`).
+        strict: on a model, raise instead of warning when a layer holding
+            a kernel is left unpruned (a custom layer without the
+            `PrunableLayer` interface, a composite layer that cannot be
+            flattened).
         **kwargs: passed to each `PruneLowMagnitude` (a layer argument only).
 
     Returns:
@@ -170,6 +184,7 @@ def prune_low_magnitude(
             f"Model '{model.name}' is not built. Build it (give it an Input "
             "or call it on data) before pruning, so its weights exist."
         )
+    model, left = _flatten.flatten_composites(model)
     if pruning_policy is not None:
         pruning_policy.ensure_model_supports_pruning(model)
     wrapped, skipped, left_dense = [], [], []
@@ -217,6 +232,10 @@ def prune_low_magnitude(
             if id(layer) not in channel_layers:
                 return new
         elif not prunable_layer.is_prunable(layer):
+            if _coverage.holds_kernel(layer):
+                left.setdefault(layer.name, (
+                    f"kcompress cannot prune a {type(layer).__name__}; give "
+                    "it the kcompress.pruning.PrunableLayer interface"))
             return new
         elif isinstance(layer, prunable_layer.DENSE_BY_DEFAULT):
             left_dense.append(layer.name)
@@ -232,12 +251,14 @@ def prune_low_magnitude(
                                  **options)
 
     pruned = _model_utils.transform_model(model, clone_function)
+    _coverage.report_left_out(logger, "prune_low_magnitude", model, left,
+                              strict)
     if left_dense:
-        logging.info(
+        logger.info(
             "Depthwise convolutions left dense, as TFMOT does (wrap one "
             "explicitly to prune it): %s", ", ".join(left_dense))
     if skipped:
-        logging.warning(
+        logger.warning(
             "sparsity_m_by_n=%s left these layers dense, having no "
             "input-channel axis to group along: %s", sparsity_m_by_n,
             ", ".join(skipped))

@@ -13,10 +13,13 @@ modified. A pruned model, wrapped or stripped, keeps its zeros through QAT
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import keras
 
+from kcompress import _coverage
+from kcompress import _flatten
 from kcompress import _model_utils
 from kcompress.inputs import check_inputs
 from kcompress.pruning.prune import pruning_wrappers
@@ -37,6 +40,8 @@ from kcompress.quantization.schemes import QuantizeScheme
 __all__ = ["quantize_model", "quantize_annotate_layer",
            "quantize_annotate_model", "quantize_apply", "strip_quantization",
            "calibrate", "quantized_layers", "quantize_layers"]
+
+logger = logging.getLogger(__name__)
 
 _PER_LAYER_HINT = (
     "build the model functionally, or quantize its layers where the model "
@@ -101,8 +106,13 @@ def _has_inputs(model):
 
 
 def quantize_annotate_model(model):
-    """Marks every layer of `model` for `quantize_apply` (returns a clone)."""
+    """Marks every layer of `model` for `quantize_apply` (returns a clone).
+
+    Composite layers are flattened into the graph first (see
+    `quantize_model`), so their sublayers are marked.
+    """
     _check_model(model, "quantize_annotate_model")
+    model, _ = _flatten.flatten_composites(model)
 
     def clone_function(layer):
         if isinstance(layer, QuantizeAnnotate):
@@ -118,7 +128,8 @@ def quantize_annotate_model(model):
 
 def quantize_apply(model: keras.Model, preserve_sparsity: bool = True,
                    calibration_data=None, *, preserve_clusters: bool = False,
-                   scheme: QuantizeScheme | None = None) -> keras.Model:
+                   scheme: QuantizeScheme | None = None,
+                   strict: bool = False) -> keras.Model:
     """Quantizes the layers of `model` marked by the annotate functions.
 
     Args:
@@ -133,13 +144,15 @@ def quantize_apply(model: keras.Model, preserve_sparsity: bool = True,
         scheme: a `kcompress.quantization.schemes` object, TFMOT's way of
             saying the same: when given, it sets `preserve_sparsity` and
             `preserve_clusters`.
+        strict: raise instead of warning when an annotated composite layer
+            cannot be flattened into the graph and stays in float.
 
     Returns:
         The QAT model, ready to compile and `fit`.
     """
     return _quantize(model, True, _preserve(preserve_sparsity,
                                             preserve_clusters, scheme),
-                     calibration_data, "quantize_apply")
+                     calibration_data, "quantize_apply", strict)
 
 
 def _preserve(preserve_sparsity, preserve_clusters, scheme):
@@ -156,7 +169,8 @@ def _preserve(preserve_sparsity, preserve_clusters, scheme):
 
 def quantize_model(model: keras.Model, preserve_sparsity: bool = True,
                    calibration_data=None, *,
-                   preserve_clusters: bool = False) -> keras.Model:
+                   preserve_clusters: bool = False,
+                   strict: bool = False) -> keras.Model:
     """Quantizes every layer of `model` for QAT with TFLite's int8 scheme.
 
     Args:
@@ -170,6 +184,13 @@ def quantize_model(model: keras.Model, preserve_sparsity: bool = True,
             Otherwise the first training batch sets them.
         preserve_clusters: keep the kernels of a stripped clustered model on
             their shared values (CQAT; with `preserve_sparsity`, PCQAT).
+        strict: raise instead of warning when a layer is left in float
+            (no int8 kernel, or a composite layer that cannot be flattened
+            into the graph).
+
+    Composite layers (subclassed layers that own Conv2D, Dense, ...
+    sublayers) are flattened into the graph first, so their sublayers are
+    quantized, and folded with their BatchNorms, as at the top level.
 
     Returns:
         The QAT model, ready to compile and `fit`. Convert it with
@@ -185,10 +206,11 @@ def quantize_model(model: keras.Model, preserve_sparsity: bool = True,
     """
     return _quantize(model, False, _preserve(preserve_sparsity,
                                              preserve_clusters, None),
-                     calibration_data, "quantize_model")
+                     calibration_data, "quantize_model", strict)
 
 
-def _quantize(model, annotated_only, preserve, calibration_data, verb):
+def _quantize(model, annotated_only, preserve, calibration_data, verb,
+              strict=False):
     if isinstance(model, keras.layers.Layer) and not isinstance(
             model, keras.Model):
         raise ValueError(
@@ -209,11 +231,20 @@ def _quantize(model, annotated_only, preserve, calibration_data, verb):
         )
     if pruning_wrappers(model):
         model = strip_pruning(model)
+    model, refused = _flatten.flatten_composites(model)
     left_float = []
     quantized = rewrite(as_functional(model), annotated_only, preserve,
                         left_float=left_float)
     if left_float:
         warnings.warn(float_layer_warning(left_float), stacklevel=3)
+    types = {layer.name: type(layer).__name__
+             for layer in _model_utils.iter_layers(model)}
+    left = {name: refused.get(name, f"TFLite has no int8 kernel for a "
+                                    f"{types.get(name, 'layer')}")
+            for name in left_float}
+    left.update({name: reason for name, reason in refused.items()
+                 if name in types})
+    _coverage.report_left_out(logger, verb, model, left, strict)
     if calibration_data is not None:
         calibrate(quantized, calibration_data)
     return quantized

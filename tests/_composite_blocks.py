@@ -1,0 +1,95 @@
+"""Composite (subclassed) layers as users write them, for the tests.
+
+A conv block of Conv2D, BatchNormalization and ReLU6 with and without a
+`build()` of its own (Keras warns about the second but runs it), a
+squeeze-and-excite block whose `call` uses `keras.ops`, and a block that
+owns a variable of its own (a layer scale), which cannot be flattened.
+"""
+
+import keras
+from keras import layers
+from keras import ops
+
+
+class ConvBlock(layers.Layer):
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.conv = layers.Conv2D(filters, 3, padding="same", use_bias=False)
+        self.bn = layers.BatchNormalization()
+        self.act = layers.ReLU(6.0)
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.bn.build(self.conv.compute_output_shape(input_shape))
+
+    def call(self, x, training=None):
+        return self.act(self.bn(self.conv(x), training=training))
+
+    def compute_output_shape(self, input_shape):
+        return self.conv.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+class ConvBlockNoBuild(ConvBlock):
+    """The same block, built only when Keras first runs it."""
+
+    build = layers.Layer.build
+
+
+class SqueezeExcite(layers.Layer):
+    def __init__(self, channels, ratio=4, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.ratio = ratio
+        self.squeeze = layers.Dense(channels // ratio, activation="relu")
+        self.excite = layers.Dense(channels, activation="sigmoid")
+
+    def call(self, x):
+        gate = self.excite(self.squeeze(ops.mean(x, axis=(1, 2))))
+        return x * ops.reshape(gate, (-1, 1, 1, self.channels))
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels,
+                "ratio": self.ratio}
+
+
+class ScaledDense(layers.Layer):
+    """A Dense sublayer times a trained scale the block owns itself."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense = layers.Dense(units)
+        self.scale = self.add_weight(shape=(units,), initializer="ones",
+                                     name="scale")
+
+    def call(self, x):
+        return self.dense(x) * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def blocks_model(no_build=False, size=16):
+    """Three conv blocks and a squeeze-and-excite block, then a head."""
+    block = ConvBlockNoBuild if no_build else ConvBlock
+    inputs = keras.Input((size, size, 3))
+    x = block(8, name="block1")(inputs)
+    x = block(16, name="block2")(x)
+    x = SqueezeExcite(16, name="se")(x)
+    x = block(16, name="block3")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(10, name="head")(x)
+    return keras.Model(inputs, outputs, name="blocks")
+
+
+def scaled_model():
+    """A model whose one composite cannot be flattened."""
+    inputs = keras.Input((8,))
+    x = layers.Dense(16, name="first")(inputs)
+    x = ScaledDense(16, name="scaled")(x)
+    outputs = layers.Dense(4, name="last")(x)
+    return keras.Model(inputs, outputs, name="scaled_model")

@@ -1,0 +1,139 @@
+"""Pruning, QAT and clustering reach the layers inside composite layers.
+
+Runs on every backend (the JAX pass includes it); the int8 files of the
+same models are checked in tests/tflite_export/test_composite_export.py.
+"""
+
+import logging
+
+import keras
+import numpy as np
+import pytest
+
+import kcompress as kc
+from kcompress import _flatten
+from kcompress import _keras_internals
+from kcompress.clustering import cluster_weights
+from kcompress.clustering import strip_clustering
+from kcompress.pruning import ConstantSparsity
+from kcompress.pruning import UpdatePruningStep
+from kcompress.pruning import prune_channel_groups
+from kcompress.pruning import shrink
+from tests._composite_blocks import blocks_model
+from tests._composite_blocks import scaled_model
+
+_X = np.random.default_rng(0).uniform(size=(32, 16, 16, 3)).astype("float32")
+_Y = np.random.default_rng(1).integers(0, 10, size=32)
+
+
+def _kernels(model):
+    return {layer.name: keras.ops.convert_to_numpy(layer.kernel)
+            for layer in model.layers if hasattr(layer, "kernel")}
+
+
+@pytest.mark.parametrize("no_build", [False, True])
+def test_flattening_keeps_outputs_and_leaves_the_model_alone(no_build):
+    model = blocks_model(no_build)
+    before = [w.copy() for w in model.get_weights()]
+    flat, left = _flatten.flatten_composites(model)
+    assert left == {}
+    names = [type(layer).__name__ for layer in flat.layers]
+    assert names.count("Conv2D") == 3 and names.count("Dense") == 3
+    np.testing.assert_allclose(flat.predict(_X, verbose=0),
+                               model.predict(_X, verbose=0), atol=1e-6)
+    # The user's layers have the graph nodes and weights they had.
+    block = model.get_layer("block1")
+    assert len(_keras_internals.inbound_nodes(block)) == 1
+    assert _keras_internals.inbound_nodes(block.conv) == []
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_model_without_composites_is_returned_as_it_is():
+    model = scaled_model()
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    assert _flatten.flatten_composites(plain) == (plain, {})
+    flat, left = _flatten.flatten_composites(model)
+    assert list(left) == ["scaled"] and "owns variables" in left["scaled"]
+
+
+@pytest.mark.parametrize("no_build", [False, True])
+def test_pruning_reaches_the_kernels_inside_composites(no_build):
+    pruned = kc.prune_low_magnitude(
+        blocks_model(no_build), ConstantSparsity(0.75, 0, frequency=1))
+    pruned.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    pruned.fit(_X, _Y, epochs=1, batch_size=16, verbose=0,
+               callbacks=[UpdatePruningStep()])
+    kernels = _kernels(kc.strip_pruning(pruned))
+    assert len(kernels) == 6  # 3 convolutions, 2 in the SE block, the head
+    for name, kernel in kernels.items():
+        assert abs(np.mean(kernel == 0) - 0.75) <= 0.01, name
+
+
+def test_with_and_without_build_give_the_same_model():
+    built, lazy = blocks_model(False), blocks_model(True)
+    lazy.set_weights(built.get_weights())
+    qat = [kc.quantize_model(m) for m in (built, lazy)]
+    assert [type(layer).__name__ for layer in qat[0].layers] == [
+        type(layer).__name__ for layer in qat[1].layers]
+    for model in qat:
+        kc.quantization.calibrate(model, _X)
+    np.testing.assert_allclose(qat[0].predict(_X, verbose=0),
+                               qat[1].predict(_X, verbose=0), atol=1e-5)
+
+
+def test_qat_folds_batchnorm_inside_composites():
+    qat = kc.quantize_model(blocks_model())
+    kinds = [type(layer).__name__ for layer in qat.layers]
+    assert kinds.count("QuantizeConvBatchNorm") == 3
+    assert "ConvBlock" not in kinds and "SqueezeExcite" not in kinds
+
+
+def test_clustering_reaches_the_kernels_inside_composites():
+    clustered = cluster_weights(blocks_model(True), number_of_clusters=4)
+    for name, kernel in _kernels(strip_clustering(clustered)).items():
+        assert len(np.unique(kernel)) <= 4, name
+
+
+def test_channel_groups_shrink_inside_composites():
+    zeroed = prune_channel_groups(blocks_model(True), 0.5)
+    small = shrink(zeroed)
+    assert small.count_params() < zeroed.count_params()
+    np.testing.assert_allclose(small.predict(_X, verbose=0),
+                               zeroed.predict(_X, verbose=0), atol=1e-4)
+
+
+@pytest.mark.parametrize("verb,logger_name,call", [
+    ("prune_low_magnitude", "kcompress.pruning.prune",
+     lambda m, **kw: kc.prune_low_magnitude(m, **kw)),
+    ("quantize_model", "kcompress.quantization.quantize",
+     lambda m, **kw: kc.quantize_model(m, **kw)),
+    ("cluster_weights", "kcompress.clustering.cluster",
+     lambda m, **kw: cluster_weights(m, number_of_clusters=4, **kw)),
+])
+def test_a_layer_left_out_is_named_and_strict_raises(verb, logger_name, call,
+                                                     caplog):
+    model = scaled_model()
+    with caplog.at_level(logging.WARNING, logger=logger_name):
+        compressed = call(model)
+    messages = [r.getMessage() for r in caplog.records
+                if r.name == logger_name]
+    assert len(messages) == 1
+    assert f"{verb} left 1 layer(s)" in messages[0]
+    assert "'scaled' (it owns variables of its own" in messages[0]
+    # 16 * 16 + 16 + 16 of the 144 + 288 + 68 parameters.
+    assert "288 of its 500 parameters (57.6%)" in messages[0]
+    # The layer left out is copied with its weights.
+    for a, b in zip(model.get_layer("scaled").get_weights(),
+                    compressed.get_layer("scaled").get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="'scaled'.*strict=True"):
+        call(model, strict=True)
+
+
+def test_a_fully_covered_model_logs_nothing(caplog):
+    with caplog.at_level(logging.WARNING, logger="kcompress"):
+        kc.prune_low_magnitude(blocks_model())
+        kc.quantize_model(blocks_model())
+    assert not [r for r in caplog.records if "uncompressed" in r.getMessage()]
