@@ -24,6 +24,7 @@ reason is returned so that each technique can name the layer it left out.
 """
 
 import keras
+import numpy as np
 
 from kcompress import _keras_internals
 from kcompress import _model_utils
@@ -85,7 +86,22 @@ def _as_functional(model):
     return keras.Model(inputs, x, name=model.name)
 
 
-def _one_level(model, refused, owners):
+def _unique_names(composite, used, renamed):
+    """Gives each sublayer of `composite` whose name the graph already has
+    the composite's name in front (a functional model needs unique names;
+    KerasHub names the dropout of every block "dropout"). The old names
+    are kept in `renamed` to be restored."""
+    for inner in _keras_internals.sublayers(composite):
+        if inner.name in used:
+            name, n = f"{composite.name}_{inner.name}", 1
+            while name in used:
+                name, n = f"{composite.name}_{inner.name}_{n}", n + 1
+            renamed.setdefault(id(inner), (inner, inner.name))
+            inner.name = name
+        used.add(inner.name)
+
+
+def _one_level(model, refused, names):
     """`model` with each composite node replaced by its call's graph."""
     inline = set()
 
@@ -93,7 +109,7 @@ def _one_level(model, refused, owners):
         if isinstance(layer, keras.Model):
             if _model_utils.is_graph_model(layer) and _needs_flattening(
                     layer, refused):
-                return _flattened(layer, refused, owners)
+                return _flattened(layer, refused, names)
             return layer
         if is_composite(layer) and id(layer) not in refused:
             reason = _refusal(layer)
@@ -101,45 +117,86 @@ def _one_level(model, refused, owners):
                 refused[id(layer)] = (layer, reason)
             else:
                 inline.add(id(layer))
-                for inner in _keras_internals.sublayers(layer):
-                    owners.setdefault(id(inner), layer.name)
         return layer
 
     def call_function(layer, *args, **kwargs):
         if id(layer) in inline:
+            _unique_names(layer, *names)
             try:
-                return layer.call(*args, **kwargs)
+                outputs = layer.call(*args, **kwargs)
+                reason = _unfaithful(layer, args, kwargs, outputs)
             except Exception as error:  # noqa: BLE001 - any user code
-                refused[id(layer)] = (layer, (
-                    "its call does not run on symbolic tensors "
-                    f"({type(error).__name__}: {error})"))
+                reason = ("its call does not run on symbolic tensors "
+                          f"({type(error).__name__}: {error})")
+            if reason is None:
+                return outputs
+            refused[id(layer)] = (layer, reason)
         return layer(*args, **kwargs)
 
     return _model_utils.clone(model, clone_function, call_function)
 
 
-def _flattened(model, refused, owners):
+def _sample(tensor, batch, rng):
+    shape = [batch if d is None else d for d in tensor.shape]
+    if "int" in str(tensor.dtype) or "bool" in str(tensor.dtype):
+        return np.zeros(shape, tensor.dtype)
+    return rng.normal(size=shape).astype(tensor.dtype)
+
+
+def _unfaithful(layer, args, kwargs, outputs):
+    """Why the graph traced from `layer.call` does not compute what the
+    layer computes, or None.
+
+    A trace can succeed and still be wrong: a `Reshape` that baked in the
+    batch size seen while tracing fails on another batch, and a tensor the
+    call made from a Python value is a constant in the graph. Both graphs
+    run on random inputs of two batch sizes, and must agree.
+    """
+    inputs = [t for t in keras.tree.flatten((args, kwargs))
+              if isinstance(t, keras.KerasTensor)]
+    outs = keras.tree.flatten(outputs)
+    if not all(isinstance(t, keras.KerasTensor) for t in outs):
+        return "its call returns values that are not symbolic tensors"
+    # An input returned as it is (a list of every stage's input) is
+    # computed faithfully; the others are checked.
+    passed = {id(t) for t in inputs}
+    checked = [i for i, t in enumerate(outs) if id(t) not in passed]
+    if not checked:
+        return None
+    graph = keras.Model(inputs, [outs[i] for i in checked])
+    rng = np.random.default_rng(0)
+    for batch in (2, 3):
+        values = {id(t): _sample(t, batch, rng) for t in inputs}
+
+        def fill(x, values=values):
+            return values.get(id(x), x) if isinstance(
+                x, keras.KerasTensor) else x
+
+        expected = keras.tree.flatten(layer(
+            *keras.tree.map_structure(fill, args),
+            **keras.tree.map_structure(fill, kwargs)))
+        expected = [expected[i] for i in checked]
+        try:
+            got = keras.tree.flatten(graph([values[id(t)] for t in inputs]))
+        except Exception as error:  # noqa: BLE001 - any user code
+            return ("the graph traced from its call fails on a batch of "
+                    f"{batch} ({type(error).__name__})")
+        for a, b in zip(expected, got):
+            a = keras.ops.convert_to_numpy(a)
+            b = keras.ops.convert_to_numpy(b)
+            if a.shape != b.shape or not np.allclose(a, b, rtol=1e-4,
+                                                     atol=1e-4):
+                return ("the graph traced from its call does not compute "
+                        "what the layer computes (it depends on the batch "
+                        "size or on values fixed while tracing)")
+    return None
+
+
+def _flattened(model, refused, names):
     current = _as_functional(model)
     while _needs_flattening(current, refused):
-        current = _one_level(current, refused, owners)
+        current = _one_level(current, refused, names)
     return current
-
-
-def _fresh_copies(model, owners):
-    """`model` rebuilt from copies of its layers, names made unique (the
-    same sublayer name in two blocks gets the block's name in front)."""
-    used = set()
-
-    def copy(layer):
-        if isinstance(layer, keras.Model):
-            return _model_utils.transform_model(layer, copy)
-        new = _model_utils.clone_layer(layer)
-        if new.name in used and id(layer) in owners:
-            new.name = f"{owners[id(layer)]}_{new.name}"
-        used.add(new.name)
-        return new
-
-    return _model_utils.clone(model, copy)
 
 
 def flatten_composites(model):
@@ -159,7 +216,18 @@ def flatten_composites(model):
     refused = {}
     if not _needs_flattening(model, refused):
         return model, {}
-    owners = {}
+    used = {layer.name for layer in _model_utils.iter_layers(model)}
+    renamed = {}
     with _keras_internals.nodes_kept(_all_layers(model)):
-        flat = _fresh_copies(_flattened(model, refused, owners), owners)
-    return flat, {layer.name: reason for layer, reason in refused.values()}
+        try:
+            flat = _model_utils.transform_model(
+                _flattened(model, refused, (used, renamed)),
+                _model_utils.clone_layer)
+        finally:
+            for layer, name in renamed.values():
+                layer.name = name
+    # A composite refused inside another that was then kept whole is not
+    # in the graph; only the layers that are count.
+    present = {layer.name for layer in _model_utils.iter_layers(flat)}
+    return flat, {layer.name: reason for layer, reason in refused.values()
+                  if layer.name in present}

@@ -6,6 +6,8 @@ Every public entry point that rewrites a model (`prune_low_magnitude`,
 re-initializes weights; `clone_layer` copies them.
 """
 
+import inspect
+
 import keras
 import numpy as np
 
@@ -136,12 +138,7 @@ def clone_layer(layer, weights=None):
         weights: optional list of numpy arrays to load instead of the layer's
             own weights (same order as `layer.get_weights()`).
     """
-    try:
-        new = layer.__class__.from_config(layer.get_config())
-    except (TypeError, ValueError, NotImplementedError) as error:
-        raise ValueError(_copy_error(
-            layer, f"it does not round-trip through get_config() and "
-            f"from_config() ({type(error).__name__}: {error})")) from error
+    new = _from_config(layer)
     build_config = layer.get_build_config()
     if layer.built and build_config:
         new.build_from_config(build_config)
@@ -156,6 +153,46 @@ def clone_layer(layer, weights=None):
             f"weights, the layer {len(values)}"))
     if values:
         new.set_weights(values)
+    return new
+
+
+# What `keras.layers.Layer.__init__` accepts from a config.
+_BASE_ARGUMENTS = ("name", "trainable", "dtype", "autocast")
+
+
+def _from_config(layer):
+    """A new layer of `layer`'s class and config.
+
+    Some layers do not round-trip: KerasHub's put values their constructor
+    derives (`num_patches`) into the config, or a constructor without
+    `**kwargs` rejects `trainable`, or `get_config` is not implemented
+    (a built-in layer given an object argument). Such a layer is made
+    again from the config entries its constructor takes; its weights are
+    then checked against the original's, shape by shape.
+    """
+    cls = type(layer)
+    try:
+        return cls.from_config(layer.get_config())
+    except (TypeError, ValueError, NotImplementedError,
+            AttributeError) as error:
+        failure = error
+    try:
+        config = layer.get_config()
+    except (NotImplementedError, AttributeError):
+        config = {"name": layer.name, "trainable": layer.trainable,
+                  "dtype": layer.dtype_policy}
+    parameters = inspect.signature(cls.__init__).parameters
+    accepted = set(parameters)
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        accepted.update(_BASE_ARGUMENTS)
+    try:
+        new = cls(**{k: v for k, v in config.items() if k in accepted})
+    except (TypeError, ValueError):
+        raise ValueError(_copy_error(
+            layer, f"it does not round-trip through get_config() and "
+            f"from_config() ({type(failure).__name__}: {failure})")
+        ) from failure
+    new.trainable = layer.trainable
     return new
 
 

@@ -19,11 +19,22 @@ def _input_shapes(model):
     return [tuple(t.shape) for t in inputs]
 
 
+def _by_name(data, model, argument):
+    """The arrays of a dict `{input name: array}`, in the model's order."""
+    names = [t.name for t in getattr(model, "inputs", None) or ()]
+    if sorted(data) != sorted(names):
+        raise ValueError(
+            f"Received: {argument} keyed by {sorted(data)}. Expected one "
+            f"array per model input, keyed by the input names {names}.")
+    return [data[name] for name in names]
+
+
 def check_inputs(data, model=None, argument="data"):
     """The arrays of `data`, one per model input, checked.
 
     Args:
-        data: an array, or a list or tuple of arrays (one per model input).
+        data: an array, a list or tuple of arrays (one per model input,
+            in order), or a dict of them keyed by the input names.
         model: the model they are for; `None` checks only the arrays
             themselves.
         argument: the argument's name, for the messages.
@@ -37,6 +48,8 @@ def check_inputs(data, model=None, argument="data"):
             infinite values. The message says what was received and what
             is expected.
     """
+    if isinstance(data, dict):
+        data = _by_name(data, model, argument)
     arrays = list(data) if isinstance(data, (list, tuple)) else [data]
     shapes = _input_shapes(model) if model is not None else [None] * len(
         arrays)

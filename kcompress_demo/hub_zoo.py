@@ -90,7 +90,9 @@ def _resnet(size):
 
 
 def _cspnet(size):
-    return dict(stem_filters=16, stem_kernel_size=3, stem_strides=2,
+    # The max-pooled stem of the CSPDarkNet presets: it pads with -inf.
+    return dict(stem_filters=16, stem_kernel_size=3, stem_strides=4,
+                stem_pooling="max",
                 stackwise_depth=[1, 1], stackwise_strides=[1, 2],
                 stackwise_num_filters=[16, 32], block_type="bottleneck_block",
                 stage_type="csp", expand_ratio=2.0,

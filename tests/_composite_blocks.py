@@ -3,7 +3,8 @@
 A conv block of Conv2D, BatchNormalization and ReLU6 with and without a
 `build()` of its own (Keras warns about the second but runs it), a
 squeeze-and-excite block whose `call` uses `keras.ops`, and a block that
-owns a variable of its own (a layer scale), which cannot be flattened.
+owns a variable of its own (a layer scale), which cannot be flattened, and
+a custom layer with a kernel of its own.
 """
 
 import keras
@@ -73,6 +74,24 @@ class ScaledDense(layers.Layer):
         return {**super().get_config(), "units": self.units}
 
 
+class OwnKernel(layers.Layer):
+    """A custom layer with a kernel of its own and no sublayers."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units),
+                                      name="kernel")
+
+    def call(self, x):
+        return ops.matmul(x, self.kernel)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
 def blocks_model(no_build=False, size=16):
     """Three conv blocks and a squeeze-and-excite block, then a head."""
     block = ConvBlockNoBuild if no_build else ConvBlock
@@ -86,10 +105,11 @@ def blocks_model(no_build=False, size=16):
     return keras.Model(inputs, outputs, name="blocks")
 
 
-def scaled_model():
-    """A model whose one composite cannot be flattened."""
+def scaled_model(middle=ScaledDense):
+    """A model whose one composite cannot be flattened (or, with
+    `middle=OwnKernel`, whose custom layer has its own kernel)."""
     inputs = keras.Input((8,))
     x = layers.Dense(16, name="first")(inputs)
-    x = ScaledDense(16, name="scaled")(x)
+    x = middle(16, name="scaled")(x)
     outputs = layers.Dense(4, name="last")(x)
     return keras.Model(inputs, outputs, name="scaled_model")

@@ -19,6 +19,8 @@ from kcompress.pruning import ConstantSparsity
 from kcompress.pruning import UpdatePruningStep
 from kcompress.pruning import prune_channel_groups
 from kcompress.pruning import shrink
+from tests._composite_blocks import OwnKernel
+from tests._composite_blocks import ScaledDense
 from tests._composite_blocks import blocks_model
 from tests._composite_blocks import scaled_model
 
@@ -114,22 +116,45 @@ def test_channel_groups_shrink_inside_composites():
 ])
 def test_a_layer_left_out_is_named_and_strict_raises(verb, logger_name, call,
                                                      caplog):
-    model = scaled_model()
+    # QAT cannot flatten a composite owning a variable; pruning and
+    # clustering reach its Dense (below), but not a custom kernel.
+    model = scaled_model(ScaledDense if verb == "quantize_model"
+                         else OwnKernel)
     with caplog.at_level(logging.WARNING, logger=logger_name):
         compressed = call(model)
     messages = [r.getMessage() for r in caplog.records
                 if r.name == logger_name]
     assert len(messages) == 1
     assert f"{verb} left 1 layer(s)" in messages[0]
-    assert "'scaled' (it owns variables of its own" in messages[0]
-    # 16 * 16 + 16 + 16 of the 144 + 288 + 68 parameters.
-    assert "288 of its 500 parameters (57.6%)" in messages[0]
+    if verb == "quantize_model":
+        assert "'scaled' (it owns variables of its own" in messages[0]
+        # 16 * 16 + 16 + 16 of the 144 + 288 + 68 parameters.
+        assert "288 of its 500 parameters (57.6%)" in messages[0]
+    else:
+        assert "'scaled' (kcompress cannot" in messages[0]
+        assert "OwnKernel" in messages[0]
+        assert "256 of its 468 parameters (54.7%)" in messages[0]
     # The layer left out is copied with its weights.
     for a, b in zip(model.get_layer("scaled").get_weights(),
                     compressed.get_layer("scaled").get_weights()):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="'scaled'.*strict=True"):
         call(model, strict=True)
+
+
+def test_a_composite_that_cannot_be_flattened_is_pruned_as_one_layer():
+    pruned = kc.prune_low_magnitude(scaled_model(),
+                                    ConstantSparsity(0.5, 0, frequency=1))
+    assert pruned.get_layer("prune_low_magnitude_scaled")
+    pruned.compile("adam", "mse")
+    pruned.fit(np.ones((8, 8)), np.ones((8, 4)), epochs=1, verbose=0,
+               callbacks=[UpdatePruningStep()])
+    inner = kc.strip_pruning(pruned).get_layer("scaled").dense.kernel
+    assert np.mean(keras.ops.convert_to_numpy(inner) == 0) == 0.5
+    clustered = strip_clustering(cluster_weights(scaled_model(),
+                                                 number_of_clusters=3))
+    inner = clustered.get_layer("scaled").dense.kernel
+    assert len(np.unique(keras.ops.convert_to_numpy(inner))) <= 3
 
 
 def test_a_fully_covered_model_logs_nothing(caplog):

@@ -111,6 +111,7 @@ def cluster_weights(to_cluster, number_of_clusters,
                     "interface"))
             return new
         wrapped.append(layer.name)
+        left.pop(layer.name, None)  # A composite clustered as one layer.
         return wrap(new, name=f"cluster_{layer.name}")
 
     clustered = _model_utils.transform_model(model, clone_function)

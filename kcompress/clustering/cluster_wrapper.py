@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kcompress import _keras_internals
 from kcompress import _model_utils
 from kcompress._arguments import as_int
 from kcompress._substitute import call_with_values
@@ -42,6 +43,14 @@ def clusterable_weights(layer):
         return [layer.kernel]
     if isinstance(layer, keras.layers.Embedding):
         return [layer.embeddings]
+    # A layer that owns clusterable layers (MultiHeadAttention, a composite
+    # layer that cannot be flattened): their weights.
+    inner = [weight for sublayer in _keras_internals.descendants(layer)
+             if isinstance(sublayer, _KERNELS + _DEPTHWISE
+                           + (keras.layers.Embedding,))
+             for weight in clusterable_weights(sublayer)]
+    if inner:
+        return list({id(w): w for w in inner}.values())
     raise ValueError(
         f"Layer '{layer.name}' of type {type(layer).__name__} cannot be "
         "clustered. Clusterable layers: Dense, EinsumDense, Conv1D/2D/3D and "
@@ -188,7 +197,9 @@ class ClusterWeights(keras.layers.Wrapper):
             value = value * self.sparsity_masks[i]
         return value
 
-    def call(self, inputs, *args, training=None, **kwargs):
+    def call(self, inputs=None, *args, training=None, **kwargs):
+        # `inputs` is None when the layer is called by keywords only.
+        args = args if inputs is None else (inputs,) + args
         mapping = []
         for i, weight in enumerate(self.clustered):
             indices = None
@@ -203,7 +214,7 @@ class ClusterWeights(keras.layers.Wrapper):
             else:
                 value = self.clustered_value(i)
             mapping.append((weight, value))
-        return call_with_values(self, self.layer, mapping, inputs, *args,
+        return call_with_values(self, self.layer, mapping, *args,
                                 training=training, **kwargs)
 
     def compute_output_shape(self, input_shape):

@@ -2,10 +2,14 @@
 
 Built-in layers are listed in a table. A custom layer opts in by implementing
 the `PrunableLayer` protocol: a `get_prunable_weights()` method that returns
-the variables to prune.
+the variables to prune. A layer that owns such layers (MultiHeadAttention,
+TimeDistributed, a composite layer that cannot be flattened into the graph)
+prunes their weights: the wrapper masks them while the layer runs.
 """
 
 from keras import layers
+
+from kcompress import _keras_internals
 
 __all__ = ["PrunableLayer", "is_prunable", "prunable_weights", "group_axis"]
 
@@ -71,11 +75,29 @@ def _builtin_entry(layer):
     return None
 
 
+def _inner_entries(layer):
+    """`[(sublayer, weight attribute, axis)]` of the prunable built-in
+    layers `layer` holds at any depth (depthwise kernels left dense, as in
+    a model), each weight once."""
+    found, seen = [], set()
+    for inner in _keras_internals.descendants(layer):
+        entry = _builtin_entry(inner)
+        if entry is None or isinstance(inner, DENSE_BY_DEFAULT):
+            continue
+        for attribute, axis in entry:
+            weight = getattr(inner, attribute, None)
+            if weight is not None and id(weight) not in seen:
+                seen.add(id(weight))
+                found.append((weight, axis))
+    return found
+
+
 def is_prunable(layer):
     """Whether `layer` has weights that `prune_low_magnitude` can prune."""
     return (
         hasattr(layer, "get_prunable_weights")
         or _builtin_entry(layer) is not None
+        or bool(_inner_entries(layer))
     )
 
 
@@ -106,6 +128,8 @@ def prunable_weights(layer):
     if hasattr(layer, "get_prunable_weights"):
         return list(layer.get_prunable_weights())
     entry = _builtin_entry(layer)
+    if entry is None and _inner_entries(layer):
+        return [weight for weight, _ in _inner_entries(layer)]
     if entry is None:
         raise ValueError(
             f"Layer '{layer.name}' of type {type(layer).__name__} cannot be "
@@ -128,6 +152,9 @@ def group_axis(layer, weight):
         return layer.get_m_by_n_axis(weight)
     entry = _builtin_entry(layer)
     if entry is None:
+        for inner_weight, axis in _inner_entries(layer):
+            if inner_weight is weight:
+                return axis
         return -2 if len(weight.shape) >= 2 else None
     for attribute, axis in entry:
         if getattr(layer, attribute) is weight:

@@ -244,6 +244,7 @@ def prune_low_magnitude(
             skipped.append(layer.name)
             return new
         wrapped.append(layer.name)
+        left.pop(layer.name, None)  # A composite pruned as one layer.
         schedule = (pruning_schedule if schedules is None
                     else schedules[layer.name])
         return PruneLowMagnitude(new, pruning_schedule=schedule,

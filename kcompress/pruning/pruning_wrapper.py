@@ -182,7 +182,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             # Network slimming: gamma and beta zero, the channel outputs 0.
             self.pruned_weights = [self.layer.gamma] + (
                 [self.layer.beta] if self.layer.center else [])
-        elif isinstance(self.layer, keras.layers.MultiHeadAttention):
+        elif self.structure and isinstance(self.layer,
+                                           keras.layers.MultiHeadAttention):
             # Heads: the projections and the output kernel, not its bias.
             self.pruned_weights = [
                 w for w in self.layer.weights
@@ -345,7 +346,10 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self._training_calls += 1
         return first
 
-    def call(self, inputs, *args, training=None, **kwargs):
+    def call(self, inputs=None, *args, training=None, **kwargs):
+        # `inputs` is None when the layer is called by keywords only
+        # (`attention(query=x, value=x)` inside a flattened composite).
+        args = args if inputs is None else (inputs,) + args
         masks = None
         if training:
             if not self.step_callback_attached:
@@ -353,7 +357,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             if self._first_call_of_step():
                 masks = self._update_masks()
         return call_with_values(self, self.layer, self.masked_weights(masks),
-                                inputs, *args, training=training, **kwargs)
+                                *args, training=training, **kwargs)
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
