@@ -2,7 +2,9 @@
 
 Keras 3 has no public API for a few things a model rewriter needs: the
 Functional class, a layer's direct sublayers and directly owned variables,
-the graph nodes a layer was called at, and the active stateless scope.
+the graph nodes a layer was called at (and a tensor's producing call,
+a functional model's nodes by depth), the active stateless scope, and the
+steps of `MultiHeadAttention`'s call that the QAT composite repeats.
 Every such access goes through this module, and
 `tests/test_keras_internals.py` pins what it relies on, so that a Keras
 release that moves one of them breaks this file and its test, not the
@@ -18,7 +20,12 @@ from keras.src.models.functional import Functional
 
 __all__ = ["Functional", "get_stateless_scope", "sublayers",
            "descendants", "own_variables", "inbound_nodes",
-           "outbound_nodes", "nodes_kept", "build_by_tracing"]
+           "outbound_nodes", "nodes_kept", "build_by_tracing",
+           "inbound_nodes_if_any", "outbound_nodes_if_any",
+           "keras_history", "call_args", "sequential_functional",
+           "nodes_by_depth", "attention_uses_gate", "attention_mask",
+           "attention_scale", "attention_equations", "masked_softmax",
+           "attention_dropout"]
 
 
 def sublayers(layer):
@@ -90,3 +97,91 @@ def build_by_tracing(layer, build_config):
             for key, shape in config.get("shapes_dict", {}).items()}
     compute_output_spec(layer.call, *args, **kwargs)
     layer.built = True
+
+
+# -- the functional graph ---------------------------------------------------
+#
+# A `Node` (what `inbound_nodes` lists) is itself Keras's: its `operation`,
+# `input_tensors` and `output_tensors` are plain attributes Keras's own
+# Functional reads; the call's positional arguments are not, and go
+# through `call_args`.
+
+
+def inbound_nodes_if_any(obj):
+    """`inbound_nodes(obj)`, or `()` for an object that is no graph
+    operation."""
+    return getattr(obj, "_inbound_nodes", ())
+
+
+def outbound_nodes_if_any(obj):
+    """`outbound_nodes(obj)`, or `()` for an object that is no graph
+    operation."""
+    return getattr(obj, "_outbound_nodes", ())
+
+
+def keras_history(tensor):
+    """The `(operation, node_index, tensor_index)` named tuple recording
+    the call that produced the symbolic `tensor` (`operation` is the
+    `InputLayer` for a `keras.Input`), or None for a value no call
+    produced (a constant, an eager tensor, a KerasTensor outside a graph).
+    """
+    return getattr(tensor, "_keras_history", None)
+
+
+def call_args(node):
+    """The positional arguments of the call `node` records, as passed:
+    symbolic tensors, nested lists of them and constants."""
+    return node.arguments.args
+
+
+def sequential_functional(model):
+    """The functional model a built `keras.Sequential` runs (its graph), or
+    None while it is unbuilt."""
+    return model._functional
+
+
+def nodes_by_depth(model):
+    """`{depth: [node, ...]}` of a functional model's graph (depth 0 at its
+    outputs), or None for a model without a graph (a subclassed one)."""
+    return getattr(model, "_nodes_by_depth", None)
+
+
+# -- MultiHeadAttention's call, step by step ----------------------------------
+#
+# Its projections (`query_dense`, ...) and `attention_axes` are public
+# properties; the steps between them are not.
+
+
+def attention_uses_gate(mha):
+    """Whether `mha` gates its output (`use_gate=True`; False on Keras
+    releases without the option)."""
+    return getattr(mha, "_use_gate", False)
+
+
+def attention_mask(mha, query, value, attention_mask=None,
+                   use_causal_mask=False):
+    """The mask `mha` applies to its scores for these call arguments."""
+    return mha._compute_attention_mask(
+        query, value, attention_mask=attention_mask,
+        use_causal_mask=use_causal_mask)
+
+
+def attention_scale(mha):
+    """The factor `mha` scales its queries by (1/sqrt(key_dim))."""
+    return mha._inverse_sqrt_key_dim
+
+
+def attention_equations(mha):
+    """`mha`'s einsum equations `(scores, context)`: keys with queries to
+    scores, probabilities with values to the context. Set by `build`."""
+    return mha._dot_product_equation, mha._combine_equation
+
+
+def masked_softmax(mha, scores, mask=None):
+    """`mha`'s softmax of `scores` over the attention axes, under `mask`."""
+    return mha._masked_softmax(scores, mask)
+
+
+def attention_dropout(mha, probabilities, training=None):
+    """`mha`'s dropout of the attention probabilities."""
+    return mha._dropout_layer(probabilities, training=training)

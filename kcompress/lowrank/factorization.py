@@ -34,6 +34,7 @@ import logging
 import keras
 import numpy as np
 
+from kcompress import _keras_internals
 from kcompress import _model_utils
 from kcompress.inputs import check_inputs
 
@@ -209,7 +210,7 @@ def _input_grams(model, candidates, data, batch_size=256):
     """`{layer name: _Statistics}` of each candidate on `data`."""
     probes = [layer for layer in candidates
               if isinstance(model, keras.Sequential)
-              or len(layer._inbound_nodes) == 1]
+              or len(_keras_internals.inbound_nodes(layer)) == 1]
     skipped = [layer.name for layer in candidates if layer not in probes]
     if skipped:
         logging.warning("factorize: no data-aware statistics for shared "

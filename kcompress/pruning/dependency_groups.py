@@ -27,6 +27,7 @@ import dataclasses
 import keras
 import numpy as np
 
+from kcompress import _keras_internals
 from kcompress.pruning.pruning_wrapper import PruneLowMagnitude
 
 __all__ = ["ChannelGroup", "ChannelGraph", "channel_groups"]
@@ -156,7 +157,7 @@ class ChannelGraph:
 
     def _visit(self, node):
         op = node.operation
-        calls = len(getattr(op, "_inbound_nodes", ()))
+        calls = len(_keras_internals.inbound_nodes_if_any(op))
         if isinstance(op, PruneLowMagnitude):
             op = op.layer
         ins, outs = list(node.input_tensors), list(node.output_tensors)
@@ -308,7 +309,7 @@ class ChannelGraph:
                                         axis=0)
                 target = norms
             elif role == "heads":  # each head's rows of the output kernel
-                kernel = value(layer, layer._output_dense.kernel)
+                kernel = value(layer, layer.output_dense.kernel)
                 scores = np.linalg.norm(kernel.reshape(len(classes), -1),
                                         axis=1)
                 target = norms
@@ -325,16 +326,17 @@ class ChannelGraph:
 
 def _nodes(model):
     if isinstance(model, keras.Sequential):
-        model = model._functional  # Keras 3 keeps its graph there.
-    if not hasattr(model, "_nodes_by_depth"):
+        model = _keras_internals.sequential_functional(model)
+    by_depth = _keras_internals.nodes_by_depth(model)
+    if by_depth is None:
         raise ValueError(
             f"Received: model '{model.name}' ({type(model).__name__}), which "
             "has no functional graph. Channel groups are found in functional "
             "and Sequential models; rebuild a subclassed model as a "
             "functional one first."
         )
-    depths = sorted(model._nodes_by_depth, reverse=True)
-    return [node for depth in depths for node in model._nodes_by_depth[depth]]
+    depths = sorted(by_depth, reverse=True)
+    return [node for depth in depths for node in by_depth[depth]]
 
 
 def channel_groups(model):

@@ -193,7 +193,7 @@ def removed_classes(graph):
             continue
         layer = graph.layers[name]
         if role == "heads":
-            kernel = keras.ops.convert_to_numpy(layer._output_dense.kernel)
+            kernel = keras.ops.convert_to_numpy(layer.output_dense.kernel)
             dead = ~np.any(kernel.reshape(len(classes), -1) != 0, axis=1)
             for c, is_dead in zip(classes, dead):
                 zero[int(c)] = bool(is_dead)

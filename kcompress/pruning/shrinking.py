@@ -29,6 +29,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from kcompress import _keras_internals
 from kcompress import _model_utils
 from kcompress.pruning.group_pruning import shrink_graph
 from kcompress.pruning.prune import pruning_wrappers
@@ -72,7 +73,8 @@ def _chain(model):
                 "without nesting first."
             )
         inputs = [] if isinstance(model, keras.Sequential) else [
-            t for node in layer._inbound_nodes for t in node.input_tensors]
+            t for node in _keras_internals.inbound_nodes(layer)
+            for t in node.input_tensors]
         if len(inputs) > 1:
             raise ValueError(
                 f"Received: model '{model.name}', whose layer '{layer.name}' "
@@ -84,7 +86,8 @@ def _chain(model):
                 "structure='channels'), or use unstructured pruning."
             )
         if inputs and previous is not None and (
-                inputs[0]._keras_history[0] is not previous):
+                _keras_internals.keras_history(inputs[0]).operation
+                is not previous):
             raise ValueError(
                 f"Received: model '{model.name}', where layer '{layer.name}' "
                 "does not read the output of the layer before it. shrink "

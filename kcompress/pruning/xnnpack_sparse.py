@@ -24,6 +24,7 @@ what each step is worth.
 
 import keras
 
+from kcompress import _keras_internals
 from kcompress import _model_utils
 from kcompress.pruning import masks
 
@@ -159,7 +160,7 @@ def _one_sided(layer):
     if isinstance(layer, L.ZeroPadding2D) and tuple(
             map(tuple, layer.padding)) == ((0, 1), (0, 1)):
         return any(_strided_3x3(node.operation)
-                   for node in layer._outbound_nodes)
+                   for node in _keras_internals.outbound_nodes(layer))
     return False
 
 

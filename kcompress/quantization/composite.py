@@ -15,6 +15,7 @@ Their weights are fake-quantized per tensor, as the converter stores them.
 import keras
 from keras import ops
 
+from kcompress import _keras_internals
 from kcompress._substitute import call_with_values
 from kcompress.quantization import emulated
 from kcompress.quantization import input_grid
@@ -192,32 +193,35 @@ class QuantizeMultiHeadAttention(_Composite):
         mha = self.layer
         q = self._q
         key = value if key is None else key
-        mask = mha._compute_attention_mask(
-            query, value, attention_mask=attention_mask,
+        mask = _keras_internals.attention_mask(
+            mha, query, value, attention_mask=attention_mask,
             use_causal_mask=use_causal_mask)
         # The grids of the query, value and key inputs (positions in the
         # call), for the projections' int32 biases.
         grids = [input_grid.input_scale(self, i) for i in range(3)]
         grids[2] = grids[1] if key is value else grids[2]
-        queries = q("query", self._split_heads(mha._query_dense, query,
+        queries = q("query", self._split_heads(mha.query_dense, query,
                                                grids[0]), training)
-        keys = q("key", self._split_heads(mha._key_dense, key, grids[2]),
+        keys = q("key", self._split_heads(mha.key_dense, key, grids[2]),
                  training)
-        values = q("value", self._split_heads(mha._value_dense, value,
+        values = q("value", self._split_heads(mha.value_dense, value,
                                               grids[1]), training)
         queries = q("scaled_query", queries * self._constant(
-            mha._inverse_sqrt_key_dim), training)
-        scores = q("scores", ops.einsum(mha._dot_product_equation, keys,
-                                        queries), training)
-        probabilities = mha._masked_softmax(scores, mask)
+            _keras_internals.attention_scale(mha)), training)
+        scores_equation, context_equation = (
+            _keras_internals.attention_equations(mha))
+        scores = q("scores", ops.einsum(scores_equation, keys, queries),
+                   training)
+        probabilities = _keras_internals.masked_softmax(mha, scores, mask)
         low, high = FIXED_OUTPUT_RANGES["softmax"]
         probabilities = quantizers.fake_quant_activation(
             probabilities, low, high, self.num_bits)
-        dropped = mha._dropout_layer(probabilities, training=training)
-        context = q("context", ops.einsum(mha._combine_equation, dropped,
-                                          values), training)
+        dropped = _keras_internals.attention_dropout(mha, probabilities,
+                                                     training=training)
+        context = q("context", ops.einsum(context_equation, dropped, values),
+                    training)
         outputs = q("output", self._merge_heads(
-            mha._output_dense, context, self.ranges["context"].output_scale()),
+            mha.output_dense, context, self.ranges["context"].output_scale()),
             training)
         if return_attention_scores:
             return outputs, probabilities
@@ -227,7 +231,7 @@ class QuantizeMultiHeadAttention(_Composite):
         """Whether `dense` is a 3-D-kernel projection along the last axis
         only (the default attention axes) of an input whose inner
         dimensions `inner` are static: one FULLY_CONNECTED on 2-D."""
-        return (len(self.layer._attention_axes) == 1
+        return (len(self.layer.attention_axes) == 1
                 and len(dense.kernel.shape) == 3 and None not in inner)
 
     def _matmul(self, x, kernel, bias, grid):
@@ -347,7 +351,7 @@ def composite_for(layer):
         return QuantizeSwish
     if isinstance(layer, keras.layers.Average):
         return QuantizeAverage
-    if isinstance(layer, keras.layers.MultiHeadAttention) and not getattr(
-            layer, "_use_gate", False):
+    if isinstance(layer, keras.layers.MultiHeadAttention) and not (
+            _keras_internals.attention_uses_gate(layer)):
         return QuantizeMultiHeadAttention
     return None

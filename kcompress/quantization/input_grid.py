@@ -16,6 +16,7 @@ place in the graph, gives None: the bias then stays float, as before.
 
 import keras
 
+from kcompress import _keras_internals
 from kcompress.quantization import quantizers
 from kcompress.quantization.quantize_config import default_quantize_config
 
@@ -41,10 +42,10 @@ def _keeps_grid(operation):
 
 def _single_input(operation):
     """The operation feeding `operation`'s only call, or None."""
-    nodes = getattr(operation, "_inbound_nodes", ())
-    if len(nodes) != 1 or len(nodes[0].arguments.keras_tensors) != 1:
+    nodes = _keras_internals.inbound_nodes_if_any(operation)
+    if len(nodes) != 1 or len(nodes[0].input_tensors) != 1:
         return None
-    return nodes[0].arguments.keras_tensors[0]._keras_history.operation
+    return _keras_internals.keras_history(nodes[0].input_tensors[0]).operation
 
 
 def input_bounds(layer, position=0):
@@ -55,10 +56,10 @@ def input_bounds(layer, position=0):
         layer: a layer of a functional (or Sequential) model.
         position: index of the input among the call's positional arguments.
     """
-    nodes = getattr(layer, "_inbound_nodes", ())
+    nodes = _keras_internals.inbound_nodes_if_any(layer)
     if len(nodes) != 1:
         return None
-    args = nodes[0].arguments.args
+    args = _keras_internals.call_args(nodes[0])
     if position >= len(args) or not isinstance(args[position],
                                                keras.KerasTensor):
         return None
@@ -68,10 +69,10 @@ def input_bounds(layer, position=0):
 def merged_input_bounds(layer):
     """The grid ranges of the inputs of a merge layer called on a list
     (`Add()([a, b])`), or None when any is unknown."""
-    nodes = getattr(layer, "_inbound_nodes", ())
+    nodes = _keras_internals.inbound_nodes_if_any(layer)
     if len(nodes) != 1:
         return None
-    args = nodes[0].arguments.args
+    args = _keras_internals.call_args(nodes[0])
     if len(args) != 1 or not isinstance(args[0], (list, tuple)):
         return None
     bounds = [_grid_of(t) if isinstance(t, keras.KerasTensor) else None
@@ -93,7 +94,7 @@ def pins_grid(layer):
     QAT rounds.
     """
     consumers = [getattr(node.operation, "layer", node.operation)
-                 for node in getattr(layer, "_outbound_nodes", ())]
+                 for node in _keras_internals.outbound_nodes_if_any(layer)]
     return len(consumers) >= 2 and any(
         isinstance(c, keras.layers.Concatenate) for c in consumers)
 
@@ -111,7 +112,7 @@ def pinned(layer, outputs, num_bits=8):
 
 def _grid_of(tensor):
     """The grid range of the layer that rounded `tensor`, or None."""
-    operation = tensor._keras_history.operation
+    operation = _keras_internals.keras_history(tensor).operation
     for _ in range(_MAX_HOPS):
         if operation is None:
             return None
@@ -137,14 +138,14 @@ def rounding_consumer(layer):
     It is `layer`'s only consumer, called once, with an output range; the
     converter has `layer` write straight onto that range's grid.
     """
-    inbound = getattr(layer, "_inbound_nodes", ())
-    outbound = getattr(layer, "_outbound_nodes", ())
+    inbound = _keras_internals.inbound_nodes_if_any(layer)
+    outbound = _keras_internals.outbound_nodes_if_any(layer)
     if (len(inbound) != 1 or len(outbound) != 1
             or not callable(getattr(layer, "output_bounds", None))
             or layer.output_bounds() is not None):
         return None
     consumer = outbound[0].operation
-    if (len(getattr(consumer, "_inbound_nodes", ())) != 1
+    if (len(_keras_internals.inbound_nodes_if_any(consumer)) != 1
             or not hasattr(consumer, "export_mode")
             or _output_bounds(consumer) is None):
         return None

@@ -12,18 +12,20 @@ layers; `quantize.py` wraps them):
 
 import keras
 
+from kcompress import _keras_internals
 from kcompress.quantization import fold_batchnorm
 from kcompress.quantization.quantize_config import QuantizeConfig
 
 
 def producer(layer):
     """The single operation feeding `layer`'s single call, or None."""
-    if len(layer._inbound_nodes) != 1:
+    nodes = _keras_internals.inbound_nodes(layer)
+    if len(nodes) != 1:
         return None
-    tensors = layer._inbound_nodes[0].arguments.keras_tensors
+    tensors = nodes[0].input_tensors
     if len(tensors) != 1:
         return None
-    return tensors[0]._keras_history.operation
+    return _keras_internals.keras_history(tensors[0]).operation
 
 
 def fold_pairs(model, resolve):
@@ -40,8 +42,8 @@ def fold_pairs(model, resolve):
         bn, bn_config = resolve(layer)
         feeder = producer(layer)
         if (bn_config is None or feeder is None
-                or len(feeder._inbound_nodes) != 1
-                or len(feeder._outbound_nodes) != 1):
+                or len(_keras_internals.inbound_nodes(feeder)) != 1
+                or len(_keras_internals.outbound_nodes(feeder)) != 1):
             continue
         conv, conv_config = resolve(feeder)
         if conv_config is not None and fold_batchnorm.can_fold(conv, bn):
@@ -82,9 +84,11 @@ def fused_producers(model, resolve):
     """
     fused = set()
     for layer in model.layers:
-        if len(layer._inbound_nodes) != 1 or len(layer._outbound_nodes) != 1:
+        outbound = _keras_internals.outbound_nodes(layer)
+        if len(_keras_internals.inbound_nodes(layer)) != 1 or len(
+                outbound) != 1:
             continue
-        consumer = layer._outbound_nodes[0].operation
+        consumer = outbound[0].operation
         inner, config = resolve(layer)
         if (isinstance(inner, _FUSING_PRODUCERS) and config is not None
                 and inner.get_config().get("activation") in (None, "linear")

@@ -10,6 +10,7 @@ a fixed [-6, 6] range, and scores near chance on digits before training).
 import keras
 from keras import ops
 
+from kcompress import _keras_internals
 from kcompress import _model_utils
 from kcompress._substitute import call_with_values
 from kcompress.quantization import emulated
@@ -307,10 +308,11 @@ class QuantizeLayer(ActivationRange, keras.layers.Layer):
             inputs, self.output_bounds(), self.num_bits), rounded)
 
     def _reads_model_input(self):
-        nodes = getattr(self, "_inbound_nodes", ())
-        if len(nodes) != 1 or len(nodes[0].arguments.keras_tensors) != 1:
+        nodes = _keras_internals.inbound_nodes_if_any(self)
+        if len(nodes) != 1 or len(nodes[0].input_tensors) != 1:
             return False
-        operation = nodes[0].arguments.keras_tensors[0]._keras_history[0]
+        operation = _keras_internals.keras_history(
+            nodes[0].input_tensors[0]).operation
         return isinstance(operation, keras.layers.InputLayer)
 
     def compute_output_shape(self, input_shape):

@@ -16,6 +16,7 @@ TFLite runs, op by op:
 
 import keras
 
+from kcompress import _keras_internals
 from kcompress import _model_utils
 from kcompress.quantization import affine
 from kcompress.quantization import composite
@@ -83,7 +84,8 @@ def _feeds_preprocessing_only(layer):
     """Whether `layer` is input preprocessing whose output only feeds more
     input preprocessing (both run in float before the QUANTIZE op)."""
     layer = getattr(layer, "layer", layer)
-    consumers = [node.operation for node in layer._outbound_nodes]
+    consumers = [node.operation
+                 for node in _keras_internals.outbound_nodes(layer)]
     return isinstance(layer, _FLOAT_INPUT_LAYERS) and bool(consumers) and all(
         isinstance(getattr(c, "layer", c), _FLOAT_INPUT_LAYERS)
         for c in consumers)
@@ -102,7 +104,8 @@ _BINARY_OPS = frozenset(("Add", "Subtract", "Multiply", "Divide",
 
 def _is_constant(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) or (
-        hasattr(value, "dtype") and not hasattr(value, "_keras_history")
+        hasattr(value, "dtype")
+        and _keras_internals.keras_history(value) is None
         and "float" in str(value.dtype))
 
 
@@ -240,7 +243,7 @@ def rewrite(model, annotated_only, preserve, quantize_inputs=True,
         return QuantizeLayer(name=f"quantize_{node.name}")(tensor)
 
     def quantized_input(tensor):
-        history = getattr(tensor, "_keras_history", None)
+        history = _keras_internals.keras_history(tensor)
         if history is None or not isinstance(history.operation,
                                              keras.layers.InputLayer):
             return tensor
@@ -261,7 +264,8 @@ def rewrite(model, annotated_only, preserve, quantize_inputs=True,
         if (operation and not annotated_only
                 and type(layer).__name__ in _BINARY_OPS):
             tensor = next((a for a in args if _is_float(a)
-                           and hasattr(a, "_keras_history")), None)
+                           and _keras_internals.keras_history(a)
+                           is not None), None)
             if tensor is not None:
                 args = tuple(
                     QuantizedConstant(a, name=f"{layer.name}_constant{i}")(
