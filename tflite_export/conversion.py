@@ -20,6 +20,7 @@ from tflite_export import file_bytes
 from tflite_export import recurrent
 from tflite_export.backend_bridge import convert_in_tensorflow
 from tflite_export.errors import ConversionError
+from tflite_export.input_matching import input_names
 from tflite_export.output_matching import output_names
 
 if TYPE_CHECKING:  # Keras loads lazily here; only for the hints.
@@ -260,12 +261,14 @@ def convert(model: keras.Model, mode: str, representative_data=None,
             keep_names=keep_names, verbose=verbose, postprocess=postprocess)
     from tflite_export.static_shapes import static_reshapes
 
+    # Named in the signature after the Keras inputs, so the file's inputs
+    # are fed by name (`input_matching`): the converter reorders them.
+    inputs = input_names(model)
     model = prepare(model, mode)
     tf = _tf()
     batch_size = batch_size or recurrent.recurrent_batch(model)
-    specs = [tf.TensorSpec((batch_size,) + shape[1:], dtype,
-                           name=f"input_{i}")
-             for i, (shape, dtype) in enumerate(input_specs(model))]
+    specs = [tf.TensorSpec((batch_size,) + shape[1:], dtype, name=name)
+             for name, (shape, dtype) in zip(inputs, input_specs(model))]
 
     names = output_names(model)
 
@@ -293,7 +296,7 @@ def convert(model: keras.Model, mode: str, representative_data=None,
         converter.allow_custom_ops = postprocess is not None
         with held_output(verbose):
             tflite = _run_converter(tf, converter, mode, samples, float_io,
-                                    allow_flex, sparse_encoding)
+                                    allow_flex, sparse_encoding, inputs)
     if mode in _INTEGER_MODES and not allow_flex:
         check_integer(tflite, mode)
     if not keep_names:
@@ -351,7 +354,7 @@ def check_integer(tflite, mode):
 
 
 def _run_converter(tf, converter, mode, samples, float_io, allow_flex,
-                   sparse_encoding=False):
+                   sparse_encoding=False, inputs=()):
     builtins = tf.lite.OpsSet.TFLITE_BUILTINS
     optimizations = []
     if mode != "float32":
@@ -367,7 +370,10 @@ def _run_converter(tf, converter, mode, samples, float_io, allow_flex,
 
         def representative():
             for i in range(count):
-                yield [array[i:i + 1] for array in samples]
+                sample = [array[i:i + 1] for array in samples]
+                # Several inputs go by signature name: a list would feed
+                # them in the converter's order, not Keras's.
+                yield dict(zip(inputs, sample)) if len(sample) > 1 else sample
 
         converter.representative_dataset = representative
     if mode == "int8":

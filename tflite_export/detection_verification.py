@@ -19,6 +19,7 @@ from tflite_export.conversion import check_data
 from tflite_export.conversion import check_model
 from tflite_export.detection_postprocess import OUTPUT_NAMES
 from tflite_export.detection_postprocess import check_detector
+from tflite_export.input_matching import match_inputs
 from tflite_export.inspection import check_tflite_bytes
 from tflite_export.inspection import interpreter_for
 from tflite_export.output_matching import signature_outputs
@@ -53,7 +54,8 @@ def run_detections(tflite_bytes, images, num_threads=None):
             f"The file's outputs are {sorted(by_name) or 'unnamed'}, not a "
             f"detector's {list(OUTPUT_NAMES)}. Convert the detector with "
             "tflite_export.convert(..., postprocess=SSDPostProcessing(...)).")
-    detail = interpreter.get_input_details()[0]
+    # A detector has one input; this checks the images fit it.
+    (detail,) = match_inputs(interpreter, [np.shape(images)[1:]])
     found = []
     for image in images:
         interpreter.set_tensor(detail["index"],

@@ -25,15 +25,25 @@ def output_names(model):
     return names
 
 
+def signature_runner(interpreter):
+    """The runner of the file's only signature, or None (none, or several)."""
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        return None
+    return interpreter.get_signature_runner(next(iter(signatures)))
+
+
 def signature_outputs(interpreter):
     """`{name: tensor index}` of the file's (only) signature, or `{}`."""
-    signatures = interpreter._get_full_signature_list()  # No public twin.
-    if len(signatures) != 1:
+    runner = signature_runner(interpreter)
+    if runner is None:
         return {}
-    return dict(next(iter(signatures.values()))["outputs"])
+    return {name: detail["index"]
+            for name, detail in runner.get_output_details().items()}
 
 
-def _per_sample(shape):
+def per_sample(shape):
+    """A tensor's shape without the batch axis, None where it is dynamic."""
     return tuple(int(d) if d >= 0 else None for d in shape[1:])
 
 
@@ -64,7 +74,7 @@ def match_outputs(interpreter, keras_model):
 
 
 def _check_shape(name, detail, shape, keras_model):
-    lite = _per_sample(detail["shape_signature"])
+    lite = per_sample(detail["shape_signature"])
     if lite != shape:
         raise ConversionError(
             f"Output '{name}' of model '{keras_model.name}' is {shape} per "
@@ -73,7 +83,7 @@ def _check_shape(name, detail, shape, keras_model):
 
 
 def _by_shape(details, names, keras_shapes, keras_model):
-    lite_shapes = {index: _per_sample(d["shape_signature"])
+    lite_shapes = {index: per_sample(d["shape_signature"])
                    for index, d in details.items()}
     matched = []
     for name, shape in zip(names, keras_shapes):

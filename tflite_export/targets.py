@@ -14,6 +14,7 @@ import tempfile
 import numpy as np
 
 from tflite_export.data import check_inputs
+from tflite_export.errors import ConversionError
 from tflite_export.errors import DataError
 from tflite_export.errors import TargetError
 from tflite_export.process import last_json
@@ -39,13 +40,24 @@ def _script_args(model, threads, runs, warmup, xnnpack, inputs, outputs):
 
 
 def prepare_inputs(tflite_path, x, directory):
-    """Saves `x`, quantized to the model's input type, as an `.npy` file."""
+    """Saves `x`, quantized to the model's input type, as an `.npy` file.
+
+    `x` is one array: the file must have one input (`bench_script.py`
+    feeds its data to that one).
+    """
+    from tflite_export.input_matching import feed_order
     from tflite_export.inspection import interpreter_for
     from tflite_export.verification import quantize
 
     x = check_inputs(x)
     with open(tflite_path, "rb") as f:
-        detail = interpreter_for(f.read()).get_input_details()[0]
+        interpreter = interpreter_for(f.read())
+    try:
+        ((detail, _),) = feed_order(interpreter, [x])
+    except ConversionError as error:
+        raise DataError(f"data of shape {x.shape} does not fit the model "
+                        f"input: {error}") from None
+    # The bench does not resize: the data must fit the allocated shape.
     expected = tuple(int(d) for d in detail["shape"][1:])
     if tuple(x.shape[1:]) != expected:
         raise DataError(

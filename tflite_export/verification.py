@@ -10,6 +10,8 @@ import numpy as np
 from tflite_export.conversion import ConversionError
 from tflite_export.conversion import check_data
 from tflite_export.conversion import check_model
+from tflite_export.input_matching import feed_order
+from tflite_export.input_matching import input_names
 from tflite_export.inspection import check_tflite_bytes
 from tflite_export.inspection import interpreter_for
 from tflite_export.mixed_precision import interpreter_precisions
@@ -111,8 +113,14 @@ def output_scale(interpreter, detail=None):
 
 
 def run_tflite(tflite_bytes, arrays, num_threads=None, delegates=True,
-               reference_kernels=False):
+               reference_kernels=False, names=None):
     """Runs the TFLite model over the input arrays; float outputs.
+
+    Each array feeds the file's input of its name (`input_matching`):
+    `arrays` is a dict keyed by the file's input names, or a list in the
+    order of `names` (the Keras model's, `input_matching.input_names`). A
+    list without names suits a single-input file, or one whose inputs all
+    differ in shape.
 
     Returns the file's first output and its quantization step
     (`run_outputs` returns every output). `delegates=False` uses TFLite's
@@ -123,21 +131,25 @@ def run_tflite(tflite_bytes, arrays, num_threads=None, delegates=True,
                                   delegates=delegates,
                                   reference_kernels=reference_kernels)
     detail = interpreter.get_output_details()[0]
-    (values,) = run_outputs(interpreter, arrays, [detail])
+    (values,) = run_outputs(interpreter, arrays, [detail], names)
     return values, output_scale(interpreter, detail)
 
 
-def run_outputs(interpreter, arrays, output_details):
+def run_outputs(interpreter, arrays, output_details, names=None,
+                model_name=None):
     """Runs an interpreter over the input arrays, batch by batch.
+
+    `arrays`, `names` and `model_name` are as `input_matching.feed_order`
+    takes them: each array feeds the file's input of its name.
 
     Returns:
         One float array per entry of `output_details`, samples first.
     """
-    input_details = interpreter.get_input_details()
+    fed = feed_order(interpreter, arrays, names, model_name)
     outputs = [[] for _ in output_details]
-    size = len(arrays[0])
+    size = len(fed[0][1])
     # A file converted with a fixed batch size runs that many at a time.
-    signature = input_details[0].get("shape_signature")
+    signature = fed[0][0].get("shape_signature")
     fixed = signature is not None and len(signature) and signature[0] > 0
     step = int(signature[0]) if fixed else _BATCH
     if fixed and size % step:
@@ -145,31 +157,19 @@ def run_outputs(interpreter, arrays, output_details):
             f"Received: {size} samples for a file with a fixed batch size "
             f"of {step}. Expected a multiple of {step}.")
     for start in range(0, size, step):
-        batch = [a[start:start + step] for a in arrays]
-        for detail, array in zip(input_details, batch):
-            if tuple(detail["shape"]) != array.shape:
+        batch = [(detail, array[start:start + step]) for detail, array in fed]
+        current = {d["index"]: d for d in interpreter.get_input_details()}
+        for detail, array in batch:
+            if tuple(current[detail["index"]]["shape"]) != array.shape:
                 interpreter.resize_tensor_input(detail["index"], array.shape)
         interpreter.allocate_tensors()
-        for detail, array in zip(interpreter.get_input_details(), batch):
+        for detail, array in batch:
             interpreter.set_tensor(detail["index"], quantize(array, detail))
         interpreter.invoke()
         for values, detail in zip(outputs, output_details):
             values.append(_dequantize(interpreter.get_tensor(detail["index"]),
                                       detail))
     return [np.concatenate(values) for values in outputs]
-
-
-def _check_inputs(interpreter, keras_model):
-    """Refuses a file whose inputs do not match the model's."""
-    lite_in = [tuple(int(d) if d >= 0 else None
-                     for d in detail["shape_signature"][1:])
-               for detail in interpreter.get_input_details()]
-    keras_in = [tuple(t.shape[1:]) for t in keras_model.inputs]
-    if lite_in != keras_in:
-        raise ConversionError(
-            f"The .tflite file takes inputs {lite_in} (per sample), but "
-            f"model '{keras_model.name}' takes {keras_in}. Pass the Keras "
-            "model the file was converted from.")
 
 
 def _agreement(name, lite, reference, scale, dtype):
@@ -206,9 +206,7 @@ def verify(tflite_bytes: bytes, keras_model: keras.Model, x,
     check_model(keras_model, argument="keras_model")
     arrays = check_data(x, keras_model, argument="x")
     interpreter = interpreter_for(tflite_bytes)
-    _check_inputs(interpreter, keras_model)
     details = match_outputs(interpreter, keras_model)
-    names = output_names(keras_model)
     if y is not None:
         if len(details) != 1:
             raise ConversionError(
@@ -223,7 +221,10 @@ def verify(tflite_bytes: bytes, keras_model: keras.Model, x,
                 f"Received: y of dtype {y.dtype} and shape {y.shape}. "
                 f"Expected one integer label per sample, shape "
                 f"({len(arrays[0])},).")
-    lites = run_outputs(interpreter, arrays, details)
+    # Each array feeds the file's input of its Keras name; a file whose
+    # inputs are not the model's is refused here, before Keras runs.
+    lites = run_outputs(interpreter, arrays, details,
+                        input_names(keras_model), keras_model.name)
     references = keras_model.predict(
         arrays if len(arrays) > 1 else arrays[0], verbose=0, batch_size=256)
     if len(details) == 1:
@@ -233,8 +234,8 @@ def verify(tflite_bytes: bytes, keras_model: keras.Model, x,
                    np.asarray(reference, np.float32).reshape(lite.shape),
                    output_scale(interpreter, detail),
                    np.dtype(detail["dtype"]).name)
-        for name, lite, reference, detail in zip(names, lites, references,
-                                                  details)]
+        for name, lite, reference, detail in zip(
+            output_names(keras_model), lites, references, details)]
     first = agreements[0]
     keras_accuracy = tflite_accuracy = None
     if y is not None:

@@ -17,6 +17,8 @@ import dataclasses
 
 import numpy as np
 
+from tflite_export.input_matching import feed_order
+from tflite_export.input_matching import input_names
 from tflite_export.inspection import interpreter_for
 from tflite_export.micro import runtime
 from tflite_export.verification import quantize
@@ -50,14 +52,16 @@ class Agreement:
         return dataclasses.asdict(self)
 
 
-def tflm_outputs(micro_bytes, litert_bytes, arrays, arena_size):
+def tflm_outputs(micro_bytes, litert_bytes, arrays, arena_size,
+                 names=None):
     """TFLM's first output for float `arrays`, dequantized, and its step.
 
     `litert_bytes` is the same model without TFLM's compression (LiteRT
-    reads the input and output quantization from it).
+    reads the input and output quantization from it); `names` are the
+    arrays' input names (`quantized`).
     """
     lite = interpreter_for(litert_bytes, delegates=False)
-    raw = runtime.run(micro_bytes, quantized(litert_bytes, arrays),
+    raw = runtime.run(micro_bytes, quantized(litert_bytes, arrays, names),
                       arena_size)[0]
     scale, zero_point = lite.get_output_details()[0]["quantization"]
     return (raw.astype(np.float32) - zero_point) * scale, float(scale)
@@ -73,19 +77,21 @@ def compare(micro_bytes, litert_bytes, keras_model, arrays, arena_size,
             LiteRT runs (the same bytes when there is none).
         keras_model: the model the file came from, or None (a file given
             alone: the Keras figures are then NaN).
-        arrays: float inputs, one array per input.
+        arrays: float inputs, one array per input, in the Keras model's
+            input order (each feeds the file's input of its name).
         arena_size: the arena TFLM runs `micro_bytes` in.
         y: integer labels, or None.
         litert_arena_size: for a compressed `micro_bytes`, the arena TFLM
             runs `litert_bytes` in, to check that compression changed no
             output; None when there is no compression.
     """
+    names = input_names(keras_model) if keras_model is not None else None
     micro, scale = tflm_outputs(micro_bytes, litert_bytes, arrays,
-                                arena_size)
+                                arena_size, names)
     uncompressed = None
     if litert_arena_size is not None:
         plain, _ = tflm_outputs(litert_bytes, litert_bytes, arrays,
-                                litert_arena_size)
+                                litert_arena_size, names)
         uncompressed = bool(np.array_equal(plain, micro))
     flat = micro.reshape(len(micro), -1)
     steps, identical = {}, None
@@ -93,8 +99,8 @@ def compare(micro_bytes, litert_bytes, keras_model, arrays, arena_size,
             ("reference", dict(delegates=False, reference_kernels=True)),
             ("builtin", dict(delegates=False)),
             ("xnnpack", dict(delegates=True))):
-        other = run_tflite(litert_bytes, arrays, **options)[0].reshape(
-            flat.shape)
+        other, _ = run_tflite(litert_bytes, arrays, names=names, **options)
+        other = other.reshape(flat.shape)
         steps[kernels] = float(np.abs(flat - other).max() / scale)
         if kernels == "reference":
             identical = float(np.mean(np.all(flat == other, axis=-1)))
@@ -124,14 +130,19 @@ def compare(micro_bytes, litert_bytes, keras_model, arrays, arena_size,
         tflm_accuracy=tflm_accuracy)
 
 
-def quantized(litert_bytes, arrays):
-    """Float `arrays` (one per input) in the file's input types."""
+def quantized(litert_bytes, arrays, names=None):
+    """Float `arrays` (one per input) in the file's input types and order.
+
+    Each array goes to the file's input of its name (`names`, the Keras
+    model's `input_matching.input_names`), and the result is in the
+    file's input order, which TFLM's `set_input` indexes.
+    """
     lite = interpreter_for(litert_bytes, delegates=False)
-    return [quantize(np.asarray(array), detail) for array, detail in
-            zip(arrays, lite.get_input_details())]
+    return [quantize(array, detail)
+            for detail, array in feed_order(lite, arrays, names)]
 
 
-def first_sample(litert_bytes, arrays):
+def first_sample(litert_bytes, arrays, names=None):
     """The first sample of float `arrays`, quantized to the file's inputs
-    (what `runtime.minimum_arena` runs)."""
-    return quantized(litert_bytes, [array[:1] for array in arrays])
+    and in their order (what `runtime.minimum_arena` runs)."""
+    return quantized(litert_bytes, [array[:1] for array in arrays], names)

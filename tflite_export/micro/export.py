@@ -18,6 +18,7 @@ from tflite_export import inspection
 from tflite_export.atomic_write import save_atomically
 from tflite_export.errors import MicroError
 from tflite_export.errors import OutputError
+from tflite_export.input_matching import input_names
 from tflite_export.micro import agreement as agreement_lib
 from tflite_export.micro import boards
 from tflite_export.micro import c_source
@@ -166,7 +167,8 @@ def micro_export(model, representative_data, out_dir=None, *, board=None,
         int8_bytes)
     ops = c_source.ops(micro_bytes)
     resolver = [c_source.resolver_method(op) for op in ops]
-    sample = agreement_lib.first_sample(int8_bytes, arrays)
+    names = input_names(keras_model) if keras_model is not None else None
+    sample = agreement_lib.first_sample(int8_bytes, arrays, names)
     arena = runtime.minimum_arena(micro_bytes, sample)
     int8_arena = (runtime.minimum_arena(int8_bytes, sample) if compress
                   else None)
