@@ -62,11 +62,11 @@ def _all_layers(model):
     return _keras_internals.descendants(model)
 
 
-def _needs_flattening(model, refused):
+def _needs_flattening(model, refused, models=False):
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            if _model_utils.is_graph_model(layer) and _needs_flattening(
-                    layer, refused):
+            if _model_utils.is_graph_model(layer) and (
+                    models or _needs_flattening(layer, refused)):
                 return True
         elif is_composite(layer) and id(layer) not in refused:
             return True
@@ -86,54 +86,123 @@ def _as_functional(model):
     return keras.Model(inputs, x, name=model.name)
 
 
-def _unique_names(composite, used, renamed):
-    """Gives each sublayer of `composite` whose name the graph already has
-    the composite's name in front (a functional model needs unique names;
-    KerasHub names the dropout of every block "dropout"). The old names
-    are kept in `renamed` to be restored."""
-    for inner in _keras_internals.sublayers(composite):
-        if inner.name in used:
-            name, n = f"{composite.name}_{inner.name}", 1
-            while name in used:
-                name, n = f"{composite.name}_{inner.name}_{n}", n + 1
-            renamed.setdefault(id(inner), (inner, inner.name))
-            inner.name = name
-        used.add(inner.name)
+class _Flattening:
+    """One flattening: what was refused, and the names given and taken."""
 
+    def __init__(self, model, models):
+        self.models = models
+        self.refused = {}  # id -> (name in the flat graph, reason)
+        self.used = {layer.name for layer in _model_utils.iter_layers(model)}
+        self.renamed = {}  # id -> (layer, its own name)
 
-def _one_level(model, refused, names):
-    """`model` with each composite node replaced by its call's graph."""
-    inline = set()
+    def needed(self, model):
+        return _needs_flattening(model, self.refused, self.models)
 
-    def clone_function(layer):
-        if isinstance(layer, keras.Model):
-            if _model_utils.is_graph_model(layer) and _needs_flattening(
-                    layer, refused):
-                return _flattened(layer, refused, names)
+    def unique_names(self, composite):
+        """Gives each sublayer of `composite` whose name the graph already
+        has the composite's name in front (a functional model needs unique
+        names; KerasHub names the dropout of every block "dropout")."""
+        for inner in _keras_internals.sublayers(composite):
+            if inner.name in self.used:
+                name, n = f"{composite.name}_{inner.name}", 1
+                while name in self.used:
+                    name, n = f"{composite.name}_{inner.name}_{n}", n + 1
+                self.renamed.setdefault(id(inner), (inner, inner.name))
+                inner.name = name
+            self.used.add(inner.name)
+
+    def restore_names(self):
+        for layer, name in self.renamed.values():
+            layer.name = name
+
+    def graph(self, model):
+        current = _as_functional(model)
+        while self.needed(current):
+            current = self.level(current)
+        return current
+
+    def level(self, model):
+        """`model` with each composite node replaced by its call's graph
+        (and, with `models`, each nested model by its graph)."""
+        inline = set()
+
+        def clone_function(layer):
+            if isinstance(layer, keras.Model):
+                if not _model_utils.is_graph_model(layer):
+                    return layer
+                if self.models:
+                    inline.add(id(layer))
+                    return layer
+                return self.graph(layer) if self.needed(layer) else layer
+            if is_composite(layer) and id(layer) not in self.refused:
+                reason = _refusal(layer)
+                if reason:
+                    self.refused[id(layer)] = (layer.name, reason)
+                else:
+                    inline.add(id(layer))
             return layer
-        if is_composite(layer) and id(layer) not in refused:
-            reason = _refusal(layer)
-            if reason:
-                refused[id(layer)] = (layer, reason)
-            else:
-                inline.add(id(layer))
-        return layer
 
-    def call_function(layer, *args, **kwargs):
-        if id(layer) in inline:
-            _unique_names(layer, *names)
-            try:
-                outputs = layer.call(*args, **kwargs)
-                reason = _unfaithful(layer, args, kwargs, outputs)
-            except Exception as error:  # noqa: BLE001 - any user code
-                reason = ("its call does not run on symbolic tensors "
-                          f"({type(error).__name__}: {error})")
-            if reason is None:
-                return outputs
-            refused[id(layer)] = (layer, reason)
-        return layer(*args, **kwargs)
+        def call_function(layer, *args, **kwargs):
+            if id(layer) in inline and isinstance(layer, keras.Model):
+                return _model_graph(layer, args)
+            if id(layer) in inline:
+                self.unique_names(layer)
+                try:
+                    outputs = layer.call(*args, **kwargs)
+                    reason = _unfaithful(layer, args, kwargs, outputs)
+                except Exception as error:  # noqa: BLE001 - any user code
+                    reason = ("its call does not run on symbolic tensors "
+                              f"({type(error).__name__}: {error})")
+                if reason is None:
+                    return outputs
+                self.refused[id(layer)] = (layer.name, reason)
+            return layer(*args, **kwargs)
 
-    return _model_utils.clone(model, clone_function, call_function)
+        return _model_utils.clone(model, clone_function, call_function)
+
+
+def _model_graph(model, args):
+    """The outputs of a nested graph model's layers called on `args`."""
+    model = _as_functional(model)
+    inputs = args[0] if len(args) == 1 else list(args)
+    return keras.models.clone_model(model, input_tensors=inputs,
+                                    clone_function=lambda layer: layer).output
+
+
+def _symbolic(structure):
+    return [t for t in keras.tree.flatten(structure)
+            if isinstance(t, keras.KerasTensor)]
+
+
+def _keeps_batch(operation):
+    """Whether `operation` is an `ops.reshape` to `(None, ...)`: a batch
+    size read with `ops.shape(x)[0]` while tracing, where it is None."""
+    shape = getattr(operation, "newshape", None)
+    return (type(operation).__name__ == "Reshape"
+            and isinstance(shape, (list, tuple)) and len(shape) > 1
+            and shape[0] is None and None not in tuple(shape)[1:])
+
+
+def _batch_reshape(operation, *args, **kwargs):
+    """A `call_function` for cloning: each `ops.reshape(x, (B, ...))`
+    whose `B` was the batch size while tracing (None, which fails at run
+    time) becomes a `keras.layers.Reshape` of the other dimensions, which
+    keeps the batch. The check on two batch sizes proves the result."""
+    if _keeps_batch(operation):
+        return keras.layers.Reshape(tuple(operation.newshape)[1:])(args[0])
+    return operation(*args, **kwargs)
+
+
+def _final_copy(model):
+    """`model` of fresh copies of its layers, batch reshapes fixed."""
+    def copy(layer):
+        if isinstance(layer, keras.Model):
+            return _final_copy(layer)
+        return _model_utils.clone_layer(layer)
+
+    if isinstance(model, keras.Sequential):
+        return _model_utils.clone(model, copy)
+    return _model_utils.clone(model, copy, _batch_reshape)
 
 
 def _sample(tensor, batch, rng):
@@ -152,8 +221,7 @@ def _unfaithful(layer, args, kwargs, outputs):
     call made from a Python value is a constant in the graph. Both graphs
     run on random inputs of two batch sizes, and must agree.
     """
-    inputs = [t for t in keras.tree.flatten((args, kwargs))
-              if isinstance(t, keras.KerasTensor)]
+    inputs = _symbolic((args, kwargs))
     outs = keras.tree.flatten(outputs)
     if not all(isinstance(t, keras.KerasTensor) for t in outs):
         return "its call returns values that are not symbolic tensors"
@@ -164,6 +232,9 @@ def _unfaithful(layer, args, kwargs, outputs):
     if not checked:
         return None
     graph = keras.Model(inputs, [outs[i] for i in checked])
+    if any(_keeps_batch(op) for op in graph.operations):
+        graph = keras.models.clone_model(graph, clone_function=lambda op: op,
+                                         call_function=_batch_reshape)
     rng = np.random.default_rng(0)
     for batch in (2, 3):
         values = {id(t): _sample(t, batch, rng) for t in inputs}
@@ -192,42 +263,35 @@ def _unfaithful(layer, args, kwargs, outputs):
     return None
 
 
-def _flattened(model, refused, names):
-    current = _as_functional(model)
-    while _needs_flattening(current, refused):
-        current = _one_level(current, refused, names)
-    return current
-
-
-def flatten_composites(model):
+def flatten_composites(model, models=False):
     """`model` with its composite layers' sublayers in the graph.
 
     Args:
         model: a Sequential or functional model (nested models included).
             It is not modified: its layers' graph nodes are restored.
+        models: also put the layers of nested Sequential and functional
+            models into the outer graph (a backbone nested in a classifier,
+            as KerasHub's tasks build them), for the analyses that follow
+            channels across the whole graph.
 
     Returns:
-        `(flat, left)`: `flat` is `model` itself when it holds no composite
-        layer, else a new functional model (a Sequential becomes
+        `(flat, left)`: `flat` is `model` itself when there is nothing to
+        flatten, else a new functional model (a Sequential becomes
         functional) of copies of the layers, with the trained weights.
         `left` maps the name of each composite that stays one node to the
         reason.
     """
-    refused = {}
-    if not _needs_flattening(model, refused):
+    flattening = _Flattening(model, models)
+    if not flattening.needed(model):
         return model, {}
-    used = {layer.name for layer in _model_utils.iter_layers(model)}
-    renamed = {}
     with _keras_internals.nodes_kept(_all_layers(model)):
         try:
-            flat = _model_utils.transform_model(
-                _flattened(model, refused, (used, renamed)),
-                _model_utils.clone_layer)
+            flat = _final_copy(flattening.graph(model))
         finally:
-            for layer, name in renamed.values():
-                layer.name = name
+            flattening.restore_names()
     # A composite refused inside another that was then kept whole is not
     # in the graph; only the layers that are count.
     present = {layer.name for layer in _model_utils.iter_layers(flat)}
-    return flat, {layer.name: reason for layer, reason in refused.values()
-                  if layer.name in present}
+    return flat, {name: reason
+                  for name, reason in flattening.refused.values()
+                  if name in present}

@@ -21,6 +21,7 @@ from keras.src.models.functional import Functional
 __all__ = ["Functional", "get_stateless_scope", "sublayers",
            "descendants", "own_variables", "inbound_nodes",
            "outbound_nodes", "nodes_kept", "build_by_tracing",
+           "copy_input_shape_argument",
            "inbound_nodes_if_any", "outbound_nodes_if_any",
            "keras_history", "call_args", "sequential_functional",
            "nodes_by_depth", "attention_uses_gate", "attention_mask",
@@ -185,3 +186,10 @@ def masked_softmax(mha, scores, mask=None):
 def attention_dropout(mha, probabilities, training=None):
     """`mha`'s dropout of the attention probabilities."""
     return mha._dropout_layer(probabilities, training=training)
+
+
+def copy_input_shape_argument(source, target):
+    """Gives `target` the `input_shape=` argument `source` was made with,
+    unless it has one: a Sequential builds its first layer from it."""
+    if getattr(target, "_input_shape_arg", None) is None:
+        target._input_shape_arg = getattr(source, "_input_shape_arg", None)

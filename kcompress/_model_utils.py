@@ -22,8 +22,19 @@ def keep_input_shape(wrapper, layer):
     """Gives `wrapper` the `input_shape=` its wrapped `layer` was made with,
     so a Sequential whose first layer is wrapped builds as the bare layer's
     would (TFMOT's guides wrap `Dense(..., input_shape=...)` this way)."""
-    if getattr(wrapper, "_input_shape_arg", None) is None:
-        wrapper._input_shape_arg = getattr(layer, "_input_shape_arg", None)
+    _keras_internals.copy_input_shape_argument(layer, wrapper)
+
+
+def inner_output_spec(layer, *args, **kwargs):
+    """`layer.compute_output_spec(*args, **kwargs)` for a wrapper's inner
+    layer, without the `training` or `mask` argument the wrapper's own call
+    took when the inner layer's call does not take it (`Layer.__call__`
+    drops those for a call; `compute_output_spec` does not)."""
+    parameters = inspect.signature(layer.call).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        kwargs = {k: v for k, v in kwargs.items()
+                  if k in parameters or k not in ("training", "mask")}
+    return layer.compute_output_spec(*args, **kwargs)
 
 
 def is_graph_model(model):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from tflite_export import console
 from tflite_export import detection_postprocess
 from tflite_export import file_bytes
+from tflite_export import finite_ranges
 from tflite_export import recurrent
 from tflite_export.backend_bridge import convert_in_tensorflow
 from tflite_export.errors import ConversionError
@@ -265,6 +266,8 @@ def convert(model: keras.Model, mode: str, representative_data=None,
     # are fed by name (`input_matching`): the converter reorders them.
     inputs = input_names(model)
     model = prepare(model, mode)
+    if samples is not None:
+        model, _ = finite_ranges.with_finite_padding(model, samples)
     tf = _tf()
     batch_size = batch_size or recurrent.recurrent_batch(model)
     specs = [tf.TensorSpec((batch_size,) + shape[1:], dtype, name=name)
@@ -299,6 +302,7 @@ def convert(model: keras.Model, mode: str, representative_data=None,
                                     allow_flex, sparse_encoding, inputs)
     if mode in _INTEGER_MODES and not allow_flex:
         check_integer(tflite, mode)
+        finite_ranges.check_ranges(tflite)
     if not keep_names:
         tflite = file_bytes.strip_names(tflite)
     return tflite

@@ -221,7 +221,7 @@ class ClusterWeights(keras.layers.Wrapper):
         return self.layer.compute_output_shape(input_shape)
 
     def compute_output_spec(self, *args, **kwargs):
-        return self.layer.compute_output_spec(*args, **kwargs)
+        return _model_utils.inner_output_spec(self.layer, *args, **kwargs)
 
     def stripped_layer(self):
         """A plain copy of the layer holding the clustered weights."""

@@ -92,6 +92,17 @@ class _Atoms:
     def space(self, tensor):
         key = id(tensor)
         if key not in self.spaces:
+            if tensor.shape and tensor.shape[-1] is None:
+                history = _keras_internals.keras_history(tensor)
+                where = (f"the output of '{history.operation.name}'"
+                         if history else f"tensor '{tensor.name}'")
+                raise ValueError(
+                    f"Received: a model whose {where} has shape "
+                    f"{tuple(tensor.shape)}, with no fixed channel count. "
+                    "Expected a known last dimension on every tensor that "
+                    "channel grouping follows; give the model's inputs "
+                    "fixed shapes (for token inputs, a fixed sequence "
+                    "length).")
             channels = int(tensor.shape[-1]) if tensor.shape else 1
             self.spaces[key] = (len(self.parent), channels)
             self.parent.extend(range(len(self.parent),

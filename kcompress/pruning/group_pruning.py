@@ -165,17 +165,20 @@ def prune_channel_groups(model, fraction, protect=None, round_to=1):
         round_to: keep a multiple of this many channels in each group.
 
     Returns:
-        The copy. `kcompress.pruning.shrink` then removes the channels.
+        The copy, one functional graph (composite layers and nested
+        models flattened into it). `kcompress.pruning.shrink` then removes
+        the channels.
     """
     _model_utils.check_model_argument(
         model, "model", "prune_channel_groups",
         "rebuild it as a functional or Sequential model first.",
         accept_layers=False)
-    model, _ = _flatten.flatten_composites(model)
+    # Channels are followed across the whole graph: composite layers and
+    # nested models (a backbone inside a classifier) are flattened into it.
+    model, _ = _flatten.flatten_composites(model, models=True)
     graph = channel_groups(model)
     removed = choose_removed(graph, fraction, protect, round_to)
-    new = _model_utils.clone(model, lambda layer: layer.__class__.from_config(
-        layer.get_config()))
+    new = _model_utils.clone(model, _model_utils.clone_layer)
     for layer in model.layers:
         if layer.weights:
             new.get_layer(layer.name).set_weights(zeroed(

@@ -10,6 +10,7 @@ import numpy as np
 
 from kcompress import _coverage
 from kcompress import _flatten
+from kcompress import _keras_internals
 from kcompress import _model_utils
 from kcompress.pruning import prunable_layer
 from kcompress.pruning.dependency_groups import channel_groups
@@ -184,7 +185,10 @@ def prune_low_magnitude(
             f"Model '{model.name}' is not built. Build it (give it an Input "
             "or call it on data) before pruning, so its weights exist."
         )
-    model, left = _flatten.flatten_composites(model)
+    # Channel structures are followed across the whole graph, nested
+    # models included.
+    model, left = _flatten.flatten_composites(model,
+                                              models=bool(structure))
     if pruning_policy is not None:
         pruning_policy.ensure_model_supports_pruning(model)
     wrapped, skipped, left_dense = [], [], []
@@ -286,10 +290,10 @@ def _has_merges(model):
     if isinstance(model, keras.Sequential):
         return False
     for layer in _model_utils.iter_layers(model):
-        for node in layer._inbound_nodes:
+        for node in _keras_internals.inbound_nodes(layer):
             if len(node.input_tensors) > 1:
                 return True
-        if len(layer._outbound_nodes) > 1:
+        if len(_keras_internals.outbound_nodes(layer)) > 1:
             return True
     return False
 
@@ -318,7 +322,8 @@ def _group_layers(model):
 def _channel_layers(model):
     """`id`s of the layers that channel pruning wraps in `model`."""
     producers = (keras.layers.Conv2D, keras.layers.Dense)
-    outputs = {id(t._keras_history[0]) for t in model.outputs}
+    outputs = {id(_keras_internals.keras_history(t).operation)
+               for t in model.outputs}
     chosen = set()
     for layer in _model_utils.iter_layers(model):
         if type(layer) not in CHANNEL_LAYERS or id(layer) in outputs:
@@ -326,14 +331,16 @@ def _channel_layers(model):
         if isinstance(layer, keras.layers.DepthwiseConv2D):
             continue  # its channels follow those of the layer before it
         if isinstance(layer, keras.layers.BatchNormalization):
-            sources = [t._keras_history[0] for node in layer._inbound_nodes
+            sources = [_keras_internals.keras_history(t).operation
+                       for node in _keras_internals.inbound_nodes(layer)
                        for t in node.input_tensors]
             if layer.scale and sources and all(
                     type(source) in producers for source in sources):
                 chosen.add(id(layer))
                 chosen.difference_update(id(source) for source in sources)
             continue
-        consumers = [node.operation for node in layer._outbound_nodes]
+        consumers = [node.operation for node in
+                     _keras_internals.outbound_nodes(layer)]
         if not (consumers and all(isinstance(
                 c, keras.layers.BatchNormalization) for c in consumers)):
             chosen.add(id(layer))

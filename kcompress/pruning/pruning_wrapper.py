@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kcompress import _keras_internals
 from kcompress import _model_utils
 from kcompress._arguments import as_int
 from kcompress._substitute import call_with_values
@@ -232,7 +233,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self.built = True
 
     def load_own_variables(self, store):
-        own = self._trainable_variables + self._non_trainable_variables
+        own = _keras_internals.own_variables(self)
         if len(store.keys()) == len(own) - 1 and own[-1] is self.epoch_marks:
             # Saved before `epoch_marks` existed: load the rest, keep -1s.
             for i, variable in enumerate(own[:-1]):
@@ -341,7 +342,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         first call advances the step, so its schedule runs at the pace of
         the batches, as an unshared layer's does.
         """
-        sites = max(len(self._inbound_nodes), 1)
+        sites = max(len(_keras_internals.inbound_nodes(self)), 1)
         first = self._training_calls % sites == 0
         self._training_calls += 1
         return first
@@ -363,7 +364,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         return self.layer.compute_output_shape(input_shape)
 
     def compute_output_spec(self, *args, **kwargs):
-        return self.layer.compute_output_spec(*args, **kwargs)
+        return _model_utils.inner_output_spec(self.layer, *args, **kwargs)
 
     def get_config(self):
         config = {

@@ -16,6 +16,7 @@ import keras
 from keras import ops
 
 from kcompress import _keras_internals
+from kcompress import _model_utils
 from kcompress._substitute import call_with_values
 from kcompress.quantization import emulated
 from kcompress.quantization import input_grid
@@ -273,7 +274,7 @@ class QuantizeMultiHeadAttention(_Composite):
                                                key_shape)
 
     def compute_output_spec(self, *args, **kwargs):
-        return self.layer.compute_output_spec(*args, **kwargs)
+        return _model_utils.inner_output_spec(self.layer, *args, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="kcompress")

@@ -58,4 +58,4 @@ class QuantizeAnnotate(HoldsQuantizeConfig, keras.layers.Wrapper):
         return self.layer.compute_output_shape(*args, **kwargs)
 
     def compute_output_spec(self, *args, **kwargs):
-        return self.layer.compute_output_spec(*args, **kwargs)
+        return _model_utils.inner_output_spec(self.layer, *args, **kwargs)

@@ -261,7 +261,7 @@ class QuantizeWrapper(ActivationRange, keras.layers.Wrapper):
         return self.layer.compute_output_shape(*args, **kwargs)
 
     def compute_output_spec(self, *args, **kwargs):
-        return self.layer.compute_output_spec(*args, **kwargs)
+        return _model_utils.inner_output_spec(self.layer, *args, **kwargs)
 
     def get_config(self):
         config = {

@@ -236,11 +236,19 @@ def rewrite(model, annotated_only, preserve, quantize_inputs=True,
         return new
 
     input_quantizers = {}
+    # A layer called twice, or with several outputs, gets one range per
+    # output tensor, each with a name of its own.
+    taken = {layer.name for layer in model.layers}
 
     def output_quantized(tensor, node):
         if not _is_float(tensor):
             return tensor
-        return QuantizeLayer(name=f"quantize_{node.name}")(tensor)
+        name, count = f"quantize_{node.name}", 0
+        while name in taken:
+            count += 1
+            name = f"quantize_{node.name}_{count}"
+        taken.add(name)
+        return QuantizeLayer(name=name)(tensor)
 
     def quantized_input(tensor):
         history = _keras_internals.keras_history(tensor)
