@@ -33,6 +33,10 @@ $(VENV)/bin/python:
 # constraints.txt pins the tested versions; setup.cfg only declares ranges.
 $(STAMP): $(VENV)/bin/python setup.cfg pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,notebooks,jax,micro]'
+	# KerasHub (the 'hub' extra) without its tokenizer dependencies
+	# (tensorflow-text and the hubs' clients): the tests build backbones
+	# from their classes and never load a tokenizer or a preset.
+	$(PY) -m pip install --quiet -c constraints.txt --no-deps keras-hub regex tokenizers
 	touch $(STAMP)
 
 $(VENV)/.torch-installed: $(STAMP)

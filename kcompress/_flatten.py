@@ -23,6 +23,9 @@ variables of its own (a class token, a layer scale), stays one node; the
 reason is returned so that each technique can name the layer it left out.
 """
 
+import contextlib
+import inspect
+
 import keras
 import numpy as np
 
@@ -115,6 +118,23 @@ class _Flattening:
         for layer, name in self.renamed.values():
             layer.name = name
 
+    def traced(self, layer, args, kwargs, whole):
+        """`(outputs, None)` of `layer.call` on the symbolic `args`, or
+        `(None, reason)`. With `whole`, the composites inside it are
+        inlined in the same trace."""
+        inner = [layer] + ([c for c in _keras_internals.descendants(layer)
+                            if is_composite(c) and _refusal(c) is None]
+                           if whole else [])
+        for composite in inner:
+            self.unique_names(composite)
+        try:
+            with _inlined(inner[1:]):
+                outputs = layer.call(*args, **kwargs)
+            return outputs, _unfaithful(layer, args, kwargs, outputs)
+        except Exception as error:  # noqa: BLE001 - any user code
+            return None, ("its call does not run on symbolic tensors "
+                          f"({type(error).__name__}: {error})")
+
     def graph(self, model):
         current = _as_functional(model)
         while self.needed(current):
@@ -146,19 +166,55 @@ class _Flattening:
             if id(layer) in inline and isinstance(layer, keras.Model):
                 return _model_graph(layer, args)
             if id(layer) in inline:
-                self.unique_names(layer)
-                try:
-                    outputs = layer.call(*args, **kwargs)
-                    reason = _unfaithful(layer, args, kwargs, outputs)
-                except Exception as error:  # noqa: BLE001 - any user code
-                    reason = ("its call does not run on symbolic tensors "
-                              f"({type(error).__name__}: {error})")
-                if reason is None:
-                    return outputs
+                reason = None
+                # First its sublayers as nodes (each flattened or kept on
+                # its own later); if they cannot be nodes (a block that
+                # returns None among its outputs), inlined as well.
+                for whole in (False, True):
+                    outputs, reason = self.traced(layer, args, kwargs, whole)
+                    if reason is None:
+                        return outputs
                 self.refused[id(layer)] = (layer.name, reason)
             return layer(*args, **kwargs)
 
         return _model_utils.clone(model, clone_function, call_function)
+
+
+_INLINING = {}  # class -> its subclass whose __call__ runs call
+
+
+def _inlining(cls):
+    """`cls` with a `__call__` that runs `call` directly, so a composite
+    called inside another's traced call adds its sublayers' nodes instead
+    of one node of its own."""
+    if cls not in _INLINING:
+        parameters = inspect.signature(cls.call).parameters
+        open_ended = any(p.kind is p.VAR_KEYWORD
+                         for p in parameters.values())
+
+        def __call__(self, *args, **kwargs):
+            if not open_ended:
+                kwargs = {k: v for k, v in kwargs.items()
+                          if k in parameters}
+            return cls.call(self, *args, **kwargs)
+
+        _INLINING[cls] = type(cls.__name__, (cls,), {
+            "__call__": __call__, "__module__": cls.__module__})
+    return _INLINING[cls]
+
+
+@contextlib.contextmanager
+def _inlined(composites):
+    """Runs with each of `composites` inlined when called (see
+    `_inlining`); their classes are restored on exit."""
+    classes = [(layer, type(layer)) for layer in composites]
+    try:
+        for layer, cls in classes:
+            layer.__class__ = _inlining(cls)
+        yield
+    finally:
+        for layer, cls in classes:
+            layer.__class__ = cls
 
 
 def _model_graph(model, args):
@@ -223,12 +279,13 @@ def _unfaithful(layer, args, kwargs, outputs):
     """
     inputs = _symbolic((args, kwargs))
     outs = keras.tree.flatten(outputs)
-    if not all(isinstance(t, keras.KerasTensor) for t in outs):
-        return "its call returns values that are not symbolic tensors"
     # An input returned as it is (a list of every stage's input) is
-    # computed faithfully; the others are checked.
+    # computed faithfully, and so is a value the call made without its
+    # inputs (None for no attention scores, an empty constant); the
+    # symbolic others are checked.
     passed = {id(t) for t in inputs}
-    checked = [i for i, t in enumerate(outs) if id(t) not in passed]
+    checked = [i for i, t in enumerate(outs)
+               if isinstance(t, keras.KerasTensor) and id(t) not in passed]
     if not checked:
         return None
     graph = keras.Model(inputs, [outs[i] for i in checked])

@@ -15,6 +15,7 @@ from typing import Callable
 import keras
 import numpy as np
 
+from kcompress import _coverage
 from kcompress import _model_utils
 from kcompress import tables
 
@@ -33,6 +34,10 @@ class LayerStats:
     int8_bytes: int
     macs: int = 0
     unique: int = 0  # distinct values of the largest kernel (clustering)
+    # How it is compressed: "pruned", "clustered", "QAT", or "none" for a
+    # layer holding a kernel that no technique wraps (left out, and named
+    # in the technique's warning); "" for a layer without a kernel.
+    compression: str = ""
 
     @property
     def sparsity(self):
@@ -95,6 +100,16 @@ def _unique(weights):
     return int(len(np.unique(max(kernels, key=lambda v: v.size))))
 
 
+def _compression(layer):
+    if getattr(layer, _model_utils.QUANTIZED_MARKER, False):
+        return "QAT"
+    if hasattr(layer, "clustered_value"):
+        return "clustered"
+    if hasattr(layer, "pruning_schedule"):
+        return "pruned"
+    return "none" if _coverage.holds_kernel(layer) else ""
+
+
 def layer_stats(model):
     """Per-layer statistics of `model` as a list of `LayerStats`.
 
@@ -112,17 +127,18 @@ def layer_stats(model):
             if not weights:
                 continue
             inner = getattr(layer, "layer", layer)
+            compression = _compression(layer)
             rows.append(LayerStats(
                 name=prefix + layer.name,
                 type=type(inner).__name__ + (
-                    "" if inner is layer else " (clustered)"
-                    if hasattr(layer, "clustered_value") else " (pruned)"),
+                    f" ({compression})" if inner is not layer else ""),
                 params=sum(int(v.size) for _, v in weights),
                 zeros=sum(int(np.count_nonzero(v == 0)) for _, v in weights),
                 float32_bytes=sum(int(v.size) * 4 for _, v in weights),
                 int8_bytes=sum(_int8_bytes(w, v) for w, v in weights),
                 macs=_macs(layer),
                 unique=_unique(weights),
+                compression=compression,
             ))
 
     if not isinstance(model, keras.Model):
@@ -134,9 +150,10 @@ def layer_stats(model):
 
 
 def _format_table(rows):
-    header = ("Layer", "Type", "Params", "Zeros", "Sparsity", "Unique",
-              "MACs", "Float32 B", "Int8 B")
-    body = [(r.name, r.type, f"{r.params:,}", f"{r.zeros:,}",
+    header = ("Layer", "Type", "Compressed", "Params", "Zeros", "Sparsity",
+              "Unique", "MACs", "Float32 B", "Int8 B")
+    body = [(r.name, r.type, r.compression or "-", f"{r.params:,}",
+             f"{r.zeros:,}",
              f"{r.sparsity:.1%}", f"{r.unique:,}" if r.unique else "-",
              f"{r.macs:,}", f"{r.float32_bytes:,}", f"{r.int8_bytes:,}")
             for r in rows]
@@ -146,14 +163,19 @@ def _format_table(rows):
                        sum(r.float32_bytes for r in rows),
                        sum(r.int8_bytes for r in rows),
                        sum(r.macs for r in rows))
-    footer = [(total.name, "", f"{params:,}", f"{zeros:,}",
+    footer = [(total.name, "", "", f"{params:,}", f"{zeros:,}",
                f"{total.sparsity:.1%}", "", f"{total.macs:,}",
                f"{total.float32_bytes:,}", f"{total.int8_bytes:,}")]
     ratio = total.float32_bytes / max(total.int8_bytes, 1)
+    left = [r for r in rows if r.compression == "none"]
+    note = "" if not left or len(left) == len(rows) else (
+        f"\nLeft uncompressed ('none'): {', '.join(r.name for r in left)}, "
+        f"{sum(r.params for r in left) / max(params, 1):.1%} of the "
+        "parameters.")
     return (tables.render(header, body, style="text", footer=footer,
-                          left_columns=2)
+                          left_columns=3)
             + f"\nInt8 weights are {ratio:.2f}x smaller than float32; "
-            f"{total.sparsity:.1%} of all parameters are zero.")
+            f"{total.sparsity:.1%} of all parameters are zero." + note)
 
 
 _PREFIXES = ("prune_low_magnitude_", "quant_")

@@ -162,3 +162,18 @@ def test_a_fully_covered_model_logs_nothing(caplog):
         kc.prune_low_magnitude(blocks_model())
         kc.quantize_model(blocks_model())
     assert not [r for r in caplog.records if "uncompressed" in r.getMessage()]
+
+
+def test_summary_shows_what_each_layer_got():
+    rows = {row.name: row for row in kc.summary(
+        kc.prune_low_magnitude(scaled_model(OwnKernel)),
+        print_fn=lambda text: None)}
+    assert rows["scaled"].compression == "none"
+    assert rows["prune_low_magnitude_first"].compression == "pruned"
+    rows = {row.name: row for row in kc.summary(
+        kc.quantize_model(scaled_model()), print_fn=lambda text: None)}
+    assert rows["scaled"].compression == "none"
+    assert rows["quant_first"].compression == "QAT"
+    printed = []
+    kc.summary(kc.quantize_model(scaled_model()), print_fn=printed.append)
+    assert "Left uncompressed ('none'): scaled" in printed[0]

@@ -45,10 +45,12 @@ def clusterable_weights(layer):
         return [layer.embeddings]
     # A layer that owns clusterable layers (MultiHeadAttention, a composite
     # layer that cannot be flattened): their weights.
-    inner = [weight for sublayer in _keras_internals.descendants(layer)
-             if isinstance(sublayer, _KERNELS + _DEPTHWISE
-                           + (keras.layers.Embedding,))
-             for weight in clusterable_weights(sublayer)]
+    inner = []
+    if not type(layer).__module__.startswith("kcompress."):  # Not ours.
+        inner = [weight for sublayer in _keras_internals.descendants(layer)
+                 if isinstance(sublayer, _KERNELS + _DEPTHWISE
+                               + (keras.layers.Embedding,))
+                 for weight in clusterable_weights(sublayer)]
     if inner:
         return list({id(w): w for w in inner}.values())
     raise ValueError(

@@ -80,6 +80,8 @@ def _inner_entries(layer):
     layers `layer` holds at any depth (depthwise kernels left dense, as in
     a model), each weight once."""
     found, seen = [], set()
+    if type(layer).__module__.startswith("kcompress."):
+        return found  # Our wrappers (QAT, clustering) are not pruned inside.
     for inner in _keras_internals.descendants(layer):
         entry = _builtin_entry(inner)
         if entry is None or isinstance(inner, DENSE_BY_DEFAULT):
