@@ -20,10 +20,8 @@ without padding, and leaves the float model's outputs as they were on that
 data.
 """
 
-import keras
 import numpy as np
 
-from kcompress import _model_utils
 from tflite_export import file_bytes
 from tflite_export.errors import ConversionError
 
@@ -49,6 +47,8 @@ def _is_pad(operation):
 def _walk(model, on_pad):
     """A clone of `model` in which each constant `Pad` node with an
     infinite value is built by `on_pad(index, layer, args, kwargs)`."""
+    from kcompress import _model_utils  # Keras loads with the model.
+
     found = []
 
     def call_function(layer, *args, **kwargs):
@@ -64,6 +64,10 @@ def _walk(model, on_pad):
 
 def infinite_pads(model):
     """Names of the constant `Pad` nodes of `model` padding with +-inf."""
+    import keras
+
+    from kcompress import _model_utils
+
     if isinstance(model, keras.Sequential) or not _model_utils.is_graph_model(
             model):
         return []
@@ -80,6 +84,8 @@ def with_finite_padding(model, arrays):
         `(model, names)`: a clone, or `model` itself when it pads with no
         infinite value, and the names of the `Pad` nodes changed.
     """
+    import keras
+
     if not infinite_pads(model):
         return model, []
     padded_inputs = []

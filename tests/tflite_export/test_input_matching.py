@@ -67,8 +67,9 @@ def test_the_file_names_its_inputs_after_the_keras_inputs(zeta_alpha):
     named = te.convert(model, "float32", keep_names=True)
     tensors = {d["name"] for d in interpreter_for(named).get_input_details()}
     assert tensors == {"serving_default_zeta:0", "serving_default_alpha:0"}
-    sequential = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    assert input_names(sequential) == ["input_layer"]
+    sequential = keras.Sequential([keras.Input((3,), name="pixels"),
+                                   keras.layers.Dense(2)])
+    assert input_names(sequential) == ["pixels"]
 
 
 @pytest.mark.parametrize("fixture", ["zeta_alpha", "alpha_zeta"])
