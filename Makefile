@@ -65,7 +65,8 @@ BACKEND_TESTS := tests/pruning tests/quantization tests/clustering tests/distill
 	tests/lowrank tests/test_public_objects.py tests/test_api_errors.py \
 	tests/detection/test_losses.py tests/detection/test_boxes.py \
 	tests/detection/test_metrics.py tests/detection/test_backend_export.py \
-	tests/budget/test_sensitivity.py tests/budget/test_plan.py
+	tests/budget/test_sensitivity.py tests/budget/test_plan.py \
+	tests/test_composite_layers.py tests/test_keras_internals.py
 # The slowest shrink tests on JAX (72, 61, 58 and 30 s there): shrinking
 # is numpy on the weights, the same on every backend; on JAX one variant of
 # each still runs, and TensorFlow's pass runs them all.

@@ -87,15 +87,23 @@ def prune(model, x, sparsity=0.5):
             "max_sparsity": max(kernels.values())}
 
 
+def _layers(model):
+    """The layers of `model`, those of nested models included."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+
+
 def cluster(model, x, clusters=8):
     clustered = kc.clustering.cluster_weights(model,
                                               number_of_clusters=clusters)
     names = [w.layer.name for w in
              kc.clustering.clustering_wrappers(clustered)]
-    stripped = kc.clustering.strip_clustering(clustered)
+    layers = {layer.name: layer
+              for layer in _layers(kc.clustering.strip_clustering(clustered))}
     distinct = [len(np.unique(keras.ops.convert_to_numpy(w)))
-                for name in names
-                for w in clusterable_weights(stripped.get_layer(name))]
+                for name in names for w in clusterable_weights(layers[name])]
     return {"wrapped": len(names), "max_distinct": max(distinct)}
 
 
