@@ -248,3 +248,26 @@ def test_attention_steps_reproduce_the_call(causal):
     np.testing.assert_allclose(ops.convert_to_numpy(outputs),
                                ops.convert_to_numpy(expected),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_no_module_outside_the_adapter_reads_keras_internals():
+    """Keras's private attributes and `keras.src` are read in
+    `kcompress/_keras_internals.py` only, so the next Keras release breaks
+    one file."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    private = re.compile(
+        r"keras\.src|[._\"'](_inbound_nodes|_outbound_nodes|_keras_history|"
+        r"_nodes_by_depth|_flatten_layers|_trainable_variables|"
+        r"_non_trainable_variables|_input_shape_arg|_call_has_training_arg|"
+        r"_build_shapes_dict|_query_dense|_key_dense|_value_dense|"
+        r"_output_dense|_functional)\b")
+    found = [f"{path.relative_to(root)}:{number}"
+             for package in ("kcompress", "tflite_export")
+             for path in sorted((root / package).rglob("*.py"))
+             if path.name != "_keras_internals.py"
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if private.search(line)]
+    assert not found, found

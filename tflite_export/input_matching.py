@@ -36,7 +36,9 @@ _TENSOR_NAME = re.compile(r"^(?:serving_default_)?(.+?)(?::\d+)?$")
 def _keras_name(tensor):
     # The input layer's name: unlike the tensor's (`keras_tensor_4` for an
     # unnamed keras.Input), it survives saving and loading the model.
-    history = getattr(tensor, "_keras_history", None)
+    from kcompress._keras_internals import keras_history
+
+    history = keras_history(tensor)
     return getattr(getattr(history, "operation", None), "name", None) or (
         getattr(tensor, "name", None))
 
