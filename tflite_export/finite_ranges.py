@@ -71,7 +71,10 @@ def infinite_pads(model):
     if isinstance(model, keras.Sequential) or not _model_utils.is_graph_model(
             model):
         return []
-    return _walk(model, lambda i, layer, args, kwargs: layer(
+    nested = [f"{layer.name}/{name}" for layer in model.layers
+              if isinstance(layer, keras.Model)
+              for name in infinite_pads(layer)]
+    return nested + _walk(model, lambda i, layer, args, kwargs: layer(
         *args, **kwargs))[1]
 
 
@@ -86,8 +89,14 @@ def with_finite_padding(model, arrays):
     """
     import keras
 
-    if not infinite_pads(model):
+    pads = infinite_pads(model)
+    if not pads:
         return model, []
+    if any("/" in name for name in pads):
+        # A pad inside a nested backbone: one graph, to reach it.
+        from kcompress._flatten import flatten_composites
+
+        model, _ = flatten_composites(model, models=True)
     padded_inputs = []
 
     def record(index, layer, args, kwargs):

@@ -248,8 +248,12 @@ def shrink_graph(model):
     report = {}
 
     def clone_function(layer):
-        config = layer.get_config()
         keeps = slices(graph, layer.name, removed)
+        if not (keeps or isinstance(layer, keras.layers.Reshape)):
+            # Unchanged: copied by the route that also takes layers whose
+            # config does not round-trip (KerasHub's).
+            return _model_utils.clone_layer(layer)
+        config = layer.get_config()
         if "out" in keeps:
             key = "filters" if "filters" in config else "units"
             kept = int(keeps["out"].sum())

@@ -27,12 +27,13 @@ def _padded_stem():
 
 def test_infinite_padding_is_found_and_made_finite_exactly():
     model = _padded_stem()
-    assert finite_padding.infinite_pads(model) == ["pad"]
+    (name,) = finite_padding.infinite_pads(model)
+    assert name.startswith("pad")  # The op's name, numbered by Keras.
     finite, names = finite_padding.with_finite_padding(model, [_X])
-    assert names == ["pad"] and finite_padding.infinite_pads(finite) == []
+    assert names == [name] and finite_padding.infinite_pads(finite) == []
     np.testing.assert_array_equal(finite.predict(_X, verbose=0),
                                   model.predict(_X, verbose=0))
-    assert finite_padding.infinite_pads(model) == ["pad"]  # Not modified.
+    assert finite_padding.infinite_pads(model) == [name]  # Not modified.
 
 
 def test_int8_file_of_an_infinite_pad_loads_both_ways_and_agrees():
@@ -42,6 +43,18 @@ def test_int8_file_of_an_infinite_pad_loads_both_ways_and_agrees():
     interpreter_for(tflite, delegates=False)
     report = te.verify(tflite, model, _X)
     assert report.max_steps <= 2
+
+
+def test_a_padded_stem_nested_in_a_classifier_is_reached():
+    stem = _padded_stem()
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, layers.Dense(2)(stem(inputs)))
+    (name,) = finite_padding.infinite_pads(model)
+    assert name.startswith("padded_stem/pad")
+    tflite = te.convert(model, "int8", representative_data=_X)
+    interpreter_for(tflite, delegates=True)
+    interpreter_for(tflite, delegates=False)
+    assert te.verify(tflite, model, _X).top1_agreement >= 0.9
 
 
 def test_a_file_with_an_infinite_range_is_refused_naming_the_tensor(
