@@ -23,7 +23,7 @@ __all__ = ["Functional", "get_stateless_scope", "sublayers",
            "outbound_nodes", "nodes_kept", "build_by_tracing",
            "copy_input_shape_argument",
            "inbound_nodes_if_any", "outbound_nodes_if_any",
-           "keras_history", "call_args", "sequential_functional",
+           "keras_history", "call_args", "call_kwargs", "sequential_functional",
            "nodes_by_depth", "attention_uses_gate", "attention_mask",
            "attention_scale", "attention_equations", "masked_softmax",
            "attention_dropout"]
@@ -133,6 +133,11 @@ def call_args(node):
     """The positional arguments of the call `node` records, as passed:
     symbolic tensors, nested lists of them and constants."""
     return node.arguments.args
+
+
+def call_kwargs(node):
+    """The keyword arguments of the call `node` records."""
+    return node.arguments.kwargs
 
 
 def sequential_functional(model):

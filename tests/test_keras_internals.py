@@ -271,3 +271,12 @@ def test_no_module_outside_the_adapter_reads_keras_internals():
              for number, line in enumerate(path.read_text().splitlines(), 1)
              if private.search(line)]
     assert not found, found
+
+
+def test_call_kwargs_are_the_keywords_of_the_call():
+    inputs = keras.Input((4, 4, 1))
+    padded = keras.ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]],
+                           constant_values=-1.0)
+    operation = ki.keras_history(padded).operation
+    (node,) = ki.inbound_nodes(operation)
+    assert ki.call_kwargs(node) == {"constant_values": -1.0}

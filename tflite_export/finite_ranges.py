@@ -63,19 +63,32 @@ def _walk(model, on_pad):
 
 
 def infinite_pads(model):
-    """Names of the constant `Pad` nodes of `model` padding with +-inf."""
+    """Names of the constant `Pad` nodes of `model` padding with +-inf
+    (`outer/inner` inside a nested model). Read from the graph; nothing is
+    copied."""
     import keras
 
+    from kcompress import _keras_internals
     from kcompress import _model_utils
 
     if isinstance(model, keras.Sequential) or not _model_utils.is_graph_model(
             model):
         return []
-    nested = [f"{layer.name}/{name}" for layer in model.layers
-              if isinstance(layer, keras.Model)
-              for name in infinite_pads(layer)]
-    return nested + _walk(model, lambda i, layer, args, kwargs: layer(
-        *args, **kwargs))[1]
+    found = []
+    for operation in model.operations:
+        if isinstance(operation, keras.Model):
+            found += [f"{operation.name}/{name}"
+                      for name in infinite_pads(operation)]
+            continue
+        if not _is_pad(operation):
+            continue
+        for node in _keras_internals.inbound_nodes(operation):
+            value = _constant(_keras_internals.call_kwargs(node),
+                              _keras_internals.call_args(node))
+            if value is not None and not np.isfinite(value):
+                found.append(operation.name)
+                break
+    return found
 
 
 def with_finite_padding(model, arrays):
