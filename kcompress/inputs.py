@@ -7,7 +7,21 @@ here, so each refuses the same bad data with the same message.
 
 import numpy as np
 
-__all__ = ["check_inputs"]
+__all__ = ["check_inputs", "model_input"]
+
+
+def model_input(model, arrays):
+    """`arrays` (one per model input, in `model.inputs` order) in the
+    structure `model` is called with: one array, a list, or a dict keyed
+    by input name (KerasHub's models)."""
+    import keras
+
+    arrays = list(arrays)
+    try:
+        structure = model.input
+    except (AttributeError, ValueError):  # A Sequential built without Input.
+        return arrays[0] if len(arrays) == 1 else arrays
+    return keras.tree.pack_sequence_as(structure, arrays)
 
 
 def _input_shapes(model):

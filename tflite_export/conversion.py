@@ -260,6 +260,7 @@ def convert(model: keras.Model, mode: str, representative_data=None,
             model, mode, samples, float_io=float_io, allow_flex=allow_flex,
             sparse_encoding=sparse_encoding, batch_size=batch_size,
             keep_names=keep_names, verbose=verbose, postprocess=postprocess)
+    from kcompress.inputs import model_input
     from tflite_export.static_shapes import static_reshapes
 
     # Named in the signature after the Keras inputs, so the file's inputs
@@ -276,8 +277,8 @@ def convert(model: keras.Model, mode: str, representative_data=None,
     names = output_names(model)
 
     def serve(*args):
-        outputs = model(list(args) if len(args) > 1 else args[0],
-                        training=False)
+        # In the structure the model takes (a dict for KerasHub's models).
+        outputs = model(model_input(model, args), training=False)
         if len(names) > 1 and not isinstance(outputs, dict):
             # Named in the signature, so verify matches them by name.
             outputs = dict(zip(names, outputs))

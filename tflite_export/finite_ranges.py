@@ -117,8 +117,10 @@ def with_finite_padding(model, arrays):
         return layer(*args, **kwargs)
 
     probe, names = _walk(model, record)
-    values = keras.Model(probe.inputs, padded_inputs).predict(
-        arrays if len(arrays) > 1 else arrays[0], verbose=0)
+    from kcompress.inputs import model_input
+
+    values = keras.Model(probe.input, padded_inputs).predict(
+        model_input(probe, arrays), verbose=0)
     values = values if isinstance(values, list) else [values]
     floors = [float(np.min(v)) for v in values]
 
@@ -148,6 +150,7 @@ def check_ranges(tflite_bytes):
                 f"Received: a model whose calibrated tensor '{name}' has a "
                 f"quantization scale of {scale.max():.3g}, a range that is "
                 f"not finite or wider than +-{MAX_SCALE * 127:.3g}. "
-                "Expected finite activations: look for infinite constants "
-                "(padding or masking with inf) or values that overflow "
-                "before this tensor, and make them finite.")
+                "Expected finite activations: look for infinite or huge "
+                "constants (padding with inf, an attention mask adding "
+                "-1e9) or values that overflow before this tensor, and "
+                "make them finite, or train with QAT instead.")

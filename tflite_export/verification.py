@@ -225,8 +225,10 @@ def verify(tflite_bytes: bytes, keras_model: keras.Model, x,
     # inputs are not the model's is refused here, before Keras runs.
     lites = run_outputs(interpreter, arrays, details,
                         input_names(keras_model), keras_model.name)
-    references = keras_model.predict(
-        arrays if len(arrays) > 1 else arrays[0], verbose=0, batch_size=256)
+    from kcompress.inputs import model_input  # Loads Keras.
+
+    references = keras_model.predict(model_input(keras_model, arrays),
+                                     verbose=0, batch_size=256)
     if len(details) == 1:
         references = [references]
     agreements = [

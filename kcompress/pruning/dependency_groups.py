@@ -97,7 +97,7 @@ class _Atoms:
                 where = (f"the output of '{history.operation.name}'"
                          if history else f"tensor '{tensor.name}'")
                 raise ValueError(
-                    f"Received: a model whose {where} has shape "
+                    f"Received: a model in which {where} has shape "
                     f"{tuple(tensor.shape)}, with no fixed channel count. "
                     "Expected a known last dimension on every tensor that "
                     "channel grouping follows; give the model's inputs "

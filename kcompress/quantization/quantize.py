@@ -22,6 +22,7 @@ from kcompress import _coverage
 from kcompress import _flatten
 from kcompress import _model_utils
 from kcompress.inputs import check_inputs
+from kcompress.inputs import model_input
 from kcompress.pruning.prune import pruning_wrappers
 from kcompress.pruning.prune import strip_pruning
 from kcompress.quantization import composite
@@ -276,7 +277,8 @@ def calibrate(model: keras.Model, data, batch_size: int = 32) -> None:
     try:
         for start in range(0, size, batch_size):
             batch = [a[start:start + batch_size] for a in arrays]
-            model(batch if len(batch) > 1 else batch[0], training=False)
+            # In the structure the model takes (a dict, a list or one).
+            model(model_input(model, batch), training=False)
     finally:
         for layer in layers:
             layer.calibrating = False

@@ -220,3 +220,15 @@ def test_command_refuses_one_data_array_for_two_inputs(zeta_alpha,
                f"--out={tmp_path / 'two.tflite'}")
     assert_bad_input(done, "Received: x with 1 arrays. Expected 2, one per "
                      "model input.")
+
+
+def test_importing_tflite_export_loads_neither_keras_nor_tensorflow():
+    # The command holds TensorFlow's start-up lines only once it runs.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, tflite_export; print("
+         "'keras' in sys.modules, 'tensorflow' in sys.modules)"],
+        capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]

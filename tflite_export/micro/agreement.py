@@ -107,8 +107,10 @@ def compare(micro_bytes, litert_bytes, keras_model, arrays, arena_size,
     top1 = max_keras = mean_keras = float("nan")
     keras_accuracy = tflm_accuracy = None
     if keras_model is not None:
+        from kcompress.inputs import model_input  # Loads Keras.
+
         reference = np.asarray(keras_model.predict(
-            arrays if len(arrays) > 1 else arrays[0], verbose=0,
+            model_input(keras_model, arrays), verbose=0,
             batch_size=256), np.float32).reshape(flat.shape)
         diff = np.abs(flat - reference) / scale
         top1 = float(np.mean(flat.argmax(-1) == reference.argmax(-1)))
