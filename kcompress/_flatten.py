@@ -76,19 +76,6 @@ def _needs_flattening(model, refused, models=False):
     return False
 
 
-def _as_functional(model):
-    """A Sequential as a functional model of the same layer objects."""
-    if not isinstance(model, keras.Sequential):
-        return model
-    spec = model.inputs[0]
-    inputs = keras.Input(batch_shape=spec.shape, dtype=spec.dtype,
-                         name=f"{model.name}_input")
-    x = inputs
-    for layer in model.layers:
-        x = layer(x)
-    return keras.Model(inputs, x, name=model.name)
-
-
 class _Flattening:
     """One flattening: what was refused, and the names given and taken."""
 
@@ -136,7 +123,7 @@ class _Flattening:
                           f"({type(error).__name__}: {error})")
 
     def graph(self, model):
-        current = _as_functional(model)
+        current = _model_utils.sequential_as_functional(model)
         while self.needed(current):
             current = self.level(current)
         return current
@@ -166,7 +153,6 @@ class _Flattening:
             if id(layer) in inline and isinstance(layer, keras.Model):
                 return _model_graph(layer, args)
             if id(layer) in inline:
-                reason = None
                 # First its sublayers as nodes (each flattened or kept on
                 # its own later); if they cannot be nodes (a block that
                 # returns None among its outputs), inlined as well.
@@ -219,7 +205,7 @@ def _inlined(composites):
 
 def _model_graph(model, args):
     """The outputs of a nested graph model's layers called on `args`."""
-    model = _as_functional(model)
+    model = _model_utils.sequential_as_functional(model)
     inputs = args[0] if len(args) == 1 else list(args)
     return keras.models.clone_model(model, input_tensors=inputs,
                                     clone_function=lambda layer: layer).output

@@ -262,6 +262,26 @@ def quantized_layer_names(model):
             if getattr(layer, QUANTIZED_MARKER, False)]
 
 
+def sequential_as_functional(model, copy=None):
+    """A Sequential model as a functional one; other models as they are.
+
+    Args:
+        model: a model. It is not modified.
+        copy: `layer -> layer` applied to each layer before it is called;
+            None calls the model's own layers (they then have one more
+            graph node each).
+    """
+    if not isinstance(model, keras.Sequential):
+        return model
+    spec = model.inputs[0]
+    inputs = keras.Input(batch_shape=spec.shape, dtype=spec.dtype,
+                         name=f"{model.name}_input")
+    x = inputs
+    for layer in model.layers:
+        x = (layer if copy is None else copy(layer))(x)
+    return keras.Model(inputs, x, name=model.name)
+
+
 def transform_model(model, layer_fn):
     """Clones `model`, nested models included, replacing each layer.
 

@@ -42,20 +42,13 @@ def as_functional(model):
     The copy is built from fresh clones of the layers, so each layer has one
     inbound node (the graph analysis below relies on it).
     """
-    if not isinstance(model, keras.Sequential):
-        return model
-    spec = model.inputs[0]
-    inputs = keras.Input(batch_shape=spec.shape, dtype=spec.dtype,
-                         name=f"{model.name}_input")
-    x = inputs
-    for layer in model.layers:
+    def copy(layer):
         if isinstance(layer, keras.Model):
-            layer = _model_utils.transform_model(layer,
-                                                 _model_utils.clone_layer)
-        else:
-            layer = _model_utils.clone_layer(layer)
-        x = layer(x)
-    return keras.Model(inputs, x, name=model.name)
+            return _model_utils.transform_model(layer,
+                                                _model_utils.clone_layer)
+        return _model_utils.clone_layer(layer)
+
+    return _model_utils.sequential_as_functional(model, copy)
 
 
 # `keras.ops` nodes that only move values: TFLite gives their output the
