@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-torch test-zoo bench bench-budget bench-zoo notebooks clean system-deps
+.PHONY: demo test test-torch test-zoo bench bench-budget bench-zoo bench-hub notebooks clean system-deps
 
 # Debian packages the emulated Raspberry Pi, the ssh target and the adb target
 # need. Installed with apt-get when running as root (or with sudo); otherwise
@@ -95,6 +95,10 @@ test: $(STAMP) system-deps
 test-torch: $(VENV)/.torch-installed
 	KERAS_BACKEND=torch $(PY) -m pytest -q $(BACKEND_TESTS) \
 	  tests/test_real_graphs.py
+
+## bench-hub: every technique on eleven KerasHub backbones, flat and nested (about 25 minutes on 2 cores).
+bench-hub: $(STAMP)
+	$(PY) benchmarks/kerashub_zoo.py
 
 ## test-zoo: the trained acceptance tests on every architecture (adds EfficientNetB0 and DenseNet121).
 test-zoo: $(STAMP)
