@@ -8,8 +8,6 @@ entry point's logger, with the share of the model's parameters they hold,
 or raises with `strict=True`.
 """
 
-import keras
-
 from kcompress import _model_utils
 
 __all__ = ["holds_kernel", "report_left_out"]
@@ -21,23 +19,22 @@ def holds_kernel(layer):
     return any(len(w.shape) >= 2 for w in layer.weights)
 
 
-def _parameters(layer):
-    return sum(int(keras.ops.size(w)) for w in layer.weights)
-
-
-def left_out_message(verb, model, left):
+def left_out_message(verb, model, left, strict=False):
     """The message naming the layers of `model` in `left` (`{name:
     reason}`) and the share of parameters they hold."""
     by_name = {layer.name: layer for layer in
                _model_utils.iter_layers(model)}
-    held = sum(_parameters(by_name[name]) for name in left if name in by_name)
-    total = sum(_parameters(layer) for layer in model.layers) or 1
+    held = sum(by_name[name].count_params() for name in left
+               if name in by_name)
+    total = sum(layer.count_params() for layer in model.layers) or 1
     listed = "; ".join(f"'{name}' ({reason})" for name, reason in left.items())
+    ending = (" (strict=True). Make these layers compressible, or pass "
+              "strict=False to accept the rest." if strict else
+              ". Pass strict=True to make this an error.")
     return (
         f"{verb} left {len(left)} layer(s) of model '{model.name}' "
         f"uncompressed, holding {held:,} of its {total:,} parameters "
-        f"({held / total:.1%}): {listed}. Pass strict=True to make this an "
-        "error.")
+        f"({held / total:.1%}): {listed}{ending}")
 
 
 def report_left_out(logger, verb, model, left, strict):
@@ -45,10 +42,6 @@ def report_left_out(logger, verb, model, left, strict):
     layers `verb` left uncompressed in `model`."""
     if not left:
         return
-    message = left_out_message(verb, model, left)
     if strict:
-        raise ValueError(message.replace(
-            " Pass strict=True to make this an error.",
-            " (strict=True). Make these layers compressible, or pass "
-            "strict=False to accept the rest."))
-    logger.warning(message)
+        raise ValueError(left_out_message(verb, model, left, strict=True))
+    logger.warning(left_out_message(verb, model, left))

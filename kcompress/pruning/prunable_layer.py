@@ -130,8 +130,9 @@ def prunable_weights(layer):
     if hasattr(layer, "get_prunable_weights"):
         return list(layer.get_prunable_weights())
     entry = _builtin_entry(layer)
-    if entry is None and _inner_entries(layer):
-        return [weight for weight, _ in _inner_entries(layer)]
+    inner = _inner_entries(layer) if entry is None else []
+    if inner:
+        return [weight for weight, _ in inner]
     if entry is None:
         raise ValueError(
             f"Layer '{layer.name}' of type {type(layer).__name__} cannot be "
