@@ -16,11 +16,15 @@ so nothing here parses or writes flatbuffer bytes by hand.
   the same vector; the runtime only reads them.
 - `size_breakdown` splits the file into weight buffers, quantization
   parameters, strings and the graph itself, and counts shared buffers.
+- `operators` lists the main graph's ops with their tensors, read from the
+  file with LiteRT's generated schema reader (the interpreter has no
+  public call for it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 # A flatbuffer vector or string: a 4-byte length before its elements.
 _LENGTH = 4
@@ -190,3 +194,40 @@ def tensor_names(tflite_bytes: bytes) -> list:
     return [tensor.name.decode()
             for subgraph in read_model(tflite_bytes).subgraphs or []
             for tensor in subgraph.tensors or [] if tensor.name]
+
+
+@functools.cache
+def _builtin_names():
+    from ai_edge_litert import schema_py_generated as schema
+
+    return {code: name for name, code in vars(schema.BuiltinOperator).items()
+            if not name.startswith("_")}
+
+
+def operators(tflite_bytes: bytes) -> list:
+    """The ops of the file's main graph (subgraph 0), in execution order.
+
+    Each is a dict `{"index", "op_name", "inputs", "outputs"}`, tensors by
+    index as the interpreter numbers them (-1: an optional input left out);
+    a custom op is named by its custom code
+    (`TFLite_Detection_PostProcess`).
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(bytearray(tflite_bytes), 0)
+    names = _builtin_names()
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        custom = code.CustomCode()
+        codes.append(custom.decode() if builtin == schema.BuiltinOperator.CUSTOM
+                     and custom else names.get(builtin, str(builtin)))
+    graph = model.Subgraphs(0)
+    return [{"index": i, "op_name": codes[op.OpcodeIndex()],
+             "inputs": [int(t) for t in op.InputsAsNumpy()]
+             if op.InputsLength() else [],
+             "outputs": [int(t) for t in op.OutputsAsNumpy()]
+             if op.OutputsLength() else []}
+            for i, op in ((i, graph.Operators(i))
+                          for i in range(graph.OperatorsLength()))]

@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from tflite_export.errors import ExportError
+from tflite_export.file_bytes import operators
 
 _FLOAT = (np.float32, np.float16, np.float64)
 _BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
@@ -130,7 +131,7 @@ def inspect(tflite_bytes: bytes) -> Inspection:
     """
     interpreter = interpreter_for(tflite_bytes, delegates=False)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    ops = interpreter._get_ops_details()  # No public equivalent exists.
+    ops = operators(tflite_bytes)
     produced = {i for op in ops for i in op["outputs"]}
     graph_inputs = {t["index"] for t in interpreter.get_input_details()}
     infos, zero_fraction = [], {}
@@ -176,7 +177,7 @@ def kernel_weights(tflite_bytes: bytes) -> dict:
     """
     interpreter = interpreter_for(tflite_bytes, delegates=False)
     kernels = {}
-    for op in interpreter._get_ops_details():  # No public equivalent.
+    for op in operators(tflite_bytes):
         if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D",
                              "FULLY_CONNECTED"):
             kernels[f"{op['op_name']}_{op['index']}"] = (

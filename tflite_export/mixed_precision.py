@@ -20,6 +20,7 @@ import re
 import numpy as np
 
 from tflite_export.errors import ConversionError
+from tflite_export.file_bytes import operators
 
 __all__ = ["convert_mixed", "layer_precisions", "interpreter_precisions",
            "layer_pattern"]
@@ -69,11 +70,12 @@ def convert_mixed(model, representative_data, int16_layers, verbose=False):
     aeq = quantizer.Quantizer(float_file)
     aeq.add_static_config(".*", "*", 8, 8)
     interpreter = Interpreter(model_content=float_file)
+    ops = operators(float_file)
     for name in int16_layers:
         # The recipe's regexes match op output names; the layer's last op
         # may output a tensor named after the signature instead.
         exact = [re.escape(t["name"])
-                 for t in _layer_outputs(interpreter, name)]
+                 for t in _layer_outputs(interpreter, name, ops)]
         aeq.add_static_config("|".join([layer_pattern(name)] + exact), "*",
                               16, 8)
     key, signature = next(iter(interpreter.get_signature_list().items()))
@@ -86,14 +88,13 @@ def convert_mixed(model, representative_data, int16_layers, verbose=False):
     return bytes(result.quantized_model)
 
 
-def _layer_outputs(interpreter, name):
+def _layer_outputs(interpreter, name, every):
     """The output tensors (details) of the ops that belong to layer `name`:
     its name is on the op's output tensor or on one of its constant inputs
     (the kernel). The model's last op outputs a tensor named after the
     signature, so only its kernel names it."""
     pattern = re.compile(layer_pattern(name))
     tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
-    every = interpreter._get_ops_details()
     produced = {i for op in every for i in op["outputs"]}
     produced |= {d["index"] for d in interpreter.get_input_details()}
     found = []
@@ -124,19 +125,20 @@ def layer_precisions(tflite_bytes, layer_names):
     from ai_edge_litert.interpreter import Interpreter
 
     return interpreter_precisions(Interpreter(model_content=tflite_bytes),
-                                  layer_names)
+                                  layer_names, operators(tflite_bytes))
 
 
-def interpreter_precisions(interpreter, layer_names):
-    """`layer_precisions` of the file an interpreter already holds."""
+def interpreter_precisions(interpreter, layer_names, ops):
+    """`layer_precisions` of the file an interpreter already holds
+    (`ops`: the file's `file_bytes.operators`)."""
     tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
     whole = _precision(
-        tensors[i] for op in interpreter._get_ops_details()
+        tensors[i] for op in ops
         if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE")
         for i in op["outputs"] if i in tensors)
     result = {}
     for name in layer_names:
-        result[name] = _precision(_layer_outputs(interpreter, name))
+        result[name] = _precision(_layer_outputs(interpreter, name, ops))
         if result[name] == "unknown" and "+" not in whole:
             result[name] = whole
     return result

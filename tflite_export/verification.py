@@ -10,6 +10,7 @@ import numpy as np
 from tflite_export.conversion import ConversionError
 from tflite_export.conversion import check_data
 from tflite_export.conversion import check_model
+from tflite_export.file_bytes import operators
 from tflite_export.input_matching import feed_order
 from tflite_export.input_matching import input_names
 from tflite_export.inspection import check_tflite_bytes
@@ -93,18 +94,17 @@ def _dequantize(y, detail):
     return y.astype(np.float32)
 
 
-def output_scale(interpreter, detail=None):
-    """Quantization step of an output (default: the first), None if float.
+def output_scale(interpreter, detail, ops):
+    """Quantization step of an output, None if float.
 
     For a float output fed by DEQUANTIZE, the step of the int8 tensor behind
-    it.
+    it (`ops`: the file's `file_bytes.operators`).
     """
-    detail = detail or interpreter.get_output_details()[0]
     scale = detail["quantization"][0]
     if scale:
         return float(scale)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    for op in interpreter._get_ops_details():  # No public equivalent.
+    for op in ops:
         if op["op_name"] == "DEQUANTIZE" and detail["index"] in op["outputs"]:
             source = tensors[op["inputs"][0]]
             if source["quantization"][0]:
@@ -132,7 +132,7 @@ def run_tflite(tflite_bytes, arrays, num_threads=None, delegates=True,
                                   reference_kernels=reference_kernels)
     detail = interpreter.get_output_details()[0]
     (values,) = run_outputs(interpreter, arrays, [detail], names)
-    return values, output_scale(interpreter, detail)
+    return values, output_scale(interpreter, detail, operators(tflite_bytes))
 
 
 def run_outputs(interpreter, arrays, output_details, names=None,
@@ -231,10 +231,11 @@ def verify(tflite_bytes: bytes, keras_model: keras.Model, x,
                                      verbose=0, batch_size=256)
     if len(details) == 1:
         references = [references]
+    ops = operators(tflite_bytes)
     agreements = [
         _agreement(name, lite,
                    np.asarray(reference, np.float32).reshape(lite.shape),
-                   output_scale(interpreter, detail),
+                   output_scale(interpreter, detail, ops),
                    np.dtype(detail["dtype"]).name)
         for name, lite, reference, detail in zip(
             output_names(keras_model), lites, references, details)]
@@ -258,5 +259,5 @@ def verify(tflite_bytes: bytes, keras_model: keras.Model, x,
         tflite_accuracy=tflite_accuracy,
         outputs=agreements,
         layer_precision=interpreter_precisions(interpreter, [
-            layer.name for layer in keras_model.layers if layer.weights]),
+            layer.name for layer in keras_model.layers if layer.weights], ops),
     )

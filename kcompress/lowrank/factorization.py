@@ -38,6 +38,8 @@ from kcompress import _keras_internals
 from kcompress import _model_utils
 from kcompress.inputs import check_inputs
 
+_logger = logging.getLogger(__name__)
+
 __all__ = ["factorize", "rank_for_energy", "factorized_parameters"]
 
 SUFFIXES = ("_lowrank_1", "_lowrank_2")
@@ -213,7 +215,7 @@ def _input_grams(model, candidates, data, batch_size=256):
               or len(_keras_internals.inbound_nodes(layer)) == 1]
     skipped = [layer.name for layer in candidates if layer not in probes]
     if skipped:
-        logging.warning("factorize: no data-aware statistics for shared "
+        _logger.warning("factorize: no data-aware statistics for shared "
                         "layers %s; they use the plain SVD.", skipped)
     if not probes:
         return {}

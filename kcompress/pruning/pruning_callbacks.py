@@ -12,6 +12,8 @@ from kcompress.pruning.global_masks import GlobalMasker
 from kcompress.pruning.group_masks import GroupMasker
 from kcompress.pruning.prune import pruning_wrappers
 
+_logger = logging.getLogger(__name__)
+
 __all__ = ["UpdatePruningStep", "PruningSummaries"]
 
 
@@ -124,7 +126,7 @@ def _tensorboard_writer(log_dir):
         import tensorboard  # noqa: F401  (tf.summary needs it to write)
         import tensorflow as tf
     except ImportError:
-        logging.warning(
+        _logger.warning(
             "PruningSummaries: TensorBoard is not installed, so only %s is "
             "written. `pip install tensorboard` for event files.",
             PruningSummaries.CSV_NAME)

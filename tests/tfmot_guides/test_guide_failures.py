@@ -10,6 +10,7 @@ import pytest
 
 from kcompress.compat import tfmot
 from tests.tfmot_guides.conftest import compile_guide
+from tflite_export.file_bytes import operators
 
 L = keras.layers
 
@@ -141,7 +142,7 @@ def test_stock_converter_gives_an_int8_file_from_a_qat_model(guide):
     assert len(quantized) <= 0.3 * len(floating), (len(quantized),
                                                      len(floating))
     interpreter = Interpreter(model_content=quantized)
-    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    ops = {op["op_name"] for op in operators(quantized)}
     assert {"CONV_2D", "FULLY_CONNECTED"} <= ops
     assert not ops & {"ROUND", "MAXIMUM", "MINIMUM"}, ops
     kernels = [t for t in interpreter.get_tensor_details()
