@@ -9,13 +9,18 @@ or raises with `strict=True`.
 """
 
 from kcompress import _model_utils
+from kcompress._owned_weights import OwnedWeight
 
 __all__ = ["holds_kernel", "report_left_out"]
 
 
 def holds_kernel(layer):
     """Whether `layer` holds a weight of two or more dimensions (a kernel,
-    an embedding table): something a technique would compress."""
+    an embedding table): something a technique would compress. A
+    composite's own token or table, held by an `OwnedWeight` once the
+    composite is flattened, is not one (it was not one inside it)."""
+    if isinstance(layer, OwnedWeight):
+        return False
     return any(len(w.shape) >= 2 for w in layer.weights)
 
 

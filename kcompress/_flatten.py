@@ -18,9 +18,18 @@ layers without `build()` rebuild without their weights) and because the
 QAT placement depends on the graph around each sublayer, which only a
 graph shows.
 
+A variable the composite owns itself (a class token, a layer scale) is
+held in the flat graph by an `OwnedWeight` layer (`_owned_weights`): while
+the call is traced, the attribute stands for that layer's output, so the
+flat model trains and saves it. A value whose first axis has size 1 is
+first stood in for broadcast to the batch: the `ops.tile(token, (batch,
+1, 1))` that follows, traced with the batch unknown (None), then keeps the
+batch, as a reshape to `(None, ...)` becomes a `Reshape` layer. Each
+traced graph is run against the layer itself before it is used.
+
 A composite whose `call` does not trace on symbolic tensors, or that owns
-variables of its own (a class token, a layer scale), stays one node; the
-reason is returned so that each technique can name the layer it left out.
+a variable no attribute holds, stays one node; the reason is returned so
+that each technique can name the layer it left out.
 """
 
 import contextlib
@@ -31,6 +40,7 @@ import numpy as np
 
 from kcompress import _keras_internals
 from kcompress import _model_utils
+from kcompress import _owned_weights
 
 __all__ = ["is_composite", "flatten_composites"]
 
@@ -51,12 +61,10 @@ def is_composite(layer):
 
 def _refusal(layer):
     """Why `layer` cannot be flattened before tracing it, or None."""
-    own = _keras_internals.own_variables(layer)
-    if own:
-        names = ", ".join(v.path if hasattr(v, "path") else v.name
-                          for v in own[:3])
-        return (f"it owns variables of its own ({names}), which only a "
-                "layer can hold")
+    unreached = _owned_weights.attributes(layer)
+    if isinstance(unreached, str):
+        return (f"it owns variables of its own ({unreached}) that no "
+                "attribute holds, which only the layer can read")
     return None
 
 
@@ -114,13 +122,30 @@ class _Flattening:
                            if whole else [])
         for composite in inner:
             self.unique_names(composite)
-        try:
-            with _inlined(inner[1:]):
-                outputs = layer.call(*args, **kwargs)
-            return outputs, _unfaithful(layer, args, kwargs, outputs)
-        except Exception as error:  # noqa: BLE001 - any user code
-            return None, ("its call does not run on symbolic tensors "
-                          f"({type(error).__name__}: {error})")
+        inputs = _symbolic((args, kwargs))
+        # Values stood in for broadcast to the batch first, then as they
+        # are; plain tensors (no variables) last as constants, as before.
+        ways = [(False, False)]
+        if inputs and any(_owned_weights.attributes(c) for c in inner):
+            ways = [(True, True), (True, False)] + (
+                [] if any(_keras_internals.own_variables(c) for c in inner)
+                else ways)
+        for held, batched in ways:
+            used = set(self.used)
+            try:
+                with _inlined(inner[1:]), _owned_weights.standing_in(
+                        inner if held else [], inputs[0] if held else None,
+                        batched, used):
+                    outputs = layer.call(*args, **kwargs)
+                reason = _unfaithful(layer, args, kwargs, outputs)
+            except Exception as error:  # noqa: BLE001 - any user code
+                outputs, reason = None, (
+                    "its call does not run on symbolic tensors "
+                    f"({type(error).__name__}: {error})")
+            if reason is None:
+                self.used = used
+                break
+        return outputs, reason
 
     def graph(self, model):
         current = _model_utils.sequential_as_functional(model)
@@ -217,11 +242,13 @@ def _symbolic(structure):
 
 
 def _keeps_batch(operation):
-    """Whether `operation` is an `ops.reshape` to `(None, ...)`: a batch
-    size read with `ops.shape(x)[0]` while tracing, where it is None."""
-    shape = getattr(operation, "newshape", None)
-    return (type(operation).__name__ == "Reshape"
-            and isinstance(shape, (list, tuple)) and len(shape) > 1
+    """Whether `operation` is a reshape, tile or broadcast whose target's
+    first axis is None: a batch size read with `ops.shape(x)[0]` while
+    tracing, where it is None (the graph would fail at run time)."""
+    shape = {"Reshape": "newshape", "Tile": "repeats",
+             "BroadcastTo": "shape"}.get(type(operation).__name__)
+    shape = getattr(operation, shape or "", None)
+    return (isinstance(shape, (list, tuple)) and len(shape) > 1
             and shape[0] is None and None not in tuple(shape)[1:])
 
 
@@ -229,9 +256,23 @@ def _batch_reshape(operation, *args, **kwargs):
     """A `call_function` for cloning: each `ops.reshape(x, (B, ...))`
     whose `B` was the batch size while tracing (None, which fails at run
     time) becomes a `keras.layers.Reshape` of the other dimensions, which
-    keeps the batch. The check on two batch sizes proves the result."""
-    if _keeps_batch(operation):
-        return keras.layers.Reshape(tuple(operation.newshape)[1:])(args[0])
+    keeps the batch; an `ops.tile(x, (B, ...))` or `ops.broadcast_to(x,
+    (B, ...))` of an `x` that already has the batch (a value stood in for
+    broadcast, see `_owned_weights`) keeps it, tiling the other axes. The
+    check on two batch sizes proves the result."""
+    if not _keeps_batch(operation):
+        return operation(*args, **kwargs)
+    x, kind = args[0], type(operation).__name__
+    if kind == "Reshape":
+        return keras.layers.Reshape(tuple(operation.newshape)[1:])(x)
+    if x.shape[0] is not None or len(x.shape) != len(
+            getattr(operation, "repeats", getattr(operation, "shape", ()))):
+        return operation(*args, **kwargs)
+    if kind == "Tile":
+        rest = tuple(operation.repeats)[1:]
+        return x if set(rest) <= {1} else keras.ops.tile(x, (1,) + rest)
+    if tuple(x.shape[1:]) == tuple(operation.shape)[1:]:
+        return x
     return operation(*args, **kwargs)
 
 

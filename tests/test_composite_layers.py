@@ -5,6 +5,7 @@ same models are checked in tests/tflite_export/test_composite_export.py.
 """
 
 import logging
+import os
 
 import keras
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 import kcompress as kc
 from kcompress import _flatten
 from kcompress import _keras_internals
+from kcompress._owned_weights import OwnedWeight
 from kcompress.clustering import cluster_weights
 from kcompress.clustering import strip_clustering
 from kcompress.pruning import ConstantSparsity
@@ -23,6 +25,7 @@ from tests._composite_blocks import OwnKernel
 from tests._composite_blocks import ScaledDense
 from tests._composite_blocks import blocks_model
 from tests._composite_blocks import scaled_model
+from tests._composite_blocks import token_model
 
 _X = np.random.default_rng(0).uniform(size=(32, 16, 16, 3)).astype("float32")
 _Y = np.random.default_rng(1).integers(0, 10, size=32)
@@ -57,6 +60,85 @@ def test_a_model_without_composites_is_returned_as_it_is():
     assert _flatten.flatten_composites(plain) == (plain, {})
     flat, left = _flatten.flatten_composites(model)
     assert list(left) == ["scaled"] and "owns variables" in left["scaled"]
+
+
+def _owned(model):
+    return {layer.name: layer for layer in model.layers
+            if isinstance(layer, OwnedWeight)}
+
+
+def test_a_composite_owning_a_class_token_flattens_trains_and_saves(
+        tmp_path):
+    model = token_model()
+    flat, left = _flatten.flatten_composites(model)
+    assert left == {}
+    owned = _owned(flat)
+    assert sorted(owned) == ["embed_position", "embed_token"]
+    assert "TokenEmbedding" not in [type(layer).__name__
+                                    for layer in flat.layers]
+    embed = model.get_layer("embed")
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(owned["embed_token"].value),
+        keras.ops.convert_to_numpy(embed.token))
+    for x in (_X, _X[:3]):  # The tile by batch keeps any batch size.
+        np.testing.assert_allclose(flat.predict(x, verbose=0),
+                                   model.predict(x, verbose=0), atol=1e-5)
+    # The flat model trains the token and saves it.
+    flat.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    flat.fit(_X, _Y, epochs=1, batch_size=16, verbose=0)
+    trained = keras.ops.convert_to_numpy(owned["embed_token"].value)
+    assert not np.allclose(trained, keras.ops.convert_to_numpy(embed.token))
+    path = os.path.join(tmp_path, "flat.keras")
+    flat.save(path)
+    loaded = keras.saving.load_model(path)  # no custom_objects scope
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(_owned(loaded)["embed_token"].value),
+        trained)
+    np.testing.assert_allclose(loaded.predict(_X, verbose=0),
+                               flat.predict(_X, verbose=0), atol=1e-6)
+    config = owned["embed_token"].get_config()
+    again = OwnedWeight.from_config(config)
+    assert again.get_config() == config and again.batched
+
+
+def test_an_owned_weight_refuses_a_batch_axis_it_cannot_broadcast():
+    with pytest.raises(ValueError, match=r"Received: value_shape=\(2, 3\)"):
+        OwnedWeight((2, 3), batched=True)
+
+
+def test_qat_reaches_the_conv_beside_a_class_token():
+    model = token_model()
+    qat = kc.quantize_model(model, strict=True)
+    kinds = [type(layer).__name__ for layer in qat.layers]
+    assert "TokenEmbedding" not in kinds
+    wrapped = {getattr(layer, "layer", layer).name: type(layer).__name__
+               for layer in qat.layers}
+    assert wrapped["patches"] == "QuantizeWrapper"
+    assert wrapped["embed_token"] == "QuantizeWrapper"
+    kc.quantization.calibrate(qat, _X)
+    # The token's grid is fine enough for the float model's answers.
+    float_out = model.predict(_X, verbose=0)
+    assert np.abs(qat.predict(_X, verbose=0) - float_out).max() < 0.1 * (
+        np.abs(float_out).max())
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="converts with TensorFlow")
+def test_qat_file_of_a_class_token_composite_is_int8_and_equals_keras():
+    import tflite_export as te
+
+    qat = kc.quantize_model(token_model(), strict=True)
+    qat.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    qat.fit(_X, _Y, epochs=1, batch_size=16, verbose=0)
+    tflite = te.convert(qat, "qat")
+    compute = [op for op in te.inspect(tflite).ops if op.name in (
+        "CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL")]
+    assert len(compute) == 3 and all(op.integer for op in compute), [
+        (op.name, op.integer) for op in compute]
+    report = te.verify(tflite, qat, _X)
+    assert report.max_steps <= 2, report.max_steps
 
 
 @pytest.mark.parametrize("no_build", [False, True])

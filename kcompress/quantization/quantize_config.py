@@ -9,6 +9,7 @@ alone: TFLite gives their output the scale of their input.
 import keras
 from keras import layers
 
+from kcompress._owned_weights import OwnedWeight
 from kcompress.quantization.quantizers import DEPTHWISE
 
 __all__ = ["QuantizeConfig", "default_quantize_config", "SUPPORTED_LAYERS"]
@@ -184,6 +185,10 @@ def default_quantize_config(layer):
     """The default `QuantizeConfig` for `layer`, or None if it has none."""
     if isinstance(layer, keras.layers.InputLayer):
         return QuantizeConfig(quantize_output=False)
+    if isinstance(layer, OwnedWeight):
+        # A composite's own token or table: its float value gets an int8
+        # grid, as the converter gives the constant it becomes.
+        return QuantizeConfig(quantize_output="float" in layer.value_dtype)
     for classes, kwargs in _table():
         if isinstance(layer, classes):
             fixed = FIXED_OUTPUT_RANGES.get(_activation_name(layer))
