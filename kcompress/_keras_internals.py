@@ -26,7 +26,8 @@ __all__ = ["Functional", "get_stateless_scope", "sublayers",
            "keras_history", "call_args", "call_kwargs", "sequential_functional",
            "nodes_by_depth", "attention_uses_gate", "attention_mask",
            "attention_scale", "attention_equations", "masked_softmax",
-           "attention_dropout"]
+           "attention_softmax_mask", "attention_dropout",
+           "explicit_attention"]
 
 
 def sublayers(layer):
@@ -186,6 +187,47 @@ def attention_equations(mha):
 def masked_softmax(mha, scores, mask=None):
     """`mha`'s softmax of `scores` over the attention axes, under `mask`."""
     return mha._masked_softmax(scores, mask)
+
+
+def attention_softmax_mask(mha, scores, mask):
+    """`(mask, axis)`: `mask` expanded as `mha`'s masked softmax expands it
+    to broadcast against `scores` (at the heads axis), and the axes its
+    softmax normalizes over."""
+    expansion_axis = -len(mha._attention_axes) * 2 - 1
+    for _ in range(len(scores.shape) - len(mask.shape)):
+        mask = keras.ops.expand_dims(mask, axis=expansion_axis)
+    return mask, mha._softmax.axis
+
+
+@contextlib.contextmanager
+def explicit_attention(mha):
+    """While active, `mha` computes its attention step by step (scores,
+    its masked softmax, context), as it does when asked for its scores,
+    never by the fused `ops.dot_product_attention`: its `Softmax` layer is
+    then where a mask applies. Unmasked calls are left as they are, and
+    so is a layer that overrides that step or uses flash attention (which
+    cannot return scores)."""
+    base = keras.layers.MultiHeadAttention._compute_attention
+    if type(mha)._compute_attention is not base or mha._flash_attention or (
+            "_compute_attention" in vars(mha)):
+        yield
+        return
+    original = mha._compute_attention
+
+    def compute(query, key, value, attention_mask=None, training=None,
+                return_attention_scores=False, **kwargs):
+        if attention_mask is None and not kwargs.get("use_causal_mask"):
+            return original(query, key, value, attention_mask, training,
+                            return_attention_scores, **kwargs)
+        outputs, scores = original(query, key, value, attention_mask,
+                                   training, True, **kwargs)
+        return outputs, scores if return_attention_scores else None
+
+    object.__setattr__(mha, "_compute_attention", compute)
+    try:
+        yield
+    finally:
+        object.__delattr__(mha, "_compute_attention")
 
 
 def attention_dropout(mha, probabilities, training=None):

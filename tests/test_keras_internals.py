@@ -280,3 +280,48 @@ def test_call_kwargs_are_the_keywords_of_the_call():
     operation = ki.keras_history(padded).operation
     (node,) = ki.inbound_nodes(operation)
     assert ki.call_kwargs(node) == {"constant_values": -1.0}
+
+
+def test_attention_softmax_mask_expands_at_the_heads_axis():
+    mha = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+    query = np.zeros((2, 3, 6), "float32")
+    mha(query, query)
+    scores = ops.zeros((2, 2, 3, 3))
+    mask = np.array([[[True, False, True]] * 3, [[True] * 3] * 3])
+    expanded, axis = ki.attention_softmax_mask(mha, scores, mask)
+    assert tuple(expanded.shape) == (2, 1, 3, 3)
+    assert axis == (3,)
+    np.testing.assert_array_equal(ops.convert_to_numpy(expanded)[:, 0], mask)
+
+
+def test_explicit_attention_gives_the_fused_paths_values():
+    """Without dropout, MultiHeadAttention masks inside the fused
+    dot_product_attention; the explicit path masks with its Softmax layer
+    and gives the same values."""
+    mha = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+    rng = np.random.default_rng(0)
+    query = rng.normal(size=(2, 5, 6)).astype("float32")
+    mask = rng.random((2, 5, 5)) > 0.3
+    fused = ops.convert_to_numpy(mha(query, query, attention_mask=mask))
+    calls = []
+    original = mha._softmax.call
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("mask") is not None)
+        return original(*args, **kwargs)
+
+    object.__setattr__(mha._softmax, "call", counted)
+    try:
+        with ki.explicit_attention(mha):
+            explicit = ops.convert_to_numpy(
+                mha(query, query, attention_mask=mask))
+            unmasked = mha(query, query)  # The fused path, as before.
+        assert "_compute_attention" not in vars(mha)
+        mha(query, query, attention_mask=mask)
+    finally:
+        object.__delattr__(mha._softmax, "call")
+    assert calls == [True]  # Called with the mask inside the context only.
+    np.testing.assert_allclose(ops.convert_to_numpy(unmasked),
+                               ops.convert_to_numpy(mha(query, query)),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(explicit, fused, rtol=1e-5, atol=1e-6)

@@ -8,7 +8,7 @@ download), their composite layers compressed inside.
 - CSPNet: a stem that pads with -inf (its int8 file did not load);
 - MiT: attention that reshapes to the batch size it read while tracing;
 - BERT: three inputs, MultiHeadAttention called by keywords, inside
-  transformer blocks.
+  transformer blocks, with a padding mask.
 """
 
 import numpy as np
@@ -40,20 +40,23 @@ def test_ptq_file_loads_both_ways(case):
     assert figures["int8_share"] == 1.0, figures
 
 
-def test_ptq_of_a_masked_text_model_is_refused_naming_the_tensor():
-    # Calibration gives the attention mask's -1e9 adder a scale of about
-    # 4e6: a file that would lose the scores' precision is refused.
-    with pytest.raises(ValueError, match="calibrated tensor '.+' has a "
-                       "quantization scale"):
-        hub_checks.ptq(*_model(("BertBackbone", False)))
+def test_ptq_of_a_masked_text_model_loads_and_answers_as_keras():
+    # Keras fills the attention mask with -1e9, which calibration gave a
+    # scale of about 4e6 (refused); the converter traces a finite fill
+    # instead (tflite_export.finite_masks). Measured: 1 step.
+    figures = hub_checks.ptq(*_model(("BertBackbone", False)))
+    assert figures["loads_xnnpack"] and figures["loads_reference"], figures
+    assert figures["int8_share"] == 1.0, figures
+    assert figures["max_steps"] <= 2, figures
 
 
-# Held to what they measure, where that is above the issue's 2 steps (both
-# in BUILD.md's KerasHub table, causes not traced yet): MiT's file is 3
-# steps from its QAT model (mean 0.3; its GELU, the one op the others lack,
-# is the suspect); BERT's 5 to 6 from run to run (the attention mask's
-# -1e9 adder is the suspect, as it is for its PTQ file).
-_MAX_STEPS = {"MiTBackbone": 3, "BertBackbone": 8}
+# Held to what they measure, where that is above the issue's 2 steps (in
+# BUILD.md's KerasHub table, cause not traced yet): MiT's file is 3 steps
+# from its QAT model (mean 0.3; its GELU, the one op the others lack, is
+# the suspect). BERT's file is 0 steps from its QAT model (it was 5 to 6:
+# its layer norms' variance, about 5e-4, counted as zero in the file's
+# int8 GREATER; and the mask's -1e9 fell to the bottom of the scores' grid).
+_MAX_STEPS = {"MiTBackbone": 3}
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from tflite_export import console
 from tflite_export import detection_postprocess
 from tflite_export import file_bytes
+from tflite_export import finite_masks
 from tflite_export import finite_ranges
 from tflite_export import recurrent
 from tflite_export.backend_bridge import convert_in_tensorflow
@@ -292,7 +293,10 @@ def convert(model: keras.Model, mode: str, representative_data=None,
     archive.track(model)
     with tempfile.TemporaryDirectory(prefix="kcompress-export-") as saved:
         # write_out traces again.
-        with _export_mode(model), static_reshapes(model):
+        # PTQ: masked softmaxes filled with a finite value (finite_masks).
+        masks = (finite_masks.finite_masked_softmaxes(model)
+                 if samples is not None else contextlib.nullcontext())
+        with _export_mode(model), static_reshapes(model), masks:
             archive.add_endpoint("serve", serve, input_signature=specs)
             archive.write_out(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)

@@ -21,7 +21,9 @@ from kcompress._substitute import call_with_values
 from kcompress.quantization import emulated
 from kcompress.quantization import input_grid
 from kcompress.quantization import int8_kernels
+from kcompress.quantization import masked_softmax
 from kcompress.quantization import quantizers
+from kcompress.quantization.export_trace import ExportMode
 from kcompress.quantization.quantize_config import FIXED_OUTPUT_RANGES
 from kcompress.quantization.quantize_wrapper import QuantizeLayer
 
@@ -123,6 +125,12 @@ class QuantizeLayerNormalization(_Composite):
     WRAPS = keras.layers.LayerNormalization
     RANGES = ("mean", "centered", "squared", "variance", "shifted",
               "inverse", "normalized", "scaled", "output")
+    # Traced for export as a plain RSQRT, which saturates at zero by
+    # itself: the where-chain of `_saturating_rsqrt` traced into the file
+    # compares the variance with GREATER, whose int8 kernel rescales its
+    # inputs to steps of 1/256, so a variance below 1/512 (KerasHub's
+    # text embeddings: 5e-4) counted as zero there.
+    export_mode = ExportMode()
 
     def _output_key(self):
         if self.layer.center:
@@ -143,7 +151,8 @@ class QuantizeLayerNormalization(_Composite):
                      training)
         shifted = q("shifted", variance + self._constant(norm.epsilon),
                     training)
-        inverse = _saturating_rsqrt(shifted, self.ranges["inverse"])
+        inverse = ops.rsqrt(shifted) if self.export_mode else (
+            _saturating_rsqrt(shifted, self.ranges["inverse"]))
         inverse = q("inverse", inverse, training)
         y = q("normalized", centered * inverse, training)
         shape = [1] * len(x.shape)
@@ -213,7 +222,10 @@ class QuantizeMultiHeadAttention(_Composite):
             _keras_internals.attention_equations(mha))
         scores = q("scores", ops.einsum(scores_equation, keys, queries),
                    training)
-        probabilities = _keras_internals.masked_softmax(mha, scores, mask)
+        # Finite fills: Keras's -1e9 falls to the bottom of the scores'
+        # grid in the file (see masked_softmax).
+        probabilities = masked_softmax.attention_softmax(
+            mha, scores, mask, self.num_bits)
         low, high = FIXED_OUTPUT_RANGES["softmax"]
         probabilities = quantizers.fake_quant_activation(
             probabilities, low, high, self.num_bits)

@@ -39,3 +39,25 @@ def test_layer_norm_saturates_rsqrt_at_the_top_of_its_range():
         layer.ranges["scaled"](normalized, training=False), training=False))
     np.testing.assert_allclose(alone, expected, rtol=0, atol=1e-6)
     assert np.abs(alone).max() > 0  # The saturated rsqrt, not zero.
+
+
+def test_layer_norm_file_normalizes_a_small_variance_as_keras():
+    # A variance of about 4e-4 (KerasHub's text embeddings have 5e-4). The
+    # saturating rsqrt's GREATER, traced into the file, compared it on the
+    # int8 kernel's 1/256 steps: as zero, so every token took the top of
+    # the rsqrt's range (49 output steps on DistilBERT's embeddings). The
+    # file now has a plain RSQRT, which saturates at zero by itself.
+    import kcompress as kc
+    import tflite_export as te
+
+    inputs = keras.Input((8, 16))
+    model = keras.Model(inputs, keras.layers.LayerNormalization(
+        epsilon=1e-12)(inputs))
+    x = np.random.default_rng(0).normal(0, 0.02, (32, 8, 16)).astype(
+        "float32")
+    quantized = kc.quantize_model(model)
+    kc.quantization.calibrate(quantized, x)
+    tflite = te.convert(quantized, "qat")
+    assert te.verify(tflite, quantized, x).max_steps <= 1
+    names = [op.name for op in te.inspect(tflite).ops]
+    assert "RSQRT" in names and "GREATER" not in names, names
