@@ -29,10 +29,12 @@ the fixed range `[FILL, 0]` (a step of 16/255 = 0.063 in int8, fake
 quantized so in QAT): finite whatever the scores do, at the cost of a
 coarser grid than the scores' own when they span less than 16.
 
-The QAT attention (`composite.QuantizeMultiHeadAttention`) uses it, and
-`tflite_export` traces every plain `keras.layers.Softmax` with it when it
-converts to an integer file with representative data (PTQ), so a model
-need not be changed.
+The QAT attention (`composite.QuantizeMultiHeadAttention`) uses it;
+`quantize_model` puts a `FiniteMaskedSoftmax` (fake quantizing) in place
+of each plain `keras.layers.Softmax` the graph calls with a mask, and
+`strip_quantization` puts the Keras layer back; `tflite_export` traces
+every plain `Softmax` with it when it converts to an integer file with
+representative data (PTQ). So a model need not be changed.
 
 Example:
 
@@ -48,9 +50,11 @@ import keras
 from keras import ops
 
 from kcompress import _keras_internals
+from kcompress import _model_utils
 from kcompress.quantization import quantizers
 
-__all__ = ["FILL", "finite_masked_softmax", "attention_softmax"]
+__all__ = ["FILL", "FiniteMaskedSoftmax", "finite_masked_softmax",
+           "attention_softmax", "with_finite_softmaxes", "as_keras_softmax"]
 
 # The value masked positions take, relative to the row's largest unmasked
 # score: exp(-16) = 1.1e-7.
@@ -113,3 +117,64 @@ def attention_softmax(mha, scores, mask, num_bits=None):
         return _keras_internals.masked_softmax(mha, scores, None)
     mask, axis = _keras_internals.attention_softmax_mask(mha, scores, mask)
     return finite_masked_softmax(scores, mask, axis, num_bits)
+
+
+@keras.saving.register_keras_serializable(package="kcompress")
+class FiniteMaskedSoftmax(keras.layers.Softmax):
+    """A `keras.layers.Softmax` whose mask fills finitely
+    (`finite_masked_softmax`).
+
+    Args:
+        axis: as `keras.layers.Softmax` takes it.
+        num_bits: None for float; else the bit width of the shifted
+            scores' fixed grid (QAT).
+        **kwargs: passed to `keras.layers.Softmax`.
+    """
+
+    def __init__(self, axis=-1, num_bits=None, **kwargs):
+        super().__init__(axis=axis, **kwargs)
+        self.num_bits = num_bits
+
+    def call(self, inputs, mask=None):
+        return finite_masked_softmax(inputs, mask, self.axis, self.num_bits)
+
+    def get_config(self):
+        return {**super().get_config(), "num_bits": self.num_bits}
+
+
+def _called_with_mask(layer):
+    return any(_keras_internals.call_kwargs(node).get("mask") is not None
+               for node in _keras_internals.inbound_nodes_if_any(layer))
+
+
+def _masked_softmaxes(model):
+    return [layer for layer in _model_utils.iter_layers(model)
+            if type(layer) is keras.layers.Softmax
+            and _called_with_mask(layer)]
+
+
+def with_finite_softmaxes(model, num_bits=8):
+    """`model` (not modified), or a clone of it in which each plain
+    `keras.layers.Softmax` called with a mask is a `FiniteMaskedSoftmax`
+    with `num_bits` (its other layers copied as they are)."""
+    if isinstance(model, keras.Sequential) or not _masked_softmaxes(model):
+        return model
+    replaced = {id(layer) for layer in _masked_softmaxes(model)}
+
+    def layer_fn(layer):
+        if id(layer) in replaced:
+            return FiniteMaskedSoftmax(num_bits=num_bits,
+                                       **layer.get_config())
+        return _model_utils.clone_layer(layer)
+
+    return _model_utils.transform_model(model, layer_fn)
+
+
+def as_keras_softmax(layer):
+    """`layer`, or the `keras.layers.Softmax` a `FiniteMaskedSoftmax`
+    stands for."""
+    if not isinstance(layer, FiniteMaskedSoftmax):
+        return layer
+    config = layer.get_config()
+    config.pop("num_bits")
+    return keras.layers.Softmax.from_config(config)

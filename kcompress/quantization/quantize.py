@@ -27,6 +27,7 @@ from kcompress.pruning.prune import pruning_wrappers
 from kcompress.pruning.prune import strip_pruning
 from kcompress.quantization import composite
 from kcompress.quantization import fold_batchnorm
+from kcompress.quantization import masked_softmax
 from kcompress.quantization.activation_range import ActivationRange
 from kcompress.quantization.quantize_annotate import QuantizeAnnotate
 from kcompress.quantization.quantize_config import float_layer_warning
@@ -233,6 +234,7 @@ def _quantize(model, annotated_only, preserve, calibration_data, verb,
     if pruning_wrappers(model):
         model = strip_pruning(model)
     model, refused = _flatten.flatten_composites(model)
+    model = masked_softmax.with_finite_softmaxes(model)
     left_float = []
     quantized = rewrite(as_functional(model), annotated_only, preserve,
                         left_float=left_float)
@@ -313,7 +315,8 @@ def strip_quantization(model: keras.Model) -> keras.Model:
         if isinstance(layer, QuantizeWrapper):
             weights = _model_utils.values_with(layer.layer.weights,
                                                layer.effective_weights())
-            return _model_utils.clone_layer(layer.layer, weights=weights)
+            return masked_softmax.as_keras_softmax(
+                _model_utils.clone_layer(layer.layer, weights=weights))
         if isinstance(layer, (QuantizeAnnotate, composite._Composite,
                               QuantizeWrapperV2)):
             return _model_utils.clone_layer(layer.layer)
