@@ -51,10 +51,10 @@ $(VENV)/.bench-installed: $(STAMP)
 demo: $(STAMP) system-deps
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m kcompress_demo
 
-## notebooks: re-run every notebook in place, saving its outputs (plots included).
+## notebooks: re-run every notebook in place, saving its outputs (plots included), at the full setting.
 notebooks: $(STAMP) system-deps
 	cd notebooks && for nb in [0-9]*.ipynb; do \
-	  ../$(PY) -m jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
+	  env -u KCOMPRESS_QUICK ../$(PY) -m jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
 	done
 
 # The core modules, run again on Keras's other backends: every public object
