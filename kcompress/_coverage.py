@@ -4,10 +4,12 @@ A compressor that leaves part of a model as it was must say so: each
 entry point that rewrites a model (`prune_low_magnitude`,
 `quantize_model`, `cluster_weights`) collects the layers it left out with
 the reason, and `report_left_out` names them in one warning through the
-entry point's logger, with the share of the model's parameters they hold,
-or raises with `strict=True`.
+entry point's logger, with the share of the model's parameters they hold
+and of its multiply-accumulates per sample they do, or raises with
+`strict=True`.
 """
 
+from kcompress import _macs
 from kcompress import _model_utils
 from kcompress._owned_weights import OwnedWeight
 
@@ -26,12 +28,16 @@ def holds_kernel(layer):
 
 def left_out_message(verb, model, left, strict=False):
     """The message naming the layers of `model` in `left` (`{name:
-    reason}`) and the share of parameters they hold."""
+    reason}`), with the share of parameters they hold and of MACs they
+    do."""
     by_name = {layer.name: layer for layer in
                _model_utils.iter_layers(model)}
     held = sum(by_name[name].count_params() for name in left
                if name in by_name)
     total = sum(layer.count_params() for layer in model.layers) or 1
+    macs = sum(_macs.layer_macs(by_name[name]) for name in left
+               if name in by_name)
+    total_macs = _macs.model_macs(model) or 1
     listed = "; ".join(f"'{name}' ({reason})" for name, reason in left.items())
     ending = (" (strict=True). Make these layers compressible, or pass "
               "strict=False to accept the rest." if strict else
@@ -39,7 +45,8 @@ def left_out_message(verb, model, left, strict=False):
     return (
         f"{verb} left {len(left)} layer(s) of model '{model.name}' "
         f"uncompressed, holding {held:,} of its {total:,} parameters "
-        f"({held / total:.1%}): {listed}{ending}")
+        f"({held / total:.1%}) and doing {macs:,} of its {total_macs:,} "
+        f"MACs per sample ({macs / total_macs:.1%}): {listed}{ending}")
 
 
 def report_left_out(logger, verb, model, left, strict):

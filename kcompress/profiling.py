@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from kcompress import _coverage
+from kcompress import _macs
 from kcompress import _model_utils
 from kcompress import tables
 
@@ -66,32 +67,6 @@ def _int8_bytes(variable, values):
     return values.size * (1 if values.ndim >= 2 else 4)
 
 
-def _spatial(tensor_shape):
-    dims = tuple(tensor_shape)[1:-1]
-    return int(np.prod([d for d in dims if d is not None])) if dims else 1
-
-
-def _macs(layer):
-    """Multiply-accumulates per sample (0 for layers without a kernel)."""
-    inner = getattr(layer, "layer", layer)
-    try:
-        output = layer.output
-    except (AttributeError, ValueError):
-        return 0
-    kernels = [getattr(inner, name) for name in
-               ("kernel", "depthwise_kernel", "pointwise_kernel")
-               if getattr(inner, name, None) is not None]
-    if not kernels or isinstance(inner, keras.layers.Embedding):
-        return 0
-    size = sum(int(np.prod(k.shape)) for k in kernels)
-    shape = output.shape
-    if isinstance(inner, (keras.layers.Conv1DTranspose,
-                          keras.layers.Conv2DTranspose,
-                          keras.layers.Conv3DTranspose)):
-        shape = layer.input.shape
-    return size * _spatial(shape)
-
-
 def _unique(weights):
     """Distinct values of the largest multi-dimensional weight, or 0."""
     kernels = [v for _, v in weights if v.ndim >= 2]
@@ -136,7 +111,7 @@ def layer_stats(model):
                 zeros=sum(int(np.count_nonzero(v == 0)) for _, v in weights),
                 float32_bytes=sum(int(v.size) * 4 for _, v in weights),
                 int8_bytes=sum(_int8_bytes(w, v) for w, v in weights),
-                macs=_macs(layer),
+                macs=_macs.layer_macs(layer),
                 unique=_unique(weights),
                 compression=compression,
             ))
