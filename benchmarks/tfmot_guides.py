@@ -16,7 +16,7 @@ The changes, and nothing else:
 - epoch counts above 2 become 2; shell magics (`!pip`, `%load_ext`,
   `%tensorboard`) are dropped;
 - with `--keras3_fixes` (the default), two changes that Keras 3 itself
-  needs, with or without kcompress (README, "Coming from TFMOT"):
+  needs, with or without kcompress (docs/tfmot.md):
   `save_weights` paths not ending in `.weights.h5` get that ending, and a
   tensor looked up in a converted file by `'<layer>/MatMul'` or
   `'<layer>/Conv2D'` is looked up by `'<layer>_1/MatMul'` or
