@@ -27,8 +27,15 @@ outputs value for value (millions of values, no mismatch):
   input's grid.
 - MUL (`multiply_requantized`): the exact product of the steps times one
   float32 scale, rounded half to even.
+- RSQRT (`rsqrt_requantized`, TFLite's kernel: XNNPACK leaves it): a
+  gemmlowp fixed-point `2**20 / sqrt(steps)`, a table of the kernel's own
+  integers (`fixed_point`), times the multiplier `1 / (sqrt(input scale) *
+  output scale)`, rounded twice, half up. The float `1 / sqrt` rounds a
+  near half step the other way on about 1% of a layer norm's tokens.
+  (`QuantizeLayerNormalization` computes its whole chain with these.)
 - ADD (`add_requantized`): each input's steps times a 20-bit integer
-  multiplier, summed in int32, shifted right with rounding half up.
+  multiplier, summed in int32, shifted right with rounding half up. SUB
+  is an ADD of the negated input.
 - QUANTIZE of the float model input (`quantize_requantized`): `x / scale`
   rounded half to even.
 - QUANTIZE before a CONCATENATION's input, XNNPACK's 8-bit convert
@@ -92,6 +99,7 @@ from kcompress.quantization.int8_kernels.elementwise import add_requantized
 from kcompress.quantization.int8_kernels.elementwise import converted
 from kcompress.quantization.int8_kernels.elementwise import multiply_requantized
 from kcompress.quantization.int8_kernels.elementwise import quantize_requantized
+from kcompress.quantization.int8_kernels.elementwise import rsqrt_requantized
 from kcompress.quantization.int8_kernels.exact_arithmetic import bias_steps
 from kcompress.quantization.int8_kernels.exact_arithmetic import quotient
 from kcompress.quantization.int8_kernels.exact_arithmetic import two_product
@@ -108,4 +116,4 @@ __all__ = ["KERNELS", "SCALE_BITS", "add_requantized", "average_pooled",
            "bias_steps", "converted", "exact_grid", "exact_range",
            "int8_zero_point", "mean_requantized", "multiply_requantized",
            "quantize_requantized", "quotient", "requantized",
-           "two_product"]
+           "rsqrt_requantized", "two_product"]

@@ -1,19 +1,24 @@
 """The elementwise kernels, which requantize each value on its own: MUL,
-ADD, the model input's QUANTIZE and the int8-to-int8 QUANTIZE the
-converter puts before a CONCATENATION's input (`converted`).
+ADD (and SUB, an ADD of the negated input), RSQRT, the model input's
+QUANTIZE and the int8-to-int8 QUANTIZE the converter puts before a
+CONCATENATION's input (`converted`).
 
-Each follows LiteRT's XNNPACK kernel, found by matching its outputs value
-for value: MUL multiplies exact integer products by one float32 scale; ADD
-and the 8-bit convert use fixed-point multipliers with a rounding shift,
-coarse enough that exact rounding lands elsewhere on some values.
+Each follows LiteRT's XNNPACK kernel (RSQRT, which XNNPACK leaves to
+TFLite, TFLite's), found by matching its outputs value for value: MUL
+multiplies exact integer products by one float32 scale; ADD and the 8-bit
+convert use fixed-point multipliers with a rounding shift, coarse enough
+that exact rounding lands elsewhere on some values; RSQRT computes 1/sqrt
+in gemmlowp fixed point (`fixed_point`).
 """
 
 from keras import ops
 
+from kcompress.quantization.int8_kernels import exact_arithmetic as exact
+from kcompress.quantization.int8_kernels import fixed_point
 from kcompress.quantization.int8_kernels import grid
 
 __all__ = ["add_requantized", "converted", "multiply_requantized",
-           "quantize_requantized"]
+           "quantize_requantized", "rsqrt_requantized"]
 
 
 def multiply_requantized(a, b, bounds, output_bounds, num_bits=8):
@@ -81,6 +86,54 @@ def quantize_requantized(x, output_bounds, num_bits=8):
     low, output_scale = grid.grid_of(output_bounds, num_bits)
     return (grid.on_grid(ops.divide(x, output_scale), low, output_scale,
                      num_bits), grid.all_ready([output_bounds]))
+
+
+def rsqrt_requantized(x, input_bounds, output_bounds, num_bits=8):
+    """`1 / sqrt(x)` on the output grid as LiteRT's int8 RSQRT gives it
+    (TFLite's kernel: XNNPACK does not take the op). For the input's steps
+    `v` from its zero point, the kernel's fixed-point `data`, about
+    `2**20 / sqrt(v)` (`fixed_point.INV_SQRT_DATA`), times the multiplier
+    `1 / (sqrt(input scale) * output scale)`, as gemmlowp's
+    `MultiplyByQuantizedMultiplier`: a rounding high multiplication, then a
+    rounding right shift, half up. `v = 0` (a variance that rounded to
+    zero) gives the top of the output grid. Returns `(values, ready)`.
+
+    The multiplier is float32 here, the kernel's a 31-bit fraction of a
+    double: an output within about 1e-7 of its value from a half step may
+    round the other way.
+    """
+    _, input_scale = grid.grid_of(input_bounds, num_bits)
+    low, output_scale = grid.grid_of(output_bounds, num_bits)
+    steps = ops.round(ops.divide(x, input_scale))
+    # (Below zero the kernel takes 1/sqrt as of 1, as `data` of 1 is.)
+    index = ops.cast(ops.clip(steps, 1.0, 255.0), "int32")
+    data = ops.take(ops.convert_to_tensor(fixed_point.INV_SQRT_DATA,
+                                          "float32"), index)
+    multiplier = ops.divide(1.0, ops.multiply(ops.sqrt(input_scale),
+                                              output_scale))
+    # `multiplier = fraction * 2**exponent`, fraction in [1/2, 1), exact.
+    exponent = ops.floor(ops.log2(multiplier)) + 1.0
+    exponent = ops.where(ops.greater(ops.power(2.0, exponent - 1.0),
+                                     multiplier), exponent - 1.0, exponent)
+    exponent = ops.where(ops.less_equal(ops.power(2.0, exponent),
+                                        multiplier), exponent + 1.0,
+                         exponent)
+    fraction = ops.divide(multiplier, ops.power(2.0, exponent))
+    # The high multiplication `round(data * fraction)`, half up, from the
+    # exact product (below 2**21: `high + 0.5` and `high + 0.5 - whole`
+    # are exact).
+    high, error = exact.two_product(data, fraction)
+    whole = ops.floor(ops.add(high, 0.5))
+    whole = ops.where(ops.less(ops.subtract(ops.add(high, 0.5), whole),
+                               ops.negative(error)), whole - 1.0, whole)
+    # The right shift by `20 - exponent`, half up.
+    divisor = ops.power(2.0, float(fixed_point.DATA_SHIFT) - exponent)
+    out = ops.floor(ops.divide(ops.add(whole, ops.multiply(divisor, 0.5)),
+                               divisor))
+    top = float(2 ** num_bits)  # Above any grid: clamped to the top.
+    out = ops.where(ops.equal(steps, 0.0), top, out)
+    return (grid.on_grid(out, low, output_scale, num_bits),
+            grid.all_ready([input_bounds, output_bounds]))
 
 
 # XNNPACK's int8-to-int8 QUANTIZE: the scale ratio is a multiplier with
