@@ -110,7 +110,8 @@ from kcompress.quantization.int8_kernels.grid import int8_zero_point
 
 # The emulated ops: each returns `(values, ready)`.
 KERNELS = ("add_requantized", "converted", "mean_requantized",
-           "multiply_requantized", "quantize_requantized", "requantized")
+           "multiply_requantized", "quantize_requantized", "requantized",
+           "rsqrt_requantized")
 
 __all__ = ["KERNELS", "SCALE_BITS", "add_requantized", "average_pooled",
            "bias_steps", "converted", "exact_grid", "exact_range",

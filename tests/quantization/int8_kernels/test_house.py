@@ -48,6 +48,8 @@ def test_every_kernel_returns_values_and_readiness(output_bounds, ready):
         "add_requantized": lambda f: f(x, x, [grid] * 2, output_bounds),
         "quantize_requantized": lambda f: f(x, output_bounds),
         "converted": lambda f: f(x, grid, output_bounds),
+        "rsqrt_requantized": lambda f: f(np.abs(x), (0.0, 1.0),
+                                         output_bounds),
     }
     assert sorted(calls) == sorted(int8_kernels.KERNELS)
     for name, call in calls.items():
