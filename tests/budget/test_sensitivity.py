@@ -1,5 +1,6 @@
 """sensitivity(): per-layer drops, measured; the cache; bad input."""
 
+import json
 import os
 
 import numpy as np
@@ -42,8 +43,13 @@ def test_rows_cover_every_layer_and_kind(trained_cnn, budget_data):
 def test_cache_returns_the_same_table(trained_cnn, budget_data, tmp_path):
     _, val = budget_data
     first = _table(trained_cnn, val, precisions=(), cache_dir=tmp_path)
-    assert len(os.listdir(tmp_path)) == 1
+    (entry,) = tmp_path.iterdir()
+    # A baseline no measurement gives: the second call must read the file.
+    config = json.loads(entry.read_text())
+    config["baseline"] = 0.123
+    entry.write_text(json.dumps(config))
     second = _table(trained_cnn, val, precisions=(), cache_dir=tmp_path)
+    assert second.baseline == 0.123 != first.baseline
     assert second.rows == first.rows
     # Other settings are another entry.
     _table(trained_cnn, val, precisions=(), sparsities=(0.8,),
