@@ -35,6 +35,13 @@ def test_every_mode_converts_and_runs(mode, input_type):
     assert report.top1_agreement >= 0.9
     if mode in ("float32", "float16"):
         assert report.max_abs_diff < 1e-2
+    # Measured: int8 1.3 steps; int16x8 94 steps of its int16 grid (0.37 of
+    # an int8 step); dynamic 0.0 (the int8 file's step here: 0.012).
+    bounds = {"int8": ("max_steps", 2.0), "int16x8": ("max_steps", 256.0),
+              "dynamic": ("max_abs_diff", 0.03)}
+    if mode in bounds:
+        field, bound = bounds[mode]
+        assert getattr(report, field) <= bound, report
     if mode == "int16x8":  # float I/O, int16 activations inside
         types = {t for op in te.inspect(tflite).ops for t in op.output_types}
         assert "int16" in types
