@@ -28,18 +28,6 @@ import contextlib
 __all__ = ["finite_masked_softmaxes"]
 
 
-def _softmaxes(model):
-    import keras
-
-    from kcompress import _keras_internals
-
-    seen = set()
-    for layer in [model] + _keras_internals.descendants(model):
-        if type(layer) is keras.layers.Softmax and id(layer) not in seen:
-            seen.add(id(layer))
-            yield layer
-
-
 @contextlib.contextmanager
 def finite_masked_softmaxes(model):
     """While active, the plain `Softmax` layers of `model` fill masked
@@ -50,12 +38,14 @@ def finite_masked_softmaxes(model):
 
     from kcompress import _keras_internals
 
+    layers = _keras_internals.descendants(model)
     with contextlib.ExitStack() as stack:
-        for layer in _keras_internals.descendants(model):
+        for layer in layers:
             if isinstance(layer, keras.layers.MultiHeadAttention):
                 stack.enter_context(_keras_internals.explicit_attention(layer))
-        for layer in _softmaxes(model):
-            if "call" not in vars(layer):
+        for layer in layers:  # (`descendants` lists each layer once)
+            if type(layer) is keras.layers.Softmax and (
+                    "call" not in vars(layer)):
                 stack.enter_context(_finite_fill(layer))
         yield
 

@@ -157,9 +157,11 @@ def with_finite_softmaxes(model, num_bits=8):
     """`model` (not modified), or a clone of it in which each plain
     `keras.layers.Softmax` called with a mask is a `FiniteMaskedSoftmax`
     with `num_bits` (its other layers copied as they are)."""
-    if isinstance(model, keras.Sequential) or not _masked_softmaxes(model):
+    if isinstance(model, keras.Sequential):
         return model
     replaced = {id(layer) for layer in _masked_softmaxes(model)}
+    if not replaced:
+        return model
 
     def layer_fn(layer):
         if id(layer) in replaced:
