@@ -102,12 +102,11 @@ class _Flattening:
         names; KerasHub names the dropout of every block "dropout")."""
         for inner in _keras_internals.sublayers(composite):
             if inner.name in self.used:
-                name, n = f"{composite.name}_{inner.name}", 1
-                while name in self.used:
-                    name, n = f"{composite.name}_{inner.name}_{n}", n + 1
                 self.renamed.setdefault(id(inner), (inner, inner.name))
-                inner.name = name
-            self.used.add(inner.name)
+                inner.name = _model_utils.unique_name(
+                    f"{composite.name}_{inner.name}", self.used)
+            else:
+                self.used.add(inner.name)
 
     def restore_names(self):
         for layer, name in self.renamed.values():

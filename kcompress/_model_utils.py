@@ -18,6 +18,16 @@ from kcompress import _keras_internals
 from kcompress._keras_internals import Functional
 
 
+def unique_name(base, used):
+    """`base`, or the first of `base_1`, `base_2`, ... not in `used`; the
+    name returned is added to `used`."""
+    name, n = base, 1
+    while name in used:
+        name, n = f"{base}_{n}", n + 1
+    used.add(name)
+    return name
+
+
 def keep_input_shape(wrapper, layer):
     """Gives `wrapper` the `input_shape=` its wrapped `layer` was made with,
     so a Sequential whose first layer is wrapped builds as the bare layer's

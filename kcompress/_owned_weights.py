@@ -17,6 +17,7 @@ import keras
 from keras import ops
 
 from kcompress import _keras_internals
+from kcompress import _model_utils
 
 __all__ = ["OwnedWeight", "attributes", "standing_in"]
 
@@ -119,11 +120,8 @@ def standing_in(layers, reference, batched, used):
     try:
         for layer in layers:
             for name, value in attributes(layer).items():
-                holder = f"{layer.name}_{name}"
-                n = 1
-                while holder in used:
-                    holder, n = f"{layer.name}_{name}_{n}", n + 1
-                used.add(holder)
+                holder = _model_utils.unique_name(f"{layer.name}_{name}",
+                                                  used)
                 tensor = _stand_in(value, reference, batched, holder)
                 saved.append((layer, name, value))
                 # Past Keras's attribute tracking: restored below.
